@@ -1,0 +1,39 @@
+import Protocol
+
+/// Everything brokerd can be configured with. Defaults are nats-server's defaults.
+/// Built from the command line and the nats-server style config file (see `ConfigLoader`).
+public struct BrokerOptions: Sendable, Equatable {
+    public var host: String = "0.0.0.0"                 // nats-server default: all interfaces
+    public var port: Int = 4222                         // nats-server DEFAULT_PORT
+    public var serverName: String? = nil                // defaults to the server id
+    public var httpPort: Int? = nil                     // monitoring off unless set (8222 when enabled)
+    public var httpHost: String? = nil                  // defaults to `host`
+    public var maxPayload: Int = Limits.defaultMaxPayload
+    public var maxPending: Int = Limits.defaultMaxPending
+    public var maxControlLine: Int = Limits.defaultMaxControlLine
+    public var maxConnections: Int = Limits.defaultMaxConnections
+    public var pingInterval: Duration = .seconds(120)   // nats-server DEFAULT_PING_INTERVAL
+    public var pingMax: Int = 2                         // nats-server DEFAULT_PING_MAX_OUT
+    public var writeDeadline: Duration = .seconds(10)   // nats-server DEFAULT_FLUSH_DEADLINE
+    public var authTimeout: Duration = .seconds(2)      // nats-server AUTH_TIMEOUT
+    public var lameDuckDuration: Duration = .seconds(120)   // nats-server DEFAULT_LAME_DUCK_DURATION
+    public var lameDuckGracePeriod: Duration = .seconds(10) // nats-server DEFAULT_LAME_DUCK_GRACE_PERIOD
+    public var authorization: Authorization? = nil
+    public var debug: Bool = false
+    public var trace: Bool = false
+    public var logFile: String? = nil
+    public var configFile: String? = nil
+
+    public init() {}
+
+    public struct Authorization: Sendable, Equatable {
+        public var token: String?
+        public var user: String?
+        public var password: String?
+        public init(token: String? = nil, user: String? = nil, password: String? = nil) {
+            self.token = token
+            self.user = user
+            self.password = password
+        }
+    }
+}

@@ -1,0 +1,3 @@
+import Broker
+import ArgumentParser
+print("hi")

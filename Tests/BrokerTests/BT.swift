@@ -1,0 +1,3 @@
+import XCTest
+@testable import Broker
+final class BT: XCTestCase { func testX() {} }

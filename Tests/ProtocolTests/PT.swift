@@ -1,0 +1,3 @@
+import XCTest
+@testable import Protocol
+final class PT: XCTestCase { func testX() {} }
