@@ -1,0 +1,492 @@
+import Foundation
+import Logging
+import NIOCore
+import Protocol
+
+/// One client connection: the NIO handler that turns bytes into protocol operations and runs them.
+///
+/// Everything here runs on the connection's own event loop, except `deliver(...)`, which publishers on any loop
+/// call: it writes into `out` when the publisher shares this loop, and otherwise into the publisher loop's
+/// `StagingSlot`, which that loop hands over once per read. No lock is taken per message.
+final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    enum State: Equatable {
+        /// Waiting for CONNECT (only enforced when auth is required).
+        case awaitingConnect
+        case open
+        case closed
+    }
+
+    let id: UInt64
+    let server: BrokerServer
+    let loop: LoopContext
+    let settings: ConnectionSettings
+    /// One slot per event loop; the slot of this connection's own loop is unused (it writes `out` directly).
+    let staging: [StagingSlot]
+    let logger: Logger
+
+    private(set) var state: State = .awaitingConnect
+    private var context: ChannelHandlerContext?
+    private var parser: ClientParser
+    private var cumulation: ByteBuffer?
+    private(set) var options = ConnectOptions()
+    private(set) var subscriptions: [ByteBuffer: Subscription] = [:]
+    /// Bytes for this client produced on its own loop; flushed once per read by `LoopContext.flushPending`.
+    var out: ByteBuffer
+    var queuedForFlush = false
+
+    // Statistics for /connz.
+    let started = Date()
+    private(set) var lastActivity = Date()
+    var inMsgs: UInt64 = 0
+    var inBytes: UInt64 = 0
+    var outMsgs: UInt64 = 0
+    var outBytes: UInt64 = 0
+    private(set) var remoteHost = ""
+    private(set) var remotePort = 0
+
+    // Liveness.
+    private var pingsOutstanding = 0
+    private var pingTask: RepeatedTask?
+    private var authTimer: Scheduled<Void>?
+    /// Bytes handed to the channel, and the last time the socket took some: for the write deadline.
+    private var writeStall: (since: NIODeadline, written: UInt64)?
+
+    init(id: UInt64, server: BrokerServer, loop: LoopContext, settings: ConnectionSettings, loopCount: Int, logger: Logger) {
+        self.id = id
+        self.server = server
+        self.loop = loop
+        self.settings = settings
+        self.staging = (0..<loopCount).map { _ in StagingSlot() }
+        self.parser = ClientParser(
+            maxPayload: settings.maxPayload,
+            maxControlLine: settings.maxControlLine,
+            requireConnectFirst: settings.authRequired
+        )
+        self.out = ByteBufferAllocator().buffer(capacity: 4096)
+        var logger = logger
+        logger[metadataKey: "cid"] = "\(id)"
+        self.logger = logger
+        if !settings.authRequired { state = .open }
+    }
+
+    var isOpen: Bool { state != .closed }
+    var name: String? { options.name }
+
+    // MARK: - Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        if let address = context.channel.remoteAddress {
+            remoteHost = address.ipAddress ?? ""
+            remotePort = address.port ?? 0
+        }
+        loop.connections[id] = self
+        ServerEncoder.writeInfo(into: &out, json: server.infoJSON(clientID: id, clientIP: remoteHost))
+        if server.connectionAccepted() == false {
+            fail(.maxConnectionsExceeded)
+            return
+        }
+        logger.debug("Client connection created", metadata: ["addr": "\(remoteHost):\(remotePort)"])
+        if settings.authRequired {
+            authTimer = context.eventLoop.scheduleTask(in: settings.authTimeout) { [self] in
+                if state == .awaitingConnect { fail(.authenticationTimeout) }
+            }
+        }
+        pingTask = context.eventLoop.scheduleRepeatedTask(initialDelay: settings.pingInterval, delay: settings.pingInterval) { [self] _ in
+            pingTimerFired()
+        }
+        flushOut()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var incoming = unwrapInboundIn(data)
+        guard state != .closed else { return }
+        lastActivity = Date()
+        if var pending = cumulation {
+            cumulation = nil
+            pending.writeBuffer(&incoming)
+            process(&pending)
+            keepRemainder(pending)
+        } else {
+            process(&incoming)
+            keepRemainder(incoming)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        loop.flushPending()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // The write buffer water mark's high mark is max_pending: past it the client is a slow consumer.
+        if !context.channel.isWritable && state != .closed {
+            slowConsumer(reason: "max_pending of \(settings.maxPending) bytes exceeded")
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        tearDown()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.debug("Client connection error", metadata: ["error": "\(error)"])
+        close()
+    }
+
+    private func keepRemainder(_ buffer: ByteBuffer) {
+        guard buffer.readableBytes > 0, state != .closed else { return }
+        var rest = buffer
+        // Don't let a long-lived remainder pin a large, mostly consumed read buffer.
+        if rest.readerIndex > 64 * 1024 { rest.discardReadBytes() }
+        cumulation = rest
+    }
+
+    // MARK: - Operations
+
+    private func process(_ buffer: inout ByteBuffer) {
+        while state != .closed {
+            let op: ClientOp?
+            do {
+                op = try parser.next(&buffer)
+            } catch {
+                fail(error)
+                return
+            }
+            guard let op else { return }
+            handle(op)
+        }
+    }
+
+    private func handle(_ op: ClientOp) {
+        switch op {
+        case .pub(let publish):
+            handlePublish(publish)
+        case .ping:
+            ServerEncoder.writePong(into: &out)
+            markForFlush()
+        case .pong:
+            pingsOutstanding = 0
+        case .sub(let subject, let queue, let sid):
+            handleSubscribe(subject: subject, queue: queue, sid: sid)
+        case .unsub(let sid, let max):
+            handleUnsubscribe(sid: sid, max: max)
+        case .connect(let json):
+            handleConnect(json)
+        case .ok, .info:
+            break  // nats-server ignores both from a client
+        case .err(let text):
+            // nats-server logs a client's -ERR and closes the connection.
+            logger.info("Client sent -ERR, closing", metadata: ["error": "\(String(buffer: text))"])
+            close()
+        }
+    }
+
+    private func handleConnect(_ json: ByteBuffer) {
+        let decoded: ConnectOptions
+        do {
+            decoded = try ConnectOptions.decode(json)
+        } catch {
+            fail(error)
+            return
+        }
+        options = decoded
+        if options.noResponders && !options.headers {
+            fail(.noRespondersRequiresHeaders)
+            return
+        }
+        if state == .awaitingConnect {
+            guard server.authenticate(options) else {
+                logger.info("Authorization Violation", metadata: ["addr": "\(remoteHost):\(remotePort)"])
+                fail(.authorizationViolation)
+                return
+            }
+            authTimer?.cancel()
+            authTimer = nil
+            parser.requireConnectFirst = false
+            state = .open
+        }
+        parser.headersEnabled = options.headers
+        if options.verbose { writeOK() }
+    }
+
+    private func handleSubscribe(subject: ByteBuffer, queue: ByteBuffer?, sid: ByteBuffer) {
+        if subscriptions[sid] != nil {
+            // nats-server keeps the first subscription for a reused sid.
+            if options.verbose { writeOK() }
+            return
+        }
+        let sub = Subscription(
+            client: self,
+            subject: String(buffer: subject),
+            queue: queue.map { String(buffer: $0) },
+            sid: Self.compact(sid)
+        )
+        do {
+            try server.sublist.insert(sub)
+        } catch {
+            fail(.invalidSubject)
+            return
+        }
+        subscriptions[sub.sid] = sub
+        if options.verbose { writeOK() }
+    }
+
+    private func handleUnsubscribe(sid: ByteBuffer, max: Int?) {
+        if let sub = subscriptions[sid] {
+            if let max, max > 0, max > sub.delivered.load(ordering: .relaxed) {
+                sub.maxDeliveries.store(max, ordering: .relaxed)
+            } else {
+                removeSubscription(sub)
+            }
+        }
+        if options.verbose { writeOK() }
+    }
+
+    func removeSubscription(_ sub: Subscription) {
+        guard subscriptions.removeValue(forKey: sub.sid) != nil else { return }
+        server.sublist.remove(sub)
+    }
+
+    // MARK: - Publish path
+
+    private func handlePublish(_ publish: Publish) {
+        inMsgs &+= 1
+        inBytes &+= UInt64(publish.payload.readableBytes)
+        loop.inMsgs &+= 1
+        loop.inBytes &+= UInt64(publish.payload.readableBytes)
+        if options.pedantic && !Subject.isValidPublish(publish.subject) {
+            // nats-server reports it and still delivers the message (client.go processPub).
+            fail(.invalidPublishSubject)
+        }
+        if options.verbose { writeOK() }
+        route(publish)
+    }
+
+    /// Delivers `publish` to every matching subscription: all plain ones, one member of each queue group.
+    func route(_ publish: Publish) {
+        let result = loop.cache.match(publish.subject, in: server.sublist)
+        var delivered = false
+        for sub in result.plain {
+            if sub.client === self && !options.echo { continue }
+            if deliver(publish, to: sub) { delivered = true }
+        }
+        for group in result.queues {
+            // A random member, as nats-server; one that has reached its delivery limit passes to the next.
+            let start = Int(loop.random.next() % UInt64(group.count))
+            for offset in 0..<group.count {
+                let sub = group[(start + offset) % group.count]
+                if sub.client === self && !options.echo { continue }
+                if deliver(publish, to: sub) { delivered = true; break }
+            }
+        }
+        if !delivered, let reply = publish.reply, options.noResponders, result.isEmpty {
+            sendNoResponders(to: reply)
+        }
+    }
+
+    /// Encodes one message for `sub`'s connection. Returns false when the subscription has reached its limit.
+    @inline(__always)
+    private func deliver(_ publish: Publish, to sub: Subscription) -> Bool {
+        let limit = sub.maxDeliveries.load(ordering: .relaxed)
+        if limit > 0 {
+            let n = sub.delivered.add(1, ordering: .relaxed).newValue
+            if n > limit { return false }
+            if n == limit { sub.client.scheduleRemoval(sub) }
+        } else {
+            sub.delivered.add(1, ordering: .relaxed)
+        }
+        let target = sub.client
+        if target.loop === loop {
+            guard target.state != .closed else { return false }
+            ServerEncoder.writeMessage(into: &target.out, subject: publish.subject, sid: sub.sid, reply: publish.reply,
+                                       headerLength: publish.headerLength, payload: publish.payload)
+            target.outMsgs &+= 1
+            target.outBytes &+= UInt64(publish.payload.readableBytes)
+            target.markForFlush()
+        } else {
+            let slot = target.staging[loop.index]
+            ServerEncoder.writeMessage(into: &slot.buffer, subject: publish.subject, sid: sub.sid, reply: publish.reply,
+                                       headerLength: publish.headerLength, payload: publish.payload)
+            slot.messages &+= 1
+            if !slot.queued {
+                slot.queued = true
+                loop.remoteFlush.append(target)
+            }
+        }
+        loop.outMsgs &+= 1
+        loop.outBytes &+= UInt64(publish.payload.readableBytes)
+        return true
+    }
+
+    /// The 503 status a requester gets when nobody is subscribed to the request subject.
+    private func sendNoResponders(to reply: ByteBuffer) {
+        let result = loop.cache.match(reply, in: server.sublist)
+        var status = ByteBufferAllocator().buffer(capacity: 16)
+        status.writeString(ServerEncoder.noRespondersHeader)
+        let publish = Publish(subject: reply, reply: nil, headerLength: status.readableBytes, payload: status)
+        for sub in result.plain where sub.client === self {
+            _ = deliver(publish, to: sub)
+        }
+        for group in result.queues {
+            if let sub = group.first(where: { $0.client === self }) { _ = deliver(publish, to: sub) }
+        }
+    }
+
+    func scheduleRemoval(_ sub: Subscription) {
+        loop.eventLoop.execute { [self] in removeSubscription(sub) }
+    }
+
+    /// Bytes published on another loop, handed over once per read there.
+    func receiveFromOtherLoop(_ bytes: ByteBuffer, messages: Int) {
+        guard state != .closed, let context else { return }
+        outMsgs &+= UInt64(messages)
+        outBytes &+= UInt64(bytes.readableBytes)
+        context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+        handedToChannel &+= UInt64(bytes.readableBytes)
+    }
+
+    // MARK: - Output
+
+    /// Bytes given to the channel so far (for the write-deadline check).
+    private var handedToChannel: UInt64 = 0
+
+    @inline(__always)
+    func markForFlush() {
+        if !queuedForFlush {
+            queuedForFlush = true
+            loop.localFlush.append(self)
+        }
+    }
+
+    private func writeOK() {
+        ServerEncoder.writeOK(into: &out)
+        markForFlush()
+    }
+
+    func flushOut() {
+        queuedForFlush = false
+        guard out.readableBytes > 0, state != .closed, let context else { return }
+        let bytes = out
+        handedToChannel &+= UInt64(bytes.readableBytes)
+        // A large buffer that the socket could not take at once stays with the channel; start a small one.
+        if out.capacity > 1024 * 1024 {
+            out = context.channel.allocator.buffer(capacity: 4096)
+        } else {
+            out.clear()
+        }
+        context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+    }
+
+    /// Sends an error as nats-server would and closes the connection when nats-server would.
+    private func fail(_ error: ProtocolError) {
+        if let text = error.wireText {
+            ServerEncoder.writeError(into: &out, text)
+        }
+        if error.closesConnection {
+            if case .protocolViolation(let why) = error {
+                logger.info("Closing connection: protocol violation", metadata: ["reason": "\(why)"])
+            } else {
+                logger.debug("Closing connection", metadata: ["error": "\(error.wireText ?? "")"])
+            }
+            close()
+        } else {
+            markForFlush()
+        }
+    }
+
+    /// Flushes what is pending and closes the connection.
+    func close() {
+        guard state != .closed else { return }
+        flushOut()
+        tearDown()
+        context?.close(promise: nil)
+    }
+
+    /// Cut off without flushing: the client cannot keep up (nats-server sends no -ERR for this).
+    private func slowConsumer(reason: String) {
+        guard state != .closed else { return }
+        loop.slowConsumers &+= 1
+        server.countSlowConsumer()
+        logger.warning("Slow Consumer Detected", metadata: ["reason": "\(reason)", "addr": "\(remoteHost):\(remotePort)"])
+        tearDown()
+        context?.close(promise: nil)
+    }
+
+    /// Sends the lame-duck INFO (`ldm: true`).
+    func sendInfo(_ json: String) {
+        guard state != .closed else { return }
+        ServerEncoder.writeInfo(into: &out, json: json)
+        flushOut()
+    }
+
+    private func tearDown() {
+        guard state != .closed else { return }
+        state = .closed
+        authTimer?.cancel()
+        pingTask?.cancel()
+        for sub in subscriptions.values { server.sublist.remove(sub) }
+        subscriptions.removeAll()
+        cumulation = nil
+        loop.connections[id] = nil
+        server.connectionClosed()
+        logger.debug("Client connection closed")
+    }
+
+    // MARK: - Liveness
+
+    private func pingTimerFired() {
+        guard state != .closed else { return }
+        if pingsOutstanding + 1 > settings.pingMax {
+            logger.debug("Stale Client Connection - Closing")
+            fail(.staleConnection)
+            return
+        }
+        pingsOutstanding += 1
+        ServerEncoder.writePing(into: &out)
+        flushOut()
+    }
+
+    /// Called about once a second by the server: cuts off a client whose socket took no bytes for longer than
+    /// write_deadline while we had bytes for it (nats-server's write deadline, a slow consumer too).
+    func checkWriteDeadline(now: NIODeadline) {
+        guard state != .closed, let context else { return }
+        let buffered = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
+        if buffered == 0 {
+            writeStall = nil
+            return
+        }
+        let written = handedToChannel &- UInt64(buffered)
+        if let stall = writeStall, stall.written == written {
+            if now - stall.since > settings.writeDeadline {
+                slowConsumer(reason: "write_deadline of \(settings.writeDeadline) exceeded")
+            }
+        } else {
+            writeStall = (now, written)
+        }
+    }
+
+    static func compact(_ slice: ByteBuffer) -> ByteBuffer {
+        var copy = ByteBufferAllocator().buffer(capacity: slice.readableBytes)
+        copy.writeImmutableBuffer(slice)
+        return copy
+    }
+}
+
+/// The per-connection snapshot of server options (taken at accept; a reload affects new connections).
+struct ConnectionSettings: Sendable {
+    var maxPayload: Int
+    var maxControlLine: Int
+    var maxPending: Int
+    var pingInterval: TimeAmount
+    var pingMax: Int
+    var writeDeadline: TimeAmount
+    var authTimeout: TimeAmount
+    var authRequired: Bool
+}

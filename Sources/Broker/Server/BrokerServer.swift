@@ -1,0 +1,275 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Protocol
+import Synchronization
+
+/// brokerd's NATS server: listener, event loops, sublist, authentication, statistics, lame duck and shutdown.
+public final class BrokerServer: @unchecked Sendable {
+    /// The nats-server protocol level we implement, reported as INFO `version`. Clients pick features from it
+    /// (nats-py and nats.go choose the JetStream consumer-create API from it), so it is a SemVer >= 2.9.0.
+    public static let natsCompatibleVersion = "2.10.0"
+    /// brokerd's own version, reported as INFO `brokerd_version` and by `--version`.
+    public static let version = "0.1.0"
+
+    public let serverID: String
+    let group: MultiThreadedEventLoopGroup
+    let loops: [LoopContext]
+    public let sublist = Sublist()
+    let logger: Logger
+    private let optionsLock = NIOLockedValueBox(BrokerOptions())
+    private var listener: (any Channel)?
+    private var sweepTask: RepeatedTask?
+    private let ownsGroup: Bool
+
+    let connectionCount = Atomic<Int>(0)
+    let totalConnections = Atomic<UInt64>(0)
+    private let nextClientID = Atomic<UInt64>(0)
+    private let slowConsumerTotal = Atomic<UInt64>(0)
+    private let lameDuck = Atomic<Bool>(false)
+    public let startTime = Date()
+    public private(set) var configLoadTime = Date()
+    /// The port actually bound (useful with port 0).
+    public private(set) var boundPort: Int = 0
+
+    public var options: BrokerOptions { optionsLock.withLockedValue { $0 } }
+    public var isLameDuck: Bool { lameDuck.load(ordering: .relaxed) }
+
+    public init(options: BrokerOptions, logger: Logger, group: MultiThreadedEventLoopGroup? = nil, randomSeed: UInt64? = nil) {
+        self.serverID = Self.makeServerID()
+        self.logger = logger
+        self.ownsGroup = group == nil
+        self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        var seed = randomSeed ?? UInt64.random(in: 0...UInt64.max)
+        self.loops = self.group.makeIterator().enumerated().map { index, loop in
+            seed &+= 0x9E37_79B9_7F4A_7C15
+            return LoopContext(index: index, eventLoop: loop, random: SplitMix64(seed: seed))
+        }
+        optionsLock.withLockedValue { $0 = options }
+    }
+
+    public var serverName: String { options.serverName ?? serverID }
+    var authRequired: Bool { options.authorization != nil }
+
+    // MARK: - Lifecycle
+
+    /// Binds the client listener. Returns once clients can connect.
+    public func start() async throws {
+        let opts = options
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 512, initial: 16384, maximum: 256 * 1024))
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try initializeClient(channel)
+                }
+            }
+        let channel = try await bootstrap.bind(host: opts.host, port: opts.port).get()
+        listener = channel
+        boundPort = channel.localAddress?.port ?? opts.port
+        sweepTask = group.next().scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) { [self] _ in
+            sweep()
+        }
+        logger.info("Listening for client connections on \(opts.host):\(boundPort)")
+        logger.info("Server is ready", metadata: ["server_id": "\(serverID)", "version": "\(Self.version)"])
+    }
+
+    private func initializeClient(_ channel: any Channel) throws {
+        guard let loop = loops.first(where: { $0.eventLoop === channel.eventLoop }) else {
+            throw ChannelError.ioOnClosedChannel
+        }
+        let opts = options
+        let settings = ConnectionSettings(
+            maxPayload: opts.maxPayload,
+            maxControlLine: opts.maxControlLine,
+            maxPending: opts.maxPending,
+            pingInterval: TimeAmount(opts.pingInterval),
+            pingMax: opts.pingMax,
+            writeDeadline: TimeAmount(opts.writeDeadline),
+            authTimeout: TimeAmount(opts.authTimeout),
+            authRequired: opts.authorization != nil
+        )
+        let id = nextClientID.add(1, ordering: .relaxed).newValue
+        let sync = channel.pipeline.syncOperations
+        try channel.setOption(.writeBufferWaterMark, value: .init(low: max(1, opts.maxPending / 2), high: max(2, opts.maxPending)))
+        try sync.addHandler(ClientConnection(id: id, server: self, loop: loop, settings: settings,
+                                             loopCount: loops.count, logger: logger))
+    }
+
+    /// Stops accepting, flushes and closes every client, and stops the event loops (when we own them).
+    public func shutdown() async {
+        logger.info("Initiating Shutdown...")
+        sweepTask?.cancel()
+        try? await listener?.close()
+        await closeAllClients()
+        if ownsGroup {
+            try? await group.shutdownGracefully()
+        }
+        logger.info("Server Exiting..")
+    }
+
+    private func closeAllClients() async {
+        await withTaskGroup(of: Void.self) { tasks in
+            for loop in loops {
+                tasks.addTask {
+                    try? await loop.eventLoop.submit {
+                        for connection in loop.connections.values { connection.close() }
+                    }.get()
+                }
+            }
+        }
+    }
+
+    /// Lame-duck mode (SIGUSR2): stop accepting, tell clients (`ldm: true` in INFO) so they move elsewhere,
+    /// wait the grace period, then close the clients spread over the rest of the lame-duck duration.
+    public func enterLameDuckMode() async {
+        guard !lameDuck.exchange(true, ordering: .relaxed) else { return }
+        let opts = options
+        logger.info("Entering lame duck mode, stop accepting new clients")
+        try? await listener?.close()
+        for loop in loops {
+            loop.eventLoop.execute { [self] in
+                for connection in loop.connections.values {
+                    connection.sendInfo(infoJSON(clientID: connection.id, clientIP: connection.remoteHost, lameDuck: true))
+                }
+            }
+        }
+        try? await Task.sleep(for: opts.lameDuckGracePeriod)
+        let clients = await allConnections()
+        let spread = max(Duration.zero, opts.lameDuckDuration - opts.lameDuckGracePeriod)
+        let batches = max(1, min(clients.count, 10))
+        let perBatch = (clients.count + batches - 1) / max(batches, 1)
+        for (index, connection) in clients.enumerated() {
+            connection.loop.eventLoop.execute { connection.close() }
+            if perBatch > 0, (index + 1) % perBatch == 0, index + 1 < clients.count {
+                try? await Task.sleep(for: spread / batches)
+            }
+        }
+        logger.info("Lame duck mode: all clients closed")
+    }
+
+    /// Applies a reloaded configuration (SIGHUP). Listener address and port changes need a restart; other
+    /// settings apply to connections made from now on, and authorization to every new CONNECT.
+    public func reload(_ newOptions: BrokerOptions) {
+        let old = options
+        var applied = newOptions
+        if applied.host != old.host || applied.port != old.port {
+            logger.warning("Reload: host/port changes need a restart; keeping \(old.host):\(old.port)")
+            applied.host = old.host
+            applied.port = old.port
+        }
+        if applied.httpPort != old.httpPort {
+            logger.warning("Reload: http_port changes need a restart; keeping the monitor where it is")
+            applied.httpPort = old.httpPort
+        }
+        optionsLock.withLockedValue { $0 = applied }
+        configLoadTime = Date()
+        logger.info("Reloaded server configuration")
+    }
+
+    // MARK: - Per-connection services
+
+    func infoJSON(clientID: UInt64, clientIP: String, lameDuck: Bool = false) -> String {
+        let opts = options
+        var info = ServerInfo(
+            serverID: serverID, serverName: opts.serverName ?? serverID, version: Self.natsCompatibleVersion,
+            host: opts.host, port: boundPort, authRequired: opts.authorization != nil,
+            maxPayload: opts.maxPayload, clientID: clientID, clientIP: clientIP, brokerdVersion: Self.version
+        )
+        if lameDuck { info.ldm = true }
+        return info.json()
+    }
+
+    /// Counts a new connection; false when that would exceed max_connections.
+    func connectionAccepted() -> Bool {
+        let count = connectionCount.add(1, ordering: .relaxed).newValue
+        totalConnections.add(1, ordering: .relaxed)
+        if count > options.maxConnections {
+            logger.warning("Maximum connections exceeded", metadata: ["max_connections": "\(options.maxConnections)"])
+            return false
+        }
+        return true
+    }
+
+    func connectionClosed() {
+        connectionCount.subtract(1, ordering: .relaxed)
+    }
+
+    func countSlowConsumer() {
+        slowConsumerTotal.add(1, ordering: .relaxed)
+    }
+
+    /// Checks CONNECT's credentials against the configured token or user and password.
+    func authenticate(_ connect: ConnectOptions) -> Bool {
+        guard let auth = options.authorization else { return true }
+        if let token = auth.token {
+            return connect.authToken.map { constantTimeEquals($0, token) } ?? false
+        }
+        if let user = auth.user {
+            guard let givenUser = connect.user, let givenPass = connect.pass else { return false }
+            return constantTimeEquals(givenUser, user) && constantTimeEquals(givenPass, auth.password ?? "")
+        }
+        return true
+    }
+
+    /// Every second: write-deadline checks on each loop's connections.
+    private func sweep() {
+        let now = NIODeadline.now()
+        for loop in loops {
+            loop.eventLoop.execute {
+                for connection in loop.connections.values { connection.checkWriteDeadline(now: now) }
+            }
+        }
+    }
+
+    // MARK: - Monitoring snapshots
+
+    func allConnections() async -> [ClientConnection] {
+        var all: [ClientConnection] = []
+        for loop in loops {
+            let some = (try? await loop.eventLoop.submit { Array(loop.connections.values) }.get()) ?? []
+            all.append(contentsOf: some)
+        }
+        return all.sorted { $0.id < $1.id }
+    }
+
+    /// Runs `body` on every loop (on that loop) and collects the results.
+    func collect<T: Sendable>(_ body: @escaping @Sendable (LoopContext) -> T) async -> [T] {
+        var results: [T] = []
+        for loop in loops {
+            if let value = try? await loop.eventLoop.submit({ body(loop) }).get() { results.append(value) }
+        }
+        return results
+    }
+
+    public var slowConsumers: UInt64 { slowConsumerTotal.load(ordering: .relaxed) }
+
+    private static func makeServerID() -> String {
+        // nats-server ids are 56 characters of base32; ours look alike: "N" + 55 random base32 characters.
+        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+        var generator = SystemRandomNumberGenerator()
+        return "N" + String((0..<55).map { _ in alphabet[Int(generator.next() % 32)] })
+    }
+}
+
+/// Compares secrets without an early exit, so timing does not reveal how much of a guess was right.
+func constantTimeEquals(_ a: String, _ b: String) -> Bool {
+    let x = Array(a.utf8), y = Array(b.utf8)
+    var diff = UInt8(x.count == y.count ? 0 : 1)
+    for i in 0..<max(x.count, y.count) {
+        diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
+    }
+    return diff == 0
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

@@ -1,3 +1,0 @@
-import Broker
-import ArgumentParser
-print("hi")
