@@ -1,6 +1,15 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+import class Foundation.ProcessInfo
+
+/// The publish path runs through these targets once per message. Dynamic exclusivity checks were ~16% of a
+/// release profile (perf, 16 B PUB fan-out), and the code is single-owner by construction (loop-confined state),
+/// so release builds skip them; debug builds and tests keep them.
+let hotPathSettings: [SwiftSetting] = [
+    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+]
+
 let package = Package(
     name: "brokerd",
     platforms: [.macOS(.v15)],
@@ -19,7 +28,8 @@ let package = Package(
     targets: [
         .target(
             name: "Protocol",
-            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: hotPathSettings
         ),
         .target(
             name: "Broker",
@@ -31,7 +41,8 @@ let package = Package(
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ]
+            ],
+            swiftSettings: hotPathSettings
         ),
         .target(
             name: "ClientLib",
@@ -63,3 +74,37 @@ let package = Package(
         ),
     ]
 )
+
+// Micro-benchmarks (ordo-one/benchmark), only with BROKERD_BENCHMARKS set so normal builds stay lean:
+//   BROKERD_BENCHMARKS=1 swift package --disable-sandbox benchmark   (or `make bench`)
+// Only the MallocInterposer trait: the default "RuntimeInterposer" trait would pull in swift-runtime-interposer
+// (Linux + Swift 6.3), which is not needed for the metrics used here (wall clock, throughput, malloc counts).
+if ProcessInfo.processInfo.environment["BROKERD_BENCHMARKS"] != nil {
+    package.dependencies.append(
+        .package(url: "https://github.com/ordo-one/benchmark", exact: "1.38.1", traits: ["MallocInterposer"])
+    )
+    package.targets.append(contentsOf: [
+        .executableTarget(
+            name: "ProtocolBenchmarks",
+            dependencies: [
+                "Protocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/ProtocolBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+        .executableTarget(
+            name: "RouterBenchmarks",
+            dependencies: [
+                "Broker", "Protocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Benchmark", package: "benchmark"),
+            ],
+            path: "Benchmarks/RouterBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
+    ])
+}

@@ -4,36 +4,51 @@ import NIOCore
 /// the buffer has grown to its working size.
 public enum ServerEncoder {
     /// `MSG <subject> <sid> [reply] <size>\r\n<payload>\r\n`, or HMSG with the header size when
-    /// `headerLength` is set.
+    /// `headerLength` is set. One reservation and one pass of copies: this runs once per delivered message.
     @inlinable
     public static func writeMessage(
         into out: inout ByteBuffer, subject: ByteBuffer, sid: ByteBuffer, reply: ByteBuffer?,
         headerLength: Int?, payload: ByteBuffer
     ) {
-        if let headerLength {
-            out.writeStaticString("HMSG ")
-            writeArgs(into: &out, subject: subject, sid: sid, reply: reply)
-            writeDecimal(into: &out, headerLength)
-            out.writeInteger(UInt8(ascii: " "))
-        } else {
-            out.writeStaticString("MSG ")
-            writeArgs(into: &out, subject: subject, sid: sid, reply: reply)
-        }
-        writeDecimal(into: &out, payload.readableBytes)
-        out.writeStaticString("\r\n")
-        out.writeImmutableBuffer(payload)
-        out.writeStaticString("\r\n")
-    }
-
-    @inlinable
-    static func writeArgs(into out: inout ByteBuffer, subject: ByteBuffer, sid: ByteBuffer, reply: ByteBuffer?) {
-        out.writeImmutableBuffer(subject)
-        out.writeInteger(UInt8(ascii: " "))
-        out.writeImmutableBuffer(sid)
-        out.writeInteger(UInt8(ascii: " "))
-        if let reply {
-            out.writeImmutableBuffer(reply)
-            out.writeInteger(UInt8(ascii: " "))
+        let size = payload.readableBytes
+        // "HMSG " + subject + ' ' + sid + ' ' + [reply ' '] + [hdr ' '] + size + CRLF + payload + CRLF
+        let upperBound = 5 + subject.readableBytes + 1 + sid.readableBytes + 1 + (reply.map { $0.readableBytes + 1 } ?? 0)
+            + 21 + 21 + 2 + size + 2
+        out.writeWithUnsafeMutableBytes(minimumWritableBytes: upperBound) { raw in
+            let base = raw.baseAddress!
+            var i = 0
+            @inline(__always) func byte(_ b: UInt8) { base.storeBytes(of: b, toByteOffset: i, as: UInt8.self); i += 1 }
+            @inline(__always) func bytes(_ buffer: ByteBuffer) {
+                buffer.withUnsafeReadableBytes { src in
+                    if let s = src.baseAddress, src.count > 0 { (base + i).copyMemory(from: s, byteCount: src.count) }
+                    i += src.count
+                }
+            }
+            @inline(__always) func decimal(_ value: Int) {
+                if value < 10 { byte(UInt8(truncatingIfNeeded: value) &+ 48); return }
+                var digits = 0
+                var v = value
+                while v > 0 { digits += 1; v /= 10 }
+                v = value
+                var j = i + digits - 1
+                while v > 0 {
+                    base.storeBytes(of: UInt8(truncatingIfNeeded: v % 10) &+ 48, toByteOffset: j, as: UInt8.self)
+                    v /= 10
+                    j -= 1
+                }
+                i += digits
+            }
+            if headerLength != nil { byte(UInt8(ascii: "H")) }
+            byte(UInt8(ascii: "M")); byte(UInt8(ascii: "S")); byte(UInt8(ascii: "G")); byte(UInt8(ascii: " "))
+            bytes(subject); byte(UInt8(ascii: " "))
+            bytes(sid); byte(UInt8(ascii: " "))
+            if let reply { bytes(reply); byte(UInt8(ascii: " ")) }
+            if let headerLength { decimal(headerLength); byte(UInt8(ascii: " ")) }
+            decimal(size)
+            byte(UInt8(ascii: "\r")); byte(UInt8(ascii: "\n"))
+            bytes(payload)
+            byte(UInt8(ascii: "\r")); byte(UInt8(ascii: "\n"))
+            return i
         }
     }
 

@@ -143,6 +143,8 @@ public final class Sublist: @unchecked Sendable {
     public func match(_ subject: String) -> SublistResult {
         matches.add(1, ordering: .relaxed)
         let tokens = subject.split(separator: ".", omittingEmptySubsequences: false)
+        // A subject with an empty token ("foo..bar", ".foo") matches nothing, not even ">" (nats-server).
+        if tokens.contains(where: \.isEmpty) { return .empty }
         return lock.withLock {
             var plain: [Subscription] = []
             var queues: [String: [Subscription]] = [:]

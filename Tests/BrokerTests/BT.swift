@@ -1,3 +1,0 @@
-import XCTest
-@testable import Broker
-final class BT: XCTestCase { func testX() {} }

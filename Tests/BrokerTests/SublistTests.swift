@@ -1,0 +1,205 @@
+import Logging
+import NIOCore
+import NIOPosix
+import XCTest
+
+@testable import Broker
+
+/// nats-server's sublist_test.go cases, on our trie and on the per-loop match cache in front of it.
+final class SublistTests: XCTestCase {
+    static let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    static let server = BrokerServer(options: BrokerOptions(), logger: Logger(label: "test"), group: group, randomSeed: 1)
+    var client: ClientConnection!
+    var sublist: Sublist!
+
+    override func setUp() {
+        let server = Self.server
+        client = ClientConnection(
+            id: 1, server: server, loop: server.loops[0],
+            settings: ConnectionSettings(maxPayload: 1, maxControlLine: 1, maxPending: 1, pingInterval: .seconds(1),
+                                         pingMax: 1, writeDeadline: .seconds(1), authTimeout: .seconds(1), authRequired: false),
+            loopCount: 1, logger: Logger(label: "test"))
+        sublist = Sublist()
+    }
+
+    private var nextSid = 0
+    private func sub(_ subject: String, queue: String? = nil) -> Subscription {
+        nextSid += 1
+        return Subscription(client: client, subject: subject, queue: queue, sid: ByteBuffer(string: "\(nextSid)"))
+    }
+
+    private func plain(_ subject: String) -> Set<ObjectIdentifier> {
+        Set(sublist.match(subject).plain.map(ObjectIdentifier.init))
+    }
+
+    func testInsertCount() throws {
+        try sublist.insert(sub("foo"))
+        try sublist.insert(sub("bar"))
+        try sublist.insert(sub("foo.bar"))
+        XCTAssertEqual(sublist.count, 3)
+    }
+
+    func testSimple() throws {
+        let s = sub("foo")
+        try sublist.insert(s)
+        XCTAssertEqual(plain("foo"), [ObjectIdentifier(s)])
+        XCTAssertTrue(sublist.match("bar").isEmpty)
+    }
+
+    func testSimpleMultiTokens() throws {
+        let s = sub("foo.bar.baz")
+        try sublist.insert(s)
+        XCTAssertEqual(plain("foo.bar.baz"), [ObjectIdentifier(s)])
+        XCTAssertTrue(sublist.match("foo.bar").isEmpty)
+    }
+
+    func testPartialWildcard() throws {
+        let l = sub("a.b.c"), p = sub("a.*.c")
+        try sublist.insert(l)
+        try sublist.insert(p)
+        XCTAssertEqual(plain("a.b.c"), [ObjectIdentifier(l), ObjectIdentifier(p)])
+    }
+
+    func testPartialWildcardAtEnd() throws {
+        let l = sub("a.b.c"), p = sub("a.b.*")
+        try sublist.insert(l)
+        try sublist.insert(p)
+        XCTAssertEqual(plain("a.b.c"), [ObjectIdentifier(l), ObjectIdentifier(p)])
+    }
+
+    func testFullWildcard() throws {
+        let l = sub("a.b.c"), f = sub("a.>")
+        try sublist.insert(l)
+        try sublist.insert(f)
+        XCTAssertEqual(plain("a.b.c"), [ObjectIdentifier(l), ObjectIdentifier(f)])
+        XCTAssertEqual(plain("a.>"), [ObjectIdentifier(f)])
+        XCTAssertTrue(sublist.match("a").isEmpty, "> needs at least one more token")
+    }
+
+    func testFalcoSubjects() throws {
+        let star = sub("FALCO.*"), all = sub("FALCO.>"), crit = sub("FALCO.Critical")
+        for s in [star, all, crit] { try sublist.insert(s) }
+        XCTAssertEqual(plain("FALCO.Critical"), [ObjectIdentifier(star), ObjectIdentifier(all), ObjectIdentifier(crit)])
+        XCTAssertEqual(plain("FALCO.Notice"), [ObjectIdentifier(star), ObjectIdentifier(all)])
+        XCTAssertEqual(plain("FALCO.Notice.extra"), [ObjectIdentifier(all)])
+        XCTAssertTrue(sublist.match("falco.notice").isEmpty, "subjects are case-sensitive")
+    }
+
+    func testRemove() throws {
+        let s = sub("a.b.c.d")
+        try sublist.insert(s)
+        XCTAssertEqual(sublist.count, 1)
+        XCTAssertFalse(sublist.remove(sub("a.b.c")), "removing something not there")
+        XCTAssertTrue(sublist.remove(s))
+        XCTAssertEqual(sublist.count, 0)
+        XCTAssertTrue(sublist.match("a.b.c.d").isEmpty)
+        XCTAssertFalse(sublist.remove(s), "second remove")
+    }
+
+    func testRemoveWildcard() throws {
+        let subs = [sub("a.b.c.d"), sub("a.b.*.d"), sub("a.b.>"), sub("*.b.c.d")]
+        for s in subs { try sublist.insert(s) }
+        XCTAssertEqual(sublist.count, 4)
+        XCTAssertEqual(sublist.match("a.b.c.d").plain.count, 4)
+        for s in subs { XCTAssertTrue(sublist.remove(s)) }
+        XCTAssertEqual(sublist.count, 0)
+        XCTAssertTrue(sublist.match("a.b.c.d").isEmpty)
+    }
+
+    func testRemoveWithLargeSubs() throws {
+        let subs = (0..<200).map { _ in sub("foo") }
+        for s in subs { try sublist.insert(s) }
+        XCTAssertEqual(sublist.match("foo").plain.count, 200)
+        sublist.remove(subs[100])
+        sublist.remove(subs[0])
+        sublist.remove(subs[199])
+        XCTAssertEqual(sublist.match("foo").plain.count, 197)
+    }
+
+    func testInvalidSubjectsInsert() {
+        for subject in [".foo", "foo.", "foo..bar", "foo.bar..baz", "foo.>.baz", "foo.>.", ">.foo", ""] {
+            XCTAssertThrowsError(try sublist.insert(sub(subject)), subject) {
+                XCTAssertEqual($0 as? Sublist.Error, .invalidSubject)
+            }
+        }
+        XCTAssertEqual(sublist.count, 0)
+    }
+
+    func testBasicQueueResults() throws {
+        let s = sub("foo")
+        let bar1 = sub("foo", queue: "bar"), bar2 = sub("foo", queue: "bar")
+        let baz1 = sub("foo", queue: "baz"), baz2 = sub("foo", queue: "baz"), baz3 = sub("foo", queue: "baz")
+        try sublist.insert(s)
+        try sublist.insert(bar1)
+        var r = sublist.match("foo")
+        XCTAssertEqual(r.plain.count, 1)
+        XCTAssertEqual(r.queues.count, 1)
+        XCTAssertEqual(r.queues[0].count, 1)
+        for q in [bar2, baz1, baz2, baz3] { try sublist.insert(q) }
+        r = sublist.match("foo")
+        XCTAssertEqual(r.queues.map(\.count).sorted(), [2, 3])
+        sublist.remove(bar1)
+        sublist.remove(bar2)
+        r = sublist.match("foo")
+        XCTAssertEqual(r.queues.map(\.count), [3])
+        for q in [baz1, baz2, baz3] { sublist.remove(q) }
+        r = sublist.match("foo")
+        XCTAssertEqual(r.plain.count, 1)
+        XCTAssertTrue(r.queues.isEmpty)
+    }
+
+    func testTwoTokenPubMatchSingleTokenSub() throws {
+        try sublist.insert(sub("foo"))
+        XCTAssertEqual(sublist.match("foo").plain.count, 1)
+        XCTAssertTrue(sublist.match("foo.bar").isEmpty)
+    }
+
+    func testWildcardsAsLiterals() throws {
+        for subject in ["foo.*-", "foo.>-"] {
+            let s = sub(subject)
+            try sublist.insert(s)
+            XCTAssertTrue(sublist.match("foo.bar").isEmpty, subject)
+            XCTAssertEqual(sublist.match(subject).plain.count, 1, subject)
+            XCTAssertTrue(sublist.remove(s))
+        }
+    }
+
+    func testMatchWithEmptyTokens() throws {
+        try sublist.insert(sub(">"))
+        try sublist.insert(sub(">", queue: "queue"))
+        for subject in [".foo", "..foo", "foo..", "foo.", "foo..bar", "foo...bar"] {
+            XCTAssertTrue(sublist.match(subject).isEmpty, subject)
+        }
+    }
+
+    func testGenerationChangesOnInsertAndRemove() throws {
+        let g0 = sublist.generation.load(ordering: .relaxed)
+        let s = sub("foo")
+        try sublist.insert(s)
+        let g1 = sublist.generation.load(ordering: .relaxed)
+        XCTAssertNotEqual(g0, g1)
+        sublist.remove(s)
+        XCTAssertNotEqual(g1, sublist.generation.load(ordering: .relaxed))
+    }
+
+    func testMatchCacheSeesInsertsAndRemoves() throws {
+        var cache = MatchCache()
+        let subject = ByteBuffer(string: "FALCO.Critical")
+        XCTAssertTrue(cache.match(subject, in: sublist).isEmpty)
+        let s = sub("FALCO.*")
+        try sublist.insert(s)
+        XCTAssertEqual(cache.match(subject, in: sublist).plain.count, 1, "a stale cached miss must not hide a new sub")
+        XCTAssertEqual(cache.match(subject, in: sublist).plain.count, 1)
+        XCTAssertEqual(cache.hits, 1)
+        sublist.remove(s)
+        XCTAssertTrue(cache.match(subject, in: sublist).isEmpty)
+    }
+
+    func testMatchCacheIsBounded() {
+        var cache = MatchCache()
+        for i in 0..<(MatchCache.maxEntries * 2 + 10) {
+            _ = cache.match(ByteBuffer(string: "subject.\(i)"), in: sublist)
+        }
+        XCTAssertLessThanOrEqual(cache.count, MatchCache.maxEntries)
+    }
+}

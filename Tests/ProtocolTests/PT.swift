@@ -1,3 +1,0 @@
-import XCTest
-@testable import Protocol
-final class PT: XCTestCase { func testX() {} }
