@@ -56,7 +56,7 @@ public struct ConnectOptions: Decodable, Equatable, Sendable {
 }
 
 /// The INFO document. Field names and meanings as nats-server's Info struct (server/server.go).
-public struct ServerInfo: Encodable, Sendable {
+public struct ServerInfo: Sendable {
     public var serverID: String
     public var serverName: String
     /// The NATS protocol level we speak, as a nats-server version: clients (nats-py, nats.go) choose
@@ -89,17 +89,46 @@ public struct ServerInfo: Encodable, Sendable {
         self.brokerdVersion = brokerdVersion
     }
 
-    enum CodingKeys: String, CodingKey {
-        case serverID = "server_id", serverName = "server_name", version, proto, host, port, headers
-        case authRequired = "auth_required", maxPayload = "max_payload", clientID = "client_id"
-        case clientIP = "client_ip", jetstream, ldm, brokerdVersion = "brokerd_version"
+
+    /// The document in nats-server's field order (server_id first), so INFO reads the same as nats-server's.
+    public func json() -> String {
+        var fields: [String] = [
+            "\"server_id\":\(Self.quote(serverID))",
+            "\"server_name\":\(Self.quote(serverName))",
+            "\"version\":\(Self.quote(version))",
+            "\"proto\":\(proto)",
+            "\"host\":\(Self.quote(host))",
+            "\"port\":\(port)",
+            "\"headers\":\(headers)",
+        ]
+        if let authRequired { fields.append("\"auth_required\":\(authRequired)") }
+        fields.append("\"max_payload\":\(maxPayload)")
+        fields.append("\"client_id\":\(clientID)")
+        fields.append("\"client_ip\":\(Self.quote(clientIP))")
+        if let jetstream { fields.append("\"jetstream\":\(jetstream)") }
+        if let ldm { fields.append("\"ldm\":\(ldm)") }
+        fields.append("\"brokerd_version\":\(Self.quote(brokerdVersion))")
+        return "{" + fields.joined(separator: ",") + "}"
     }
 
-    public func json() -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        // Encoding this struct cannot fail: it holds only strings, numbers and booleans.
-        let data = (try? encoder.encode(self)) ?? Data("{}".utf8)
-        return String(decoding: data, as: UTF8.self)
+    /// A JSON string literal.
+    public static func quote(_ s: String) -> String {
+        var out = "\""
+        for scalar in s.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    out += String(format: "\\u%04x", scalar.value)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
     }
 }

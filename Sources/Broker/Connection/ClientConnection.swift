@@ -49,6 +49,9 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
 
     // Liveness.
     private var pingsOutstanding = 0
+    /// Whether a PONG has come back since connect (nats-server always PINGs until it has measured the RTT).
+    private var rttMeasured = false
+    private var lastIn = NIODeadline.now()
     private var pingTask: RepeatedTask?
     private var authTimer: Scheduled<Void>?
     /// Bytes handed to the channel, and the last time the socket took some: for the write deadline.
@@ -108,6 +111,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
         var incoming = unwrapInboundIn(data)
         guard state != .closed else { return }
         lastActivity = Date()
+        lastIn = .now()
         if var pending = cumulation {
             cumulation = nil
             pending.writeBuffer(&incoming)
@@ -173,6 +177,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
             markForFlush()
         case .pong:
             pingsOutstanding = 0
+            rttMeasured = true
         case .sub(let subject, let queue, let sid):
             handleSubscribe(subject: subject, queue: queue, sid: sid)
         case .unsub(let sid, let max):
@@ -443,6 +448,8 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
 
     private func pingTimerFired() {
         guard state != .closed else { return }
+        // As nats-server: no PING while the client has sent something within the interval (once the RTT is known).
+        if rttMeasured && NIODeadline.now() - lastIn < settings.pingInterval { return }
         if pingsOutstanding + 1 > settings.pingMax {
             logger.debug("Stale Client Connection - Closing")
             fail(.staleConnection)
