@@ -68,6 +68,10 @@ public struct ClientParser: Sendable {
             lineLength -= 1
         }
         let lineStart = buffer.readerIndex
+        // With auth pending, nats-server judges the first byte before the verb: "FOO" is an auth violation.
+        if requireConnectFirst && buffer.getInteger(at: lineStart, as: UInt8.self)! | 0x20 != UInt8(ascii: "c") {
+            throw .authorizationViolation
+        }
         guard let verb = Verb.match(buffer, at: lineStart, length: lineLength, complete: true) else {
             throw .unknownOperation
         }

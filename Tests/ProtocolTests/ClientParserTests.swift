@@ -179,6 +179,8 @@ final class ClientParserTests: XCTestCase {
     func testAuthRequiredRejectsAnythingButConnectFirst() throws {
         let parser = ClientParser(requireConnectFirst: true)
         expectError("PING\r\n", .authorizationViolation, parser: parser)
+        expectError("FOO\r\n", .authorizationViolation, parser: parser)
+        expectError("CXX\r\n", .unknownOperation, parser: parser)
         var p = parser
         var buffer = bytes("S")
         XCTAssertThrowsError(try p.next(&buffer)) { XCTAssertEqual($0 as? ProtocolError, .authorizationViolation) }
