@@ -84,7 +84,7 @@ struct Brokerd: AsyncParsableCommand {
         let server = BrokerServer(options: options, logger: logger)
         let service = BrokerService(server: server, configPath: config, overrides: self, logger: logger)
         let group = ServiceGroup(
-            configuration: .init(services: [.init(service: service)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+            configuration: .init(services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         )
         do {
             try await group.run()
@@ -128,6 +128,8 @@ struct BrokerService: Service {
     let logger: Logger
 
     func run() async throws {
+        // Trap before listening: a client (or a test) may signal as soon as the port accepts connections.
+        let signals = await UnixSignalsSequence(trapping: .sighup, .sigusr2)
         try await server.start()
         var monitor: MonitorServer?
         if let httpPort = server.options.httpPort {
@@ -135,14 +137,15 @@ struct BrokerService: Service {
             try await m.start(host: server.options.httpHost ?? server.options.host, port: httpPort)
             monitor = m
         }
-        let signals = await UnixSignalsSequence(trapping: .sighup, .sigusr2)
         await withTaskGroup(of: Void.self) { tasks in
             tasks.addTask {
                 for await signal in signals {
                     if signal == .sighup {
                         reload()
                     } else if signal == .sigusr2 {
-                        Task { await server.enterLameDuckMode() }
+                        // As nats-server: once every client is gone, the server shuts down.
+                        await server.enterLameDuckMode()
+                        return
                     }
                 }
             }

@@ -194,17 +194,19 @@ def test_lame_duck_mode(server_factory):
     with s.conn() as c:
         c.connect()
         s.proc.send_signal(signal.SIGUSR2)
+        # New connections are refused while in lame-duck mode.
+        def refused():
+            try:
+                with s.conn(timeout=1):
+                    return False
+            except Exception:
+                return True
+        assert wait_for(refused, timeout=5)
         # Clients are told (INFO with ldm:true) and then closed.
         c.read_until(lambda d: b'"ldm":true' in d, timeout=5)
         assert c.read_until_closed(40)
-    # New connections are refused while in lame-duck mode.
-    def refused():
-        try:
-            with s.conn(timeout=1):
-                return False
-        except Exception:
-            return True
-    assert wait_for(refused, timeout=5)
+    # Once every client is gone, the server exits cleanly, as nats-server does.
+    assert s.proc.wait(timeout=40) == 0
 
 
 def test_sighup_reloads_authorization(server_factory):
