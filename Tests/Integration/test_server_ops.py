@@ -268,3 +268,27 @@ def test_log_file_flag(server_factory, tmp_path):
     with s.conn() as c:
         c.connect()
     assert wait_for(lambda: log.exists() and "Server is ready" in log.read_text(), timeout=5)
+
+
+def test_write_deadline_cuts_off_a_stalled_reader(server_factory):
+    """A subscriber whose socket takes no bytes for longer than write_deadline is cut off as a slow consumer
+    (no -ERR), even though it is far below max_pending; the publisher and other clients carry on."""
+    s = server_factory(config='write_deadline: "1s"\nmax_pending: 256MB\n', http=True)
+    slow = s.conn(rcvbuf=4096)
+    slow.connect()
+    slow.send(b"SUB stall 1\r\n")
+    assert slow.roundtrip()
+    with s.conn() as pub:
+        pub.connect()
+        chunk = b"PUB stall 8192\r\n" + b"x" * 8192 + b"\r\n"
+        # ~16 MB: far more than the socket buffers hold, far less than max_pending.
+        for _ in range(16):
+            assert pub.send(chunk * 128)
+        assert pub.roundtrip(timeout=20)
+        # Never read from the slow socket (reading would let the server make progress); watch /varz instead.
+        def slow_consumers():
+            status, _, body = http_get(s, "/varz")
+            return status == 200 and json.loads(body)["slow_consumers"] >= 1
+        assert wait_for(slow_consumers, timeout=20), "stalled subscriber was never cut off"
+        assert pub.roundtrip()
+    slow.close()
