@@ -68,36 +68,81 @@ public struct ClientParser: Sendable {
             lineLength -= 1
         }
         let lineStart = buffer.readerIndex
+        // One pass over the raw line: verb, argument bounds and blank-separated fields, as plain offsets.
+        // (Offsets, not slices: building ByteBuffer slices we might not need costs retains and releases.)
+        let line = buffer.withUnsafeReadableBytes { ControlLine(UnsafeRawBufferPointer(rebasing: $0[..<lineLength])) }
         // With auth pending, nats-server judges the first byte before the verb: "FOO" is an auth violation.
-        if requireConnectFirst && buffer.getInteger(at: lineStart, as: UInt8.self)! | 0x20 != UInt8(ascii: "c") {
-            throw .authorizationViolation
-        }
-        guard let verb = Verb.match(buffer, at: lineStart, length: lineLength, complete: true) else {
-            throw .unknownOperation
-        }
+        if requireConnectFirst && line.firstByte | 0x20 != UInt8(ascii: "c") { throw .authorizationViolation }
+        guard let verb = line.verb else { throw .unknownOperation }
         if requireConnectFirst && verb != .connect { throw .authorizationViolation }
-        // The argument: after the verb and any blanks.
-        var argStart = lineStart + verb.length
-        let lineEnd = lineStart + lineLength
-        while argStart < lineEnd, isBlank(buffer.getInteger(at: argStart, as: UInt8.self)!) { argStart += 1 }
-        let argLength = lineEnd - argStart
-        if verb.takesArgument && argLength > maxControlLine { throw .maxControlLineExceeded }
-        let arg = buffer.getSlice(at: argStart, length: argLength)!
-        buffer.moveReaderIndex(to: lineStart + newline + 1)
+        if verb.takesArgument && line.argLength > maxControlLine { throw .maxControlLineExceeded }
+        let consumed = newline + 1
 
         switch verb {
-        case .ping: return .ping
-        case .pong: return .pong
-        case .ok: return .ok
-        case .info: return .info(arg)
-        case .err: return .err(arg)
-        case .connect: return .connect(arg)
-        case .sub: return try parseSub(arg)
-        case .unsub: return try parseUnsub(arg)
+        case .ping:
+            buffer.moveReaderIndex(forwardBy: consumed)
+            return .ping
+        case .pong:
+            buffer.moveReaderIndex(forwardBy: consumed)
+            return .pong
+        case .ok:
+            buffer.moveReaderIndex(forwardBy: consumed)
+            return .ok
+        case .info, .err, .connect:
+            let arg = buffer.getSlice(at: lineStart + line.argStart, length: line.argLength)!
+            buffer.moveReaderIndex(forwardBy: consumed)
+            return verb == .info ? .info(arg) : verb == .err ? .err(arg) : .connect(arg)
+        case .sub:
+            let op: ClientOp
+            switch line.count {
+            case 2: op = .sub(subject: line.slice(0, of: buffer), queue: nil, sid: line.slice(1, of: buffer))
+            case 3: op = .sub(subject: line.slice(0, of: buffer), queue: line.slice(1, of: buffer), sid: line.slice(2, of: buffer))
+            default: throw .protocolViolation("SUB parse error")
+            }
+            buffer.moveReaderIndex(forwardBy: consumed)
+            return op
+        case .unsub:
+            let op: ClientOp
+            switch line.count {
+            case 1: op = .unsub(sid: line.slice(0, of: buffer), max: nil)
+            case 2: op = .unsub(sid: line.slice(0, of: buffer), max: line.size(1, of: buffer))
+            default: throw .protocolViolation("UNSUB parse error")
+            }
+            buffer.moveReaderIndex(forwardBy: consumed)
+            return op
         case .pub, .hpub:
-            let (pending, wireSize) = try parsePub(arg, headers: verb == .hpub)
-            state = .payload(pending, wireSize: wireSize)
-            return try readPayload(pending, wireSize: wireSize, from: &buffer)
+            let headers = verb == .hpub
+            if headers && !headersEnabled { throw .protocolViolation("HPUB without headers support") }
+            let replyIndex: Int?, headerSize: Int?, size: Int
+            switch (headers, line.count) {
+            case (false, 2): replyIndex = nil; headerSize = nil; size = line.size(1, of: buffer)
+            case (false, 3): replyIndex = 1; headerSize = nil; size = line.size(2, of: buffer)
+            case (true, 3): replyIndex = nil; headerSize = line.size(1, of: buffer); size = line.size(2, of: buffer)
+            case (true, 4): replyIndex = 1; headerSize = line.size(2, of: buffer); size = line.size(3, of: buffer)
+            default: throw .protocolViolation("\(headers ? "HPUB" : "PUB") parse error")
+            }
+            if let headerSize {
+                if headerSize < 0 { throw .protocolViolation("HPUB bad or missing header size") }
+                if size < 0 { throw .protocolViolation("HPUB bad or missing total size") }
+                if headerSize > size { throw .protocolViolation("HPUB header size larger than total size") }
+            } else if size < 0 {
+                throw .protocolViolation("PUB bad or missing size")
+            }
+            if size > maxPayload { throw .maxPayloadViolation }
+            let subject = line.slice(0, of: buffer)
+            let reply = replyIndex.map { line.slice($0, of: buffer) }
+            // Fast path: the payload is already here (the common case with pipelined publishes). Build the
+            // Publish once, with its payload, rather than parking it in `state` and copying it out again.
+            if buffer.readableBytes >= consumed + size + 2 {
+                let payloadStart = lineStart + consumed
+                try checkPayloadEnd(buffer, at: payloadStart + size)
+                let payload = buffer.getSlice(at: payloadStart, length: size)!
+                buffer.moveReaderIndex(forwardBy: consumed + size + 2)
+                return .pub(Publish(subject: subject, reply: reply, headerLength: headerSize, payload: payload))
+            }
+            buffer.moveReaderIndex(forwardBy: consumed)
+            state = .payload(Publish(subject: subject, reply: reply, headerLength: headerSize, payload: ByteBuffer()), wireSize: size)
+            return nil
         }
     }
 
@@ -106,11 +151,7 @@ public struct ClientParser: Sendable {
     private mutating func readPayload(_ publish: Publish, wireSize: Int, from buffer: inout ByteBuffer) throws(ProtocolError) -> ClientOp? {
         guard buffer.readableBytes >= wireSize + 2 else { return nil }
         let start = buffer.readerIndex
-        guard buffer.getInteger(at: start + wireSize, as: UInt8.self) == UInt8(ascii: "\r"),
-              buffer.getInteger(at: start + wireSize + 1, as: UInt8.self) == UInt8(ascii: "\n")
-        else {
-            throw .unknownOperation  // nats-server: MSG_END_R/MSG_END_N mismatch is a parse error
-        }
+        try checkPayloadEnd(buffer, at: start + wireSize)
         var complete = publish
         complete.payload = buffer.getSlice(at: start, length: wireSize)!
         buffer.moveReaderIndex(forwardBy: wireSize + 2)
@@ -118,109 +159,28 @@ public struct ClientParser: Sendable {
         return .pub(complete)
     }
 
+    /// The payload must be followed by CRLF; anything else is nats-server's MSG_END_R/MSG_END_N parse error.
+    @inline(__always)
+    private func checkPayloadEnd(_ buffer: ByteBuffer, at index: Int) throws(ProtocolError) {
+        guard buffer.getInteger(at: index, as: UInt16.self) == UInt16(0x0D0A) else { throw .unknownOperation }
+    }
+
     // MARK: - Arguments
-
-    /// Splits `arg` on blanks into at most `Max` fields; returns the count, or nil when there are more.
-    @inline(__always)
-    private func split(_ arg: ByteBuffer, into fields: inout (ByteBuffer, ByteBuffer, ByteBuffer, ByteBuffer), max: Int) -> Int? {
-        var count = 0
-        var start = -1
-        let base = arg.readerIndex
-        let end = base + arg.readableBytes
-        var i = base
-        var overflow = false
-        arg.withUnsafeReadableBytes { bytes in
-            var j = 0
-            while i < end {
-                let b = bytes[j]
-                if b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") {
-                    if start >= 0 {
-                        if count == max { overflow = true; return }
-                        Self.store(arg.getSlice(at: start, length: i - start)!, at: count, in: &fields)
-                        count += 1
-                        start = -1
-                    }
-                } else if start < 0 {
-                    start = i
-                }
-                i += 1
-                j += 1
-            }
-        }
-        if overflow { return nil }
-        if start >= 0 {
-            if count == max { return nil }
-            Self.store(arg.getSlice(at: start, length: end - start)!, at: count, in: &fields)
-            count += 1
-        }
-        return count
-    }
-
-    @inline(__always)
-    private static func store(_ slice: ByteBuffer, at index: Int, in fields: inout (ByteBuffer, ByteBuffer, ByteBuffer, ByteBuffer)) {
-        switch index {
-        case 0: fields.0 = slice
-        case 1: fields.1 = slice
-        case 2: fields.2 = slice
-        default: fields.3 = slice
-        }
-    }
-
-    /// PUB <subject> [reply] <size> / HPUB <subject> [reply] <header size> <total size>.
-    /// Returns the publish (payload still empty) and the total payload size on the wire.
-    private func parsePub(_ arg: ByteBuffer, headers: Bool) throws(ProtocolError) -> (Publish, Int) {
-        if headers && !headersEnabled { throw .protocolViolation("HPUB without headers support") }
-        var f = (ByteBuffer(), ByteBuffer(), ByteBuffer(), ByteBuffer())
-        let count = split(arg, into: &f, max: headers ? 4 : 3)
-        let subject: ByteBuffer, reply: ByteBuffer?, size: Int, headerSize: Int?
-        switch (headers, count) {
-        case (false, 2): subject = f.0; reply = nil; headerSize = nil; size = Self.parseSize(f.1)
-        case (false, 3): subject = f.0; reply = f.1; headerSize = nil; size = Self.parseSize(f.2)
-        case (true, 3): subject = f.0; reply = nil; headerSize = Self.parseSize(f.1); size = Self.parseSize(f.2)
-        case (true, 4): subject = f.0; reply = f.1; headerSize = Self.parseSize(f.2); size = Self.parseSize(f.3)
-        default: throw .protocolViolation("\(headers ? "HPUB" : "PUB") parse error")
-        }
-        if let headerSize {
-            if headerSize < 0 { throw .protocolViolation("HPUB bad or missing header size") }
-            if size < 0 { throw .protocolViolation("HPUB bad or missing total size") }
-            if headerSize > size { throw .protocolViolation("HPUB header size larger than total size") }
-        } else if size < 0 {
-            throw .protocolViolation("PUB bad or missing size")
-        }
-        if size > maxPayload { throw .maxPayloadViolation }
-        return (Publish(subject: subject, reply: reply, headerLength: headerSize, payload: ByteBuffer()), size)
-    }
-
-    private func parseSub(_ arg: ByteBuffer) throws(ProtocolError) -> ClientOp {
-        var f = (ByteBuffer(), ByteBuffer(), ByteBuffer(), ByteBuffer())
-        switch split(arg, into: &f, max: 3) {
-        case 2: return .sub(subject: f.0, queue: nil, sid: f.1)
-        case 3: return .sub(subject: f.0, queue: f.1, sid: f.2)
-        default: throw .protocolViolation("SUB parse error")
-        }
-    }
-
-    private func parseUnsub(_ arg: ByteBuffer) throws(ProtocolError) -> ClientOp {
-        var f = (ByteBuffer(), ByteBuffer(), ByteBuffer(), ByteBuffer())
-        switch split(arg, into: &f, max: 2) {
-        case 1: return .unsub(sid: f.0, max: nil)
-        case 2: return .unsub(sid: f.0, max: Self.parseSize(f.1))
-        default: throw .protocolViolation("UNSUB parse error")
-        }
-    }
 
     /// nats-server's parseSize: decimal digits only, -1 for anything else (empty, sign, overflow).
     public static func parseSize(_ bytes: ByteBuffer) -> Int {
-        let count = bytes.readableBytes
-        if count == 0 || count > 18 { return -1 }  // 18 digits cannot overflow Int64
-        return bytes.withUnsafeReadableBytes { raw in
-            var n = 0
-            for b in raw {
-                guard b >= UInt8(ascii: "0"), b <= UInt8(ascii: "9") else { return -1 }
-                n = n &* 10 &+ Int(b &- UInt8(ascii: "0"))
-            }
-            return n
+        bytes.withUnsafeReadableBytes { parseSize($0) }
+    }
+
+    @inline(__always)
+    static func parseSize(_ raw: UnsafeRawBufferPointer) -> Int {
+        if raw.count == 0 || raw.count > 18 { return -1 }  // 18 digits cannot overflow Int64
+        var n = 0
+        for b in raw {
+            guard b >= UInt8(ascii: "0"), b <= UInt8(ascii: "9") else { return -1 }
+            n = n &* 10 &+ Int(b &- UInt8(ascii: "0"))
         }
+        return n
     }
 
     // MARK: - Scanning
@@ -253,3 +213,80 @@ public struct ClientParser: Sendable {
 @inline(__always)
 func isBlank(_ b: UInt8) -> Bool { b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") }
 
+
+/// A complete control line, scanned once: the verb, where its argument is, and up to four blank-separated
+/// fields (offsets relative to the line start). `count` is 5 when there are more than four fields.
+struct ControlLine {
+    var firstByte: UInt8 = 0
+    var verb: Verb?
+    var argStart = 0
+    var argLength = 0
+    var count = 0
+    var starts: (Int, Int, Int, Int) = (0, 0, 0, 0)
+    var lengths: (Int, Int, Int, Int) = (0, 0, 0, 0)
+
+    @inline(__always)
+    init(_ raw: UnsafeRawBufferPointer) {
+        guard !raw.isEmpty else { return }
+        firstByte = raw[0]
+        verb = Verb.classify(raw)
+        guard let verb else { return }
+        var i = verb.length
+        while i < raw.count, isBlank(raw[i]) { i += 1 }
+        argStart = i
+        argLength = raw.count - i
+        guard verb.hasFields else { return }
+        var start = -1
+        let base = raw.baseAddress!
+        let n = raw.count
+        while i <= n {
+            if i == n || isBlank(base.load(fromByteOffset: i, as: UInt8.self)) {
+                if start >= 0 {
+                    if count == 4 { count = 5; return }
+                    store(start: start, length: i - start)
+                    start = -1
+                }
+            } else if start < 0 {
+                start = i
+            }
+            i &+= 1
+        }
+    }
+
+    @inline(__always)
+    private mutating func store(start: Int, length: Int) {
+        switch count {
+        case 0: starts.0 = start; lengths.0 = length
+        case 1: starts.1 = start; lengths.1 = length
+        case 2: starts.2 = start; lengths.2 = length
+        default: starts.3 = start; lengths.3 = length
+        }
+        count += 1
+    }
+
+    @inline(__always)
+    func field(_ index: Int) -> (start: Int, length: Int) {
+        switch index {
+        case 0: return (starts.0, lengths.0)
+        case 1: return (starts.1, lengths.1)
+        case 2: return (starts.2, lengths.2)
+        default: return (starts.3, lengths.3)
+        }
+    }
+
+    /// Field `index` as a slice of `buffer`, whose reader index is still at the line start.
+    @inline(__always)
+    func slice(_ index: Int, of buffer: ByteBuffer) -> ByteBuffer {
+        let f = field(index)
+        return buffer.getSlice(at: buffer.readerIndex + f.start, length: f.length)!
+    }
+
+    /// Field `index` read as a size (nats-server's parseSize: -1 unless plain decimal digits).
+    @inline(__always)
+    func size(_ index: Int, of buffer: ByteBuffer) -> Int {
+        let f = field(index)
+        return buffer.withUnsafeReadableBytes {
+            ClientParser.parseSize(UnsafeRawBufferPointer(rebasing: $0[f.start..<(f.start + f.length)]))
+        }
+    }
+}
