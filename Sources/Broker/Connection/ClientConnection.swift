@@ -12,13 +12,6 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    enum State: Equatable {
-        /// Waiting for CONNECT (only enforced when auth is required).
-        case awaitingConnect
-        case open
-        case closed
-    }
-
     let id: UInt64
     let server: BrokerServer
     let loop: LoopContext
@@ -27,7 +20,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
     let staging: [StagingSlot]
     let logger: Logger
 
-    private(set) var state: State = .awaitingConnect
+    private var machine: ConnectionStateMachine
     private var context: ChannelHandlerContext?
     private var parser: ClientParser
     private var cumulation: ByteBuffer?
@@ -48,9 +41,6 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
     private(set) var remotePort = 0
 
     // Liveness.
-    private var pingsOutstanding = 0
-    /// Whether a PONG has come back since connect (nats-server always PINGs until it has measured the RTT).
-    private var rttMeasured = false
     private var lastIn = NIODeadline.now()
     private var pingTask: RepeatedTask?
     private var authTimer: Scheduled<Void>?
@@ -72,10 +62,10 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
         var logger = logger
         logger[metadataKey: "cid"] = "\(id)"
         self.logger = logger
-        if !settings.authRequired { state = .open }
+        self.machine = ConnectionStateMachine(authRequired: settings.authRequired, pingMax: settings.pingMax)
     }
 
-    var isOpen: Bool { state != .closed }
+    var isClosed: Bool { machine.isClosed }
     var name: String? { options.name }
 
     // MARK: - Channel events
@@ -98,7 +88,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
         logger.debug("Client connection created", metadata: ["addr": "\(remoteHost):\(remotePort)"])
         if settings.authRequired {
             authTimer = context.eventLoop.scheduleTask(in: settings.authTimeout) { [self] in
-                if state == .awaitingConnect { fail(.authenticationTimeout) }
+                if machine.authTimerExpired() { fail(.authenticationTimeout) }
             }
         }
         pingTask = context.eventLoop.scheduleRepeatedTask(initialDelay: settings.pingInterval, delay: settings.pingInterval) { [self] _ in
@@ -109,7 +99,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
-        guard state != .closed else { return }
+        guard !machine.isClosed else { return }
         lastActivity = Date()
         lastIn = .now()
         if var pending = cumulation {
@@ -129,7 +119,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         // The write buffer water mark's high mark is max_pending: past it the client is a slow consumer.
-        if !context.channel.isWritable && state != .closed {
+        if !context.channel.isWritable && !machine.isClosed {
             slowConsumer(reason: "max_pending of \(settings.maxPending) bytes exceeded")
         }
     }
@@ -145,7 +135,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     private func keepRemainder(_ buffer: ByteBuffer) {
-        guard buffer.readableBytes > 0, state != .closed else { return }
+        guard buffer.readableBytes > 0, !machine.isClosed else { return }
         var rest = buffer
         // Don't let a long-lived remainder pin a large, mostly consumed read buffer.
         if rest.readerIndex > 64 * 1024 { rest.discardReadBytes() }
@@ -155,7 +145,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
     // MARK: - Operations
 
     private func process(_ buffer: inout ByteBuffer) {
-        while state != .closed {
+        while !machine.isClosed {
             let op: ClientOp?
             do {
                 op = try parser.next(&buffer)
@@ -176,8 +166,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
             ServerEncoder.writePong(into: &out)
             markForFlush()
         case .pong:
-            pingsOutstanding = 0
-            rttMeasured = true
+            machine.pongReceived()
         case .sub(let subject, let queue, let sid):
             handleSubscribe(subject: subject, queue: queue, sid: sid)
         case .unsub(let sid, let max):
@@ -202,23 +191,19 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
             return
         }
         options = decoded
-        if options.noResponders && !options.headers {
-            fail(.noRespondersRequiresHeaders)
-            return
-        }
-        if state == .awaitingConnect {
-            guard server.authenticate(options) else {
+        switch machine.connectReceived(decoded, authenticated: server.authenticate(decoded)) {
+        case .reject(let error):
+            if error == .authorizationViolation {
                 logger.info("Authorization Violation", metadata: ["addr": "\(remoteHost):\(remotePort)"])
-                fail(.authorizationViolation)
-                return
             }
+            fail(error)
+        case .accept(let sendOK):
             authTimer?.cancel()
             authTimer = nil
             parser.requireConnectFirst = false
-            state = .open
+            parser.headersEnabled = decoded.headers
+            if sendOK { writeOK() }
         }
-        parser.headersEnabled = options.headers
-        if options.verbose { writeOK() }
     }
 
     private func handleSubscribe(subject: ByteBuffer, queue: ByteBuffer?, sid: ByteBuffer) {
@@ -309,7 +294,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
         }
         let target = sub.client
         if target.loop === loop {
-            guard target.state != .closed else { return false }
+            guard !target.machine.isClosed else { return false }
             ServerEncoder.writeMessage(into: &target.out, subject: publish.subject, sid: sub.sid, reply: publish.reply,
                                        headerLength: publish.headerLength, payload: publish.payload)
             target.outMsgs &+= 1
@@ -350,7 +335,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
 
     /// Bytes published on another loop, handed over once per read there.
     func receiveFromOtherLoop(_ bytes: ByteBuffer, messages: Int) {
-        guard state != .closed, let context else { return }
+        guard !machine.isClosed, let context else { return }
         outMsgs &+= UInt64(messages)
         outBytes &+= UInt64(bytes.readableBytes)
         context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
@@ -377,7 +362,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
 
     func flushOut() {
         queuedForFlush = false
-        guard out.readableBytes > 0, state != .closed, let context else { return }
+        guard out.readableBytes > 0, !machine.isClosed, let context else { return }
         let bytes = out
         handedToChannel &+= UInt64(bytes.readableBytes)
         // A large buffer that the socket could not take at once stays with the channel; start a small one.
@@ -408,7 +393,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
 
     /// Flushes what is pending and closes the connection.
     func close() {
-        guard state != .closed else { return }
+        guard !machine.isClosed else { return }
         flushOut()
         tearDown()
         context?.close(promise: nil)
@@ -416,7 +401,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
 
     /// Cut off without flushing: the client cannot keep up (nats-server sends no -ERR for this).
     private func slowConsumer(reason: String) {
-        guard state != .closed else { return }
+        guard !machine.isClosed else { return }
         loop.slowConsumers &+= 1
         server.countSlowConsumer()
         logger.warning("Slow Consumer Detected", metadata: ["reason": "\(reason)", "addr": "\(remoteHost):\(remotePort)"])
@@ -426,14 +411,13 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
 
     /// Sends the lame-duck INFO (`ldm: true`).
     func sendInfo(_ json: String) {
-        guard state != .closed else { return }
+        guard !machine.isClosed else { return }
         ServerEncoder.writeInfo(into: &out, json: json)
         flushOut()
     }
 
     private func tearDown() {
-        guard state != .closed else { return }
-        state = .closed
+        guard machine.close() else { return }
         authTimer?.cancel()
         pingTask?.cancel()
         for sub in subscriptions.values { server.sublist.remove(sub) }
@@ -447,23 +431,22 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
     // MARK: - Liveness
 
     private func pingTimerFired() {
-        guard state != .closed else { return }
-        // As nats-server: no PING while the client has sent something within the interval (once the RTT is known).
-        if rttMeasured && NIODeadline.now() - lastIn < settings.pingInterval { return }
-        if pingsOutstanding + 1 > settings.pingMax {
+        switch machine.pingTimerFired(idle: NIODeadline.now() - lastIn, interval: settings.pingInterval) {
+        case .none:
+            break
+        case .closeStale:
             logger.debug("Stale Client Connection - Closing")
             fail(.staleConnection)
-            return
+        case .sendPing:
+            ServerEncoder.writePing(into: &out)
+            flushOut()
         }
-        pingsOutstanding += 1
-        ServerEncoder.writePing(into: &out)
-        flushOut()
     }
 
     /// Called about once a second by the server: cuts off a client whose socket took no bytes for longer than
     /// write_deadline while we had bytes for it (nats-server's write deadline, a slow consumer too).
     func checkWriteDeadline(now: NIODeadline) {
-        guard state != .closed, let context else { return }
+        guard !machine.isClosed, let context else { return }
         let buffered = (try? context.channel.syncOptions?.getOption(.bufferedWritableBytes)) ?? 0
         if buffered == 0 {
             writeStall = nil

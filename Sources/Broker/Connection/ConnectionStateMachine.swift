@@ -1,0 +1,93 @@
+import NIOCore
+import Protocol
+
+/// The lifecycle and liveness rules of one client connection, as plain values: what to do on CONNECT, on the
+/// auth timer, on the ping timer and on PONG. `ClientConnection` feeds it events and carries out the actions,
+/// so these rules are tested without a socket, a clock or a thread.
+struct ConnectionStateMachine {
+    enum State: Equatable {
+        /// Waiting for CONNECT: only while the server requires auth.
+        case awaitingConnect
+        case open
+        case closed
+    }
+
+    enum ConnectAction: Equatable {
+        /// Accepted: start or keep going; `sendOK` when the client asked for verbose mode.
+        case accept(sendOK: Bool)
+        /// Send the error (if it has wire text) and close.
+        case reject(ProtocolError)
+    }
+
+    enum PingAction: Equatable {
+        case none
+        case sendPing
+        /// ping_max PINGs went unanswered: 'Stale Connection', then close.
+        case closeStale
+    }
+
+    private(set) var state: State
+    private(set) var pingsOutstanding = 0
+    /// Whether a PONG has come back since connect: until then nats-server PINGs on every tick (to measure RTT).
+    private(set) var rttMeasured = false
+    let pingMax: Int
+
+    init(authRequired: Bool, pingMax: Int) {
+        state = authRequired ? .awaitingConnect : .open
+        self.pingMax = pingMax
+    }
+
+    var isClosed: Bool { state == .closed }
+
+    /// CONNECT arrived with these options; `authenticated` is the credential check's verdict.
+    mutating func connectReceived(_ options: ConnectOptions, authenticated: Bool) -> ConnectAction {
+        switch state {
+        case .closed:
+            return .accept(sendOK: false)
+        case .awaitingConnect, .open:
+            if options.noResponders && !options.headers { return .reject(.noRespondersRequiresHeaders) }
+            if state == .awaitingConnect {
+                guard authenticated else { return .reject(.authorizationViolation) }
+                state = .open
+            }
+            return .accept(sendOK: options.verbose)
+        }
+    }
+
+    /// The auth timer fired: true when the client must get 'Authentication Timeout'.
+    func authTimerExpired() -> Bool {
+        switch state {
+        case .awaitingConnect: return true
+        case .open, .closed: return false
+        }
+    }
+
+    /// The ping timer fired. `idle` is the time since the client last sent anything.
+    mutating func pingTimerFired(idle: TimeAmount, interval: TimeAmount) -> PingAction {
+        switch state {
+        case .closed:
+            return .none
+        case .awaitingConnect, .open:
+            // As nats-server: no PING while the client has sent something within the interval (once the RTT is known).
+            if rttMeasured && idle < interval { return .none }
+            if pingsOutstanding + 1 > pingMax { return .closeStale }
+            pingsOutstanding += 1
+            return .sendPing
+        }
+    }
+
+    mutating func pongReceived() {
+        pingsOutstanding = 0
+        rttMeasured = true
+    }
+
+    /// Marks the connection closed; false when it already was (so teardown runs once).
+    mutating func close() -> Bool {
+        switch state {
+        case .closed: return false
+        case .awaitingConnect, .open:
+            state = .closed
+            return true
+        }
+    }
+}

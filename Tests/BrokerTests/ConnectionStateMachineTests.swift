@@ -1,0 +1,67 @@
+import NIOCore
+import Protocol
+import XCTest
+
+@testable import Broker
+
+final class ConnectionStateMachineTests: XCTestCase {
+    private func options(_ json: String) throws -> ConnectOptions {
+        try ConnectOptions.decode(ByteBuffer(string: json))
+    }
+
+    func testWithoutAuthTheConnectionIsOpenAtOnce() throws {
+        var machine = ConnectionStateMachine(authRequired: false, pingMax: 2)
+        XCTAssertEqual(machine.state, .open)
+        XCTAssertFalse(machine.authTimerExpired())
+        XCTAssertEqual(machine.connectReceived(try options("{}"), authenticated: true), .accept(sendOK: true))
+        XCTAssertEqual(machine.connectReceived(try options(#"{"verbose":false}"#), authenticated: true), .accept(sendOK: false))
+    }
+
+    func testAuthRequiredWaitsForAGoodConnect() throws {
+        var machine = ConnectionStateMachine(authRequired: true, pingMax: 2)
+        XCTAssertEqual(machine.state, .awaitingConnect)
+        XCTAssertTrue(machine.authTimerExpired())
+        XCTAssertEqual(machine.connectReceived(try options(#"{"verbose":false}"#), authenticated: true), .accept(sendOK: false))
+        XCTAssertEqual(machine.state, .open)
+        XCTAssertFalse(machine.authTimerExpired(), "the timer must not fire after a good CONNECT")
+    }
+
+    func testBadCredentialsAreAnAuthorizationViolation() throws {
+        var machine = ConnectionStateMachine(authRequired: true, pingMax: 2)
+        XCTAssertEqual(machine.connectReceived(try options("{}"), authenticated: false), .reject(.authorizationViolation))
+    }
+
+    func testNoRespondersNeedsHeaders() throws {
+        var machine = ConnectionStateMachine(authRequired: false, pingMax: 2)
+        XCTAssertEqual(machine.connectReceived(try options(#"{"no_responders":true}"#), authenticated: true),
+                       .reject(.noRespondersRequiresHeaders))
+        XCTAssertEqual(machine.connectReceived(try options(#"{"no_responders":true,"headers":true,"verbose":false}"#),
+                                               authenticated: true), .accept(sendOK: false))
+    }
+
+    func testUnansweredPingsMakeTheConnectionStale() {
+        var machine = ConnectionStateMachine(authRequired: false, pingMax: 2)
+        XCTAssertEqual(machine.pingTimerFired(idle: .seconds(0), interval: .seconds(120)), .sendPing,
+                       "until the RTT is measured, every tick PINGs")
+        XCTAssertEqual(machine.pingTimerFired(idle: .seconds(120), interval: .seconds(120)), .sendPing)
+        XCTAssertEqual(machine.pingTimerFired(idle: .seconds(240), interval: .seconds(120)), .closeStale)
+    }
+
+    func testPongResetsAndRecentTrafficDelaysPings() {
+        var machine = ConnectionStateMachine(authRequired: false, pingMax: 1)
+        XCTAssertEqual(machine.pingTimerFired(idle: .seconds(0), interval: .seconds(2)), .sendPing)
+        machine.pongReceived()
+        XCTAssertEqual(machine.pingsOutstanding, 0)
+        XCTAssertEqual(machine.pingTimerFired(idle: .seconds(1), interval: .seconds(2)), .none, "client is active")
+        XCTAssertEqual(machine.pingTimerFired(idle: .seconds(3), interval: .seconds(2)), .sendPing)
+        XCTAssertEqual(machine.pingTimerFired(idle: .seconds(5), interval: .seconds(2)), .closeStale)
+    }
+
+    func testCloseHappensOnce() {
+        var machine = ConnectionStateMachine(authRequired: false, pingMax: 2)
+        XCTAssertTrue(machine.close())
+        XCTAssertFalse(machine.close())
+        XCTAssertTrue(machine.isClosed)
+        XCTAssertEqual(machine.pingTimerFired(idle: .seconds(999), interval: .seconds(1)), .none)
+    }
+}
