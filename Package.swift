@@ -63,6 +63,14 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        .testTarget(
+            name: "ClientLibTests",
+            dependencies: [
+                "ClientLib", "Protocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(
             name: "BrokerTests",

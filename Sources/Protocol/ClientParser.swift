@@ -214,16 +214,16 @@ public struct ClientParser: Sendable {
 func isBlank(_ b: UInt8) -> Bool { b == UInt8(ascii: " ") || b == UInt8(ascii: "\t") }
 
 
-/// A complete control line, scanned once: the verb, where its argument is, and up to four blank-separated
-/// fields (offsets relative to the line start). `count` is 5 when there are more than four fields.
+/// A complete client control line, scanned once: the verb, where its argument is, and its blank-separated
+/// fields (offsets relative to the line start).
 struct ControlLine {
     var firstByte: UInt8 = 0
     var verb: Verb?
     var argStart = 0
     var argLength = 0
-    var count = 0
-    var starts: (Int, Int, Int, Int) = (0, 0, 0, 0)
-    var lengths: (Int, Int, Int, Int) = (0, 0, 0, 0)
+    var fields = Fields()
+
+    var count: Int { fields.count }
 
     @inline(__always)
     init(_ raw: UnsafeRawBufferPointer) {
@@ -235,58 +235,12 @@ struct ControlLine {
         while i < raw.count, isBlank(raw[i]) { i += 1 }
         argStart = i
         argLength = raw.count - i
-        guard verb.hasFields else { return }
-        var start = -1
-        let base = raw.baseAddress!
-        let n = raw.count
-        while i <= n {
-            if i == n || isBlank(base.load(fromByteOffset: i, as: UInt8.self)) {
-                if start >= 0 {
-                    if count == 4 { count = 5; return }
-                    store(start: start, length: i - start)
-                    start = -1
-                }
-            } else if start < 0 {
-                start = i
-            }
-            i &+= 1
-        }
+        if verb.hasFields { fields = Fields(raw, from: i) }
     }
 
     @inline(__always)
-    private mutating func store(start: Int, length: Int) {
-        switch count {
-        case 0: starts.0 = start; lengths.0 = length
-        case 1: starts.1 = start; lengths.1 = length
-        case 2: starts.2 = start; lengths.2 = length
-        default: starts.3 = start; lengths.3 = length
-        }
-        count += 1
-    }
+    func slice(_ index: Int, of buffer: ByteBuffer) -> ByteBuffer { fields.slice(index, of: buffer) }
 
     @inline(__always)
-    func field(_ index: Int) -> (start: Int, length: Int) {
-        switch index {
-        case 0: return (starts.0, lengths.0)
-        case 1: return (starts.1, lengths.1)
-        case 2: return (starts.2, lengths.2)
-        default: return (starts.3, lengths.3)
-        }
-    }
-
-    /// Field `index` as a slice of `buffer`, whose reader index is still at the line start.
-    @inline(__always)
-    func slice(_ index: Int, of buffer: ByteBuffer) -> ByteBuffer {
-        let f = field(index)
-        return buffer.getSlice(at: buffer.readerIndex + f.start, length: f.length)!
-    }
-
-    /// Field `index` read as a size (nats-server's parseSize: -1 unless plain decimal digits).
-    @inline(__always)
-    func size(_ index: Int, of buffer: ByteBuffer) -> Int {
-        let f = field(index)
-        return buffer.withUnsafeReadableBytes {
-            ClientParser.parseSize(UnsafeRawBufferPointer(rebasing: $0[f.start..<(f.start + f.length)]))
-        }
-    }
+    func size(_ index: Int, of buffer: ByteBuffer) -> Int { fields.size(index, of: buffer) }
 }

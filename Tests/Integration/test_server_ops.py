@@ -292,3 +292,23 @@ def test_write_deadline_cuts_off_a_stalled_reader(server_factory):
         assert wait_for(slow_consumers, timeout=20), "stalled subscriber was never cut off"
         assert pub.roundtrip()
     slow.close()
+
+
+def test_publisher_pong_orders_deliveries_before_subscriber_pong(server_factory):
+    """Once a publisher has its PONG, every message it sent is queued for the subscribers: a subscriber's
+    PING sent after that gets its PONG after those messages. Clients rely on this (publish, flush, then
+    flush the subscriber and expect the messages); brokerd must keep it across event loops too."""
+    s = server_factory()
+    for trial in range(40):  # connections alternate between event loops; cover both placements
+        with s.conn() as sub, s.conn() as pub:
+            sub.connect()
+            sub.send(b"SUB work workers 1\r\nSUB work workers 2\r\nSUB work 3\r\n")
+            assert sub.roundtrip()
+            pub.connect()
+            pub.send(b"".join(b"PUB work %d\r\n%d\r\n" % (len(str(i)), i) for i in range(300)))
+            assert pub.roundtrip()
+            pongs_before = sub.frames().count(PONG)
+            sub.send(PING)
+            frames = sub.read_frames(pongs_before + 1, pred=lambda f: f == PONG)
+            msgs = [f for f in sub.frames() if f.startswith(b"MSG ")]
+            assert len(msgs) == 600, f"trial {trial}: {len(msgs)} of 600 before the PONG"

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import Protocol
 
@@ -26,6 +27,13 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
     private var cumulation: ByteBuffer?
     private(set) var options = ConnectOptions()
     private(set) var subscriptions: [ByteBuffer: Subscription] = [:]
+    /// Batches other loops encoded for this client, waiting for this loop (see `enqueueFromOtherLoop`).
+    private let inbox = NIOLockedValueBox(Inbox())
+    struct Inbox {
+        var batches: [ByteBuffer] = []
+        var messages = 0
+        var drainScheduled = false
+    }
     /// Bytes for this client produced on its own loop; flushed once per read by `LoopContext.flushPending`.
     var out: ByteBuffer
     var queuedForFlush = false
@@ -102,6 +110,8 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
         guard !machine.isClosed else { return }
         lastActivity = Date()
         lastIn = .now()
+        // Messages other loops queued for us before this read go out before anything this read produces.
+        drainInbox()
         if var pending = cumulation {
             cumulation = nil
             pending.writeBuffer(&incoming)
@@ -333,13 +343,43 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
         loop.eventLoop.execute { [self] in removeSubscription(sub) }
     }
 
-    /// Bytes published on another loop, handed over once per read there.
-    func receiveFromOtherLoop(_ bytes: ByteBuffer, messages: Int) {
-        guard !machine.isClosed, let context else { return }
+    /// Bytes published on another loop, handed over once per read there (called on the publisher's loop).
+    ///
+    /// They wait in `inbox` rather than in a plain task so that this connection's next read takes them first:
+    /// a publisher that got its PONG knows its messages are queued ahead of anything the subscriber sends
+    /// afterwards (a subscriber's PING then gets its PONG after those messages, as with nats-server).
+    func enqueueFromOtherLoop(_ bytes: ByteBuffer, messages: Int) {
+        let scheduleDrain = inbox.withLockedValue { box -> Bool in
+            box.batches.append(bytes)
+            box.messages += messages
+            if box.drainScheduled { return false }
+            box.drainScheduled = true
+            return true
+        }
+        if scheduleDrain {
+            loop.eventLoop.execute { [self] in
+                drainInbox()
+                context?.flush()
+            }
+        }
+    }
+
+    /// Moves what other loops handed over onto the channel, behind what `out` already holds. No flush: the
+    /// caller flushes (the drain task at once, a read at its end).
+    private func drainInbox() {
+        let (batches, messages) = inbox.withLockedValue { box -> ([ByteBuffer], Int) in
+            defer { box.batches.removeAll(keepingCapacity: true); box.messages = 0; box.drainScheduled = false }
+            return (box.batches, box.messages)
+        }
+        guard !batches.isEmpty, !machine.isClosed, let context else { return }
+        writeOut(flush: false)
         outMsgs &+= UInt64(messages)
-        outBytes &+= UInt64(bytes.readableBytes)
-        context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
-        handedToChannel &+= UInt64(bytes.readableBytes)
+        for bytes in batches {
+            outBytes &+= UInt64(bytes.readableBytes)
+            handedToChannel &+= UInt64(bytes.readableBytes)
+            context.write(wrapOutboundOut(bytes), promise: nil)
+            if machine.isClosed { return }  // cut off as a slow consumer by the write above
+        }
     }
 
     // MARK: - Output
@@ -362,7 +402,16 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
 
     func flushOut() {
         queuedForFlush = false
-        guard out.readableBytes > 0, !machine.isClosed, let context else { return }
+        writeOut(flush: true)
+    }
+
+    /// Hands `out` to the channel.
+    private func writeOut(flush: Bool) {
+        guard !machine.isClosed, let context else { return }
+        guard out.readableBytes > 0 else {
+            if flush { context.flush() }
+            return
+        }
         let bytes = out
         handedToChannel &+= UInt64(bytes.readableBytes)
         // A large buffer that the socket could not take at once stays with the channel; start a small one.
@@ -371,7 +420,11 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
         } else {
             out.clear()
         }
-        context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+        if flush {
+            context.writeAndFlush(wrapOutboundOut(bytes), promise: nil)
+        } else {
+            context.write(wrapOutboundOut(bytes), promise: nil)
+        }
     }
 
     /// Sends an error as nats-server would and closes the connection when nats-server would.

@@ -30,13 +30,14 @@ final class LoopContext: @unchecked Sendable {
     /// Writes out everything the current read produced: one flush per local connection, one hop per remote
     /// connection (not one per message).
     func flushPending() {
-        if !localFlush.isEmpty {
-            for connection in localFlush { connection.flushOut() }
-            localFlush.removeAll(keepingCapacity: true)
-        }
+        // Other loops first: their batches must be queued before a PONG below tells a publisher "done".
         if !remoteFlush.isEmpty {
             for connection in remoteFlush { connection.staging[index].handOver(to: connection) }
             remoteFlush.removeAll(keepingCapacity: true)
+        }
+        if !localFlush.isEmpty {
+            for connection in localFlush { connection.flushOut() }
+            localFlush.removeAll(keepingCapacity: true)
         }
     }
 }
@@ -57,9 +58,7 @@ final class StagingSlot: @unchecked Sendable {
         messages = 0
         // The closure holds `bytes`, so this starts a fresh storage: we must not write into what is in flight.
         buffer = ByteBufferAllocator().buffer(capacity: Swift.min(bytes.capacity, 64 * 1024))
-        target.loop.eventLoop.execute {
-            target.receiveFromOtherLoop(bytes, messages: count)
-        }
+        target.enqueueFromOtherLoop(bytes, messages: count)
     }
 }
 
