@@ -5,8 +5,9 @@ HOST         ?= 127.0.0.1
 PORT         ?= 4222
 ARGS         ?=
 BROKERD_BIN  ?= $(CURDIR)/.build/debug/brokerd
+BENCH_ARGS   ?=
 
-.PHONY: all build release run test unit-test integration-test bench lint fmt clean
+.PHONY: all build release run test unit-test integration-test bench microbench lint fmt clean
 
 all: build
 
@@ -30,8 +31,14 @@ unit-test:
 integration-test: build
 	BROKERD_BIN=$(BROKERD_BIN) $(PYTHON) -m pytest Tests/Integration -q
 
-## Micro-benchmarks (ordo-one/benchmark): parser and router, allocations per operation.
+## Side-by-side end-to-end benchmark against nats-server (BENCH_ARGS="--quick" for a one-minute smoke run).
 bench:
+	$(SWIFT) build -c release --product brokerd
+	$(SWIFT) build -c release --product brokerd-bench
+	$(PYTHON) Benchmarks/run_bench.py $(BENCH_ARGS)
+
+## Micro-benchmarks (ordo-one/benchmark): parser, encoder and router, allocations per operation.
+microbench:
 	BROKERD_BENCHMARKS=1 $(SWIFT) package --disable-sandbox benchmark
 
 lint:

