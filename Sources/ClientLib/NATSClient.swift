@@ -23,7 +23,7 @@ public final class NATSClient: @unchecked Sendable {
     private let eventsContinuation: AsyncStream<NATSEvent>.Continuation
     let group: any EventLoopGroup
 
-    private let lock = NIOLock()
+    private let lock = ClientLock()
     // Everything below is guarded by `lock`.
     private var status: Status = .connecting
     private var channel: (any Channel)?
@@ -618,8 +618,15 @@ struct ServerAddress {
 }
 
 extension TimeAmount {
+    /// Converts, saturating at TimeAmount's range.
     init(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow {
+            self = .nanoseconds(seconds < 0 ? .min : .max)
+            return
+        }
+        let (total, overflow2) = scaled.addingReportingOverflow(attoseconds / 1_000_000_000)
+        self = .nanoseconds(overflow2 ? (seconds < 0 ? .min : .max) : total)
     }
 }

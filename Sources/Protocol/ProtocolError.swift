@@ -13,6 +13,8 @@ public enum ProtocolError: Error, Equatable, Sendable {
     case invalidPublishSubject
     case maxConnectionsExceeded
     case noRespondersRequiresHeaders
+    /// CONNECT with a `protocol` other than 0 or 1.
+    case invalidClientProtocol
     /// A malformed argument list (wrong arity, bad size, header size > total, bad CONNECT JSON, HPUB without
     /// headers support...). nats-server closes these connections silently: see processPub in client.go.
     case protocolViolation(String)
@@ -29,6 +31,7 @@ public enum ProtocolError: Error, Equatable, Sendable {
         case .invalidPublishSubject: return "Invalid Publish Subject"
         case .maxConnectionsExceeded: return "maximum connections exceeded"
         case .noRespondersRequiresHeaders: return "no responders requires headers support"
+        case .invalidClientProtocol: return "invalid client protocol"
         case .protocolViolation: return nil
         }
     }
@@ -39,7 +42,7 @@ public enum ProtocolError: Error, Equatable, Sendable {
         case .invalidSubject, .invalidPublishSubject: return false
         case .unknownOperation, .maxPayloadViolation, .maxControlLineExceeded, .authorizationViolation,
              .authenticationTimeout, .staleConnection, .maxConnectionsExceeded, .noRespondersRequiresHeaders,
-             .protocolViolation:
+             .invalidClientProtocol, .protocolViolation:
             return true
         }
     }

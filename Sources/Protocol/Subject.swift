@@ -23,7 +23,7 @@ public enum Subject {
         return s.withUTF8 { isValid(UnsafeRawBufferPointer($0), literalOnly: true) }
     }
 
-    static func isValid(_ bytes: UnsafeRawBufferPointer, literalOnly: Bool) -> Bool {
+    public static func isValid(_ bytes: UnsafeRawBufferPointer, literalOnly: Bool) -> Bool {
         if bytes.isEmpty { return false }
         var tokenStart = 0
         var sawFullWildcard = false

@@ -137,17 +137,24 @@ struct BrokerService: Service {
             try await m.start(host: server.options.httpHost ?? server.options.host, port: httpPort)
             monitor = m
         }
+        let (lameDuckDone, lameDuckFinished) = AsyncStream.makeStream(of: Void.self)
         await withTaskGroup(of: Void.self) { tasks in
             tasks.addTask {
                 for await signal in signals {
                     if signal == .sighup {
                         reload()
                     } else if signal == .sigusr2 {
-                        // As nats-server: once every client is gone, the server shuts down.
-                        await server.enterLameDuckMode()
-                        return
+                        // Lame duck runs beside this loop, so SIGHUP is still handled meanwhile.
+                        Task {
+                            await server.enterLameDuckMode()
+                            lameDuckFinished.yield()
+                        }
                     }
                 }
+            }
+            tasks.addTask {
+                // As nats-server: once lame duck has closed every client, the server shuts down.
+                for await _ in lameDuckDone { return }
             }
             tasks.addTask {
                 // Wait for SIGTERM/SIGINT (ServiceGroup turns them into graceful shutdown).

@@ -13,30 +13,50 @@ final class ConnectionStateMachineTests: XCTestCase {
         var machine = ConnectionStateMachine(authRequired: false, pingMax: 2)
         XCTAssertEqual(machine.state, .open)
         XCTAssertFalse(machine.authTimerExpired())
-        XCTAssertEqual(machine.connectReceived(try options("{}"), authenticated: true), .accept(sendOK: true))
-        XCTAssertEqual(machine.connectReceived(try options(#"{"verbose":false}"#), authenticated: true), .accept(sendOK: false))
+        XCTAssertEqual(machine.connectReceived(try options("{}"), authRequired: false, authenticated: true), .accept(sendOK: true))
+        XCTAssertEqual(machine.connectReceived(try options(#"{"verbose":false}"#), authRequired: false, authenticated: true),
+                       .accept(sendOK: false))
     }
 
     func testAuthRequiredWaitsForAGoodConnect() throws {
         var machine = ConnectionStateMachine(authRequired: true, pingMax: 2)
         XCTAssertEqual(machine.state, .awaitingConnect)
         XCTAssertTrue(machine.authTimerExpired())
-        XCTAssertEqual(machine.connectReceived(try options(#"{"verbose":false}"#), authenticated: true), .accept(sendOK: false))
+        XCTAssertEqual(machine.connectReceived(try options(#"{"verbose":false}"#), authRequired: true, authenticated: true),
+                       .accept(sendOK: false))
         XCTAssertEqual(machine.state, .open)
         XCTAssertFalse(machine.authTimerExpired(), "the timer must not fire after a good CONNECT")
     }
 
     func testBadCredentialsAreAnAuthorizationViolation() throws {
         var machine = ConnectionStateMachine(authRequired: true, pingMax: 2)
-        XCTAssertEqual(machine.connectReceived(try options("{}"), authenticated: false), .reject(.authorizationViolation))
+        XCTAssertEqual(machine.connectReceived(try options("{}"), authRequired: true, authenticated: false), .reject(.authorizationViolation))
+        // Credentials are judged before anything else, as nats-server does.
+        XCTAssertEqual(machine.connectReceived(try options(#"{"no_responders":true}"#), authRequired: true, authenticated: false),
+                       .reject(.authorizationViolation))
+    }
+
+    func testEveryConnectIsChecked() throws {
+        var machine = ConnectionStateMachine(authRequired: true, pingMax: 2)
+        XCTAssertEqual(machine.connectReceived(try options("{}"), authRequired: true, authenticated: true), .accept(sendOK: true))
+        XCTAssertEqual(machine.connectReceived(try options("{}"), authRequired: true, authenticated: false),
+                       .reject(.authorizationViolation), "a second CONNECT with bad credentials")
+    }
+
+    func testProtocolLevelMustBeZeroOrOne() throws {
+        var machine = ConnectionStateMachine(authRequired: false, pingMax: 2)
+        XCTAssertEqual(machine.connectReceived(try options(#"{"protocol":5}"#), authRequired: false, authenticated: true),
+                       .reject(.invalidClientProtocol))
+        XCTAssertEqual(machine.connectReceived(try options(#"{"protocol":1,"verbose":false}"#), authRequired: false, authenticated: true),
+                       .accept(sendOK: false))
     }
 
     func testNoRespondersNeedsHeaders() throws {
         var machine = ConnectionStateMachine(authRequired: false, pingMax: 2)
-        XCTAssertEqual(machine.connectReceived(try options(#"{"no_responders":true}"#), authenticated: true),
+        XCTAssertEqual(machine.connectReceived(try options(#"{"no_responders":true}"#), authRequired: false, authenticated: true),
                        .reject(.noRespondersRequiresHeaders))
         XCTAssertEqual(machine.connectReceived(try options(#"{"no_responders":true,"headers":true,"verbose":false}"#),
-                                               authenticated: true), .accept(sendOK: false))
+                                               authRequired: false, authenticated: true), .accept(sendOK: false))
     }
 
     func testUnansweredPingsMakeTheConnectionStale() {

@@ -25,7 +25,8 @@ final class SublistTests: XCTestCase {
     private var nextSid = 0
     private func sub(_ subject: String, queue: String? = nil) -> Subscription {
         nextSid += 1
-        return Subscription(client: client, subject: subject, queue: queue, sid: ByteBuffer(string: "\(nextSid)"))
+        return Subscription(client: client, subject: Array(subject.utf8), queue: queue.map { Array($0.utf8) },
+                            sid: ByteBuffer(string: "\(nextSid)"), acceptsHeaders: true)
     }
 
     private func plain(_ subject: String) -> Set<ObjectIdentifier> {
@@ -170,6 +171,20 @@ final class SublistTests: XCTestCase {
         for subject in [".foo", "..foo", "foo..", "foo.", "foo..bar", "foo...bar"] {
             XCTAssertTrue(sublist.match(subject).isEmpty, subject)
         }
+    }
+
+    func testSubjectsCompareAsBytesNotAsUnicode() throws {
+        // "café" composed vs decomposed are canonically equal Strings but different subjects to nats-server.
+        let composed = Subscription(client: client, subject: [0x63, 0x61, 0x66, 0xC3, 0xA9], queue: nil,
+                                    sid: ByteBuffer(string: "c"), acceptsHeaders: true)
+        let invalid = Subscription(client: client, subject: [0x66, 0xFF, 0x6F], queue: nil,
+                                   sid: ByteBuffer(string: "i"), acceptsHeaders: true)
+        try sublist.insert(composed)
+        try sublist.insert(invalid)
+        XCTAssertTrue(sublist.match([0x63, 0x61, 0x66, 0x65, 0xCC, 0x81]).isEmpty)
+        XCTAssertEqual(sublist.match([0x63, 0x61, 0x66, 0xC3, 0xA9]).plain.count, 1)
+        XCTAssertTrue(sublist.match([0x66, 0xFE, 0x6F]).isEmpty, "invalid UTF-8 must not collapse to U+FFFD")
+        XCTAssertEqual(sublist.match([0x66, 0xFF, 0x6F]).plain.count, 1)
     }
 
     func testGenerationChangesOnInsertAndRemove() throws {

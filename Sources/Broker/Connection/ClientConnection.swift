@@ -82,6 +82,11 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
         self.context = context
     }
 
+    /// Breaks the handler <-> context cycle, or every connection would stay in memory after it closes.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         if let address = context.channel.remoteAddress {
             remoteHost = address.ipAddress ?? ""
@@ -121,6 +126,8 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
             process(&incoming)
             keepRemainder(incoming)
         }
+        // A read that ended in a close gets no channelReadComplete: what it published must still go out.
+        if machine.isClosed { loop.flushPending() }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -183,8 +190,13 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
             handleUnsubscribe(sid: sid, max: max)
         case .connect(let json):
             handleConnect(json)
-        case .ok, .info:
-            break  // nats-server ignores both from a client
+        case .ok:
+            break  // nats-server ignores it from a client
+        case .info(let json):
+            // nats-server parses a client's INFO and closes the connection when it is not JSON.
+            if (try? JSONSerialization.jsonObject(with: Data(json.readableBytesView))) == nil {
+                fail(.protocolViolation("INFO: invalid JSON"))
+            }
         case .err(let text):
             // nats-server logs a client's -ERR and closes the connection.
             logger.info("Client sent -ERR, closing", metadata: ["error": "\(String(buffer: text))"])
@@ -201,7 +213,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
             return
         }
         options = decoded
-        switch machine.connectReceived(decoded, authenticated: server.authenticate(decoded)) {
+        switch machine.connectReceived(decoded, authRequired: server.authRequired, authenticated: server.authenticate(decoded)) {
         case .reject(let error):
             if error == .authorizationViolation {
                 logger.info("Authorization Violation", metadata: ["addr": "\(remoteHost):\(remotePort)"])
@@ -224,9 +236,10 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
         }
         let sub = Subscription(
             client: self,
-            subject: String(buffer: subject),
-            queue: queue.map { String(buffer: $0) },
-            sid: Self.compact(sid)
+            subject: Array(subject.readableBytesView),
+            queue: queue.map { Array($0.readableBytesView) },
+            sid: Self.compact(sid),
+            acceptsHeaders: options.headers
         )
         do {
             try server.sublist.insert(sub)
@@ -242,6 +255,8 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
         if let sub = subscriptions[sid] {
             if let max, max > 0, max > sub.delivered.load(ordering: .relaxed) {
                 sub.maxDeliveries.store(max, ordering: .relaxed)
+                // Deliveries on other loops may have counted past the new limit before they could see it.
+                if sub.delivered.load(ordering: .relaxed) >= max { removeSubscription(sub) }
             } else {
                 removeSubscription(sub)
             }
@@ -249,8 +264,11 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
         if options.verbose { writeOK() }
     }
 
+    /// Removes this very subscription. A delayed removal (auto-unsubscribe) must not take a newer subscription
+    /// that reuses the sid, so the identity is checked, not only the sid.
     func removeSubscription(_ sub: Subscription) {
-        guard subscriptions.removeValue(forKey: sub.sid) != nil else { return }
+        guard let current = subscriptions[sub.sid], current === sub else { return }
+        subscriptions[sub.sid] = nil
         server.sublist.remove(sub)
     }
 
@@ -286,7 +304,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
                 if deliver(publish, to: sub) { delivered = true; break }
             }
         }
-        if !delivered, let reply = publish.reply, options.noResponders, result.isEmpty {
+        if !delivered, let reply = publish.reply, options.noResponders {
             sendNoResponders(to: reply)
         }
     }
@@ -297,23 +315,23 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
         let limit = sub.maxDeliveries.load(ordering: .relaxed)
         if limit > 0 {
             let n = sub.delivered.add(1, ordering: .relaxed).newValue
+            if n >= limit { sub.client.scheduleRemoval(sub) }  // idempotent; >= covers a limit set late
             if n > limit { return false }
-            if n == limit { sub.client.scheduleRemoval(sub) }
         } else {
             sub.delivered.add(1, ordering: .relaxed)
         }
         let target = sub.client
         if target.loop === loop {
             guard !target.machine.isClosed else { return false }
-            ServerEncoder.writeMessage(into: &target.out, subject: publish.subject, sid: sub.sid, reply: publish.reply,
-                                       headerLength: publish.headerLength, payload: publish.payload)
+            Self.encode(publish, for: sub, into: &target.out)
             target.outMsgs &+= 1
             target.outBytes &+= UInt64(publish.payload.readableBytes)
             target.markForFlush()
         } else {
             let slot = target.staging[loop.index]
-            ServerEncoder.writeMessage(into: &slot.buffer, subject: publish.subject, sid: sub.sid, reply: publish.reply,
-                                       headerLength: publish.headerLength, payload: publish.payload)
+            // First message of this read's batch: size the (idle, empty) buffer like the last batch.
+            if !slot.queued { slot.buffer.reserveCapacity(slot.sizeHint) }
+            Self.encode(publish, for: sub, into: &slot.buffer)
             slot.messages &+= 1
             if !slot.queued {
                 slot.queued = true
@@ -325,18 +343,40 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
         return true
     }
 
+    /// MSG or HMSG for one subscriber. A subscriber that did not ask for headers gets MSG with the body only, and
+    /// an empty header block (HPUB x 0 n) is no header at all, as with nats-server.
+    @inline(__always)
+    static func encode(_ publish: Publish, for sub: Subscription, into out: inout ByteBuffer) {
+        if let headerLength = publish.headerLength, headerLength > 0 {
+            if sub.acceptsHeaders {
+                ServerEncoder.writeMessage(into: &out, subject: publish.subject, sid: sub.sid, reply: publish.reply,
+                                           headerLength: headerLength, payload: publish.payload)
+            } else {
+                let body = publish.payload.getSlice(at: publish.payload.readerIndex + headerLength,
+                                                    length: publish.payload.readableBytes - headerLength)!
+                ServerEncoder.writeMessage(into: &out, subject: publish.subject, sid: sub.sid, reply: publish.reply,
+                                           headerLength: nil, payload: body)
+            }
+        } else {
+            ServerEncoder.writeMessage(into: &out, subject: publish.subject, sid: sub.sid, reply: publish.reply,
+                                       headerLength: nil, payload: publish.payload)
+        }
+    }
+
     /// The 503 status a requester gets when nobody is subscribed to the request subject.
     private func sendNoResponders(to reply: ByteBuffer) {
+        // nats-server sends the status to the requester's first subscription on the reply subject, without
+        // counting it against that subscription's UNSUB limit.
         let result = loop.cache.match(reply, in: server.sublist)
+        guard let sub = result.plain.first(where: { $0.client === self })
+            ?? result.queues.lazy.compactMap({ $0.first { $0.client === self } }).first
+        else { return }
         var status = ByteBufferAllocator().buffer(capacity: 16)
         status.writeString(ServerEncoder.noRespondersHeader)
-        let publish = Publish(subject: reply, reply: nil, headerLength: status.readableBytes, payload: status)
-        for sub in result.plain where sub.client === self {
-            _ = deliver(publish, to: sub)
-        }
-        for group in result.queues {
-            if let sub = group.first(where: { $0.client === self }) { _ = deliver(publish, to: sub) }
-        }
+        ServerEncoder.writeMessage(into: &out, subject: reply, sid: sub.sid, reply: nil,
+                                   headerLength: status.readableBytes, payload: status)
+        outMsgs &+= 1
+        markForFlush()
     }
 
     func scheduleRemoval(_ sub: Subscription) {
@@ -414,8 +454,8 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
         }
         let bytes = out
         handedToChannel &+= UInt64(bytes.readableBytes)
-        // A large buffer that the socket could not take at once stays with the channel; start a small one.
-        if out.capacity > 1024 * 1024 {
+        // Reuse a working-size buffer; after a burst, start small again rather than keep a big one per client.
+        if out.capacity > 64 * 1024 {
             out = context.channel.allocator.buffer(capacity: 4096)
         } else {
             out.clear()
@@ -460,6 +500,13 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
         logger.warning("Slow Consumer Detected", metadata: ["reason": "\(reason)", "addr": "\(remoteHost):\(remotePort)"])
         tearDown()
         context?.close(promise: nil)
+    }
+
+    /// After a reload: a client the new authorization would not admit is told so and closed (as nats-server).
+    func recheckAuthorization() {
+        guard !machine.isClosed, server.authRequired, !server.authenticate(options) else { return }
+        logger.info("Authorization Violation after reload", metadata: ["addr": "\(remoteHost):\(remotePort)"])
+        fail(.authorizationViolation)
     }
 
     /// Sends the lame-duck INFO (`ldm: true`).

@@ -39,17 +39,17 @@ struct ConnectionStateMachine {
 
     var isClosed: Bool { state == .closed }
 
-    /// CONNECT arrived with these options; `authenticated` is the credential check's verdict.
-    mutating func connectReceived(_ options: ConnectOptions, authenticated: Bool) -> ConnectAction {
+    /// CONNECT arrived with these options; `authenticated` is the credential check's verdict. As nats-server,
+    /// every CONNECT is checked (a second one too), in its order: credentials, protocol level, no_responders.
+    mutating func connectReceived(_ options: ConnectOptions, authRequired: Bool, authenticated: Bool) -> ConnectAction {
         switch state {
         case .closed:
             return .accept(sendOK: false)
         case .awaitingConnect, .open:
+            if authRequired && !authenticated { return .reject(.authorizationViolation) }
+            if options.protocolVersion < 0 || options.protocolVersion > 1 { return .reject(.invalidClientProtocol) }
             if options.noResponders && !options.headers { return .reject(.noRespondersRequiresHeaders) }
-            if state == .awaitingConnect {
-                guard authenticated else { return .reject(.authorizationViolation) }
-                state = .open
-            }
+            state = .open
             return .accept(sendOK: options.verbose)
         }
     }

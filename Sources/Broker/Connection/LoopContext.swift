@@ -45,7 +45,10 @@ final class LoopContext: @unchecked Sendable {
 /// Bytes that publishers on one loop have encoded for a connection living on another loop. Touched only on the
 /// publishers' loop until handed over, in one task, to the connection's own loop.
 final class StagingSlot: @unchecked Sendable {
-    var buffer = ByteBufferAllocator().buffer(capacity: 0)
+    /// Empty (no storage) between batches, so idle connections hold no staging memory.
+    var buffer = ByteBuffer()
+    /// The size the next batch probably needs (the last one's, bounded).
+    var sizeHint = 1024
     var messages = 0
     var queued = false
 
@@ -56,8 +59,9 @@ final class StagingSlot: @unchecked Sendable {
         let count = messages
         queued = false
         messages = 0
-        // The closure holds `bytes`, so this starts a fresh storage: we must not write into what is in flight.
-        buffer = ByteBufferAllocator().buffer(capacity: Swift.min(bytes.capacity, 64 * 1024))
+        // `bytes` is now in flight: the next batch starts a fresh buffer, allocated when it begins.
+        buffer = ByteBuffer()
+        sizeHint = Swift.min(Swift.max(bytes.readableBytes, 1024), 64 * 1024)
         target.enqueueFromOtherLoop(bytes, messages: count)
     }
 }

@@ -225,10 +225,7 @@ public final class MonitorServer: @unchecked Sendable {
         return formatter.string(from: date)
     }
 
-    static func nanoseconds(_ d: Duration) -> Int64 {
-        let (s, atto) = d.components
-        return s * 1_000_000_000 + atto / 1_000_000_000
-    }
+    static func nanoseconds(_ d: Duration) -> Int64 { TimeAmount(d).nanoseconds }
 
     /// nats-server's uptime format: "1d2h3m4s".
     static func uptime(_ seconds: TimeInterval) -> String {
@@ -314,8 +311,9 @@ final class MonitorHandler: ChannelInboundHandler, @unchecked Sendable {
         guard let q = uri.firstIndex(of: "?") else { return (uri, [:]) }
         var query: [String: String] = [:]
         for pair in uri[uri.index(after: q)...].split(separator: "&") {
-            let kv = pair.split(separator: "=", maxSplits: 1)
-            query[String(kv[0])] = kv.count > 1 ? String(kv[1]) : ""
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let key = kv.first, !key.isEmpty else { continue }  // "?=" or "?&": nothing to read
+            query[String(key)] = kv.count > 1 ? String(kv[1]) : ""
         }
         return (String(uri[..<q]), query)
     }

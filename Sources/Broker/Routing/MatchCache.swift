@@ -26,7 +26,7 @@ package struct MatchCache {
             return hit
         }
         misses &+= 1
-        let result = sublist.match(String(buffer: subject))
+        let result = sublist.match(Array(subject.readableBytesView))
         if entries.count >= Self.maxEntries { entries.removeAll(keepingCapacity: true) }
         // Keep a compact copy of the key: the slice would pin the whole read buffer.
         var key = ByteBufferAllocator().buffer(capacity: subject.readableBytes)

@@ -21,8 +21,11 @@ public final class SublistResult: Sendable {
 /// literal ones. Inserts and removals take the lock and bump `generation`; the publish path does not come here
 /// at all while its per-loop `MatchCache` (keyed by subject, checked against `generation`) still holds.
 public final class Sublist: @unchecked Sendable {
+    /// A token's bytes (keys compare bytewise, as nats-server's do).
+    typealias Token = ArraySlice<UInt8>
+
     private final class Level {
-        var literals: [Substring: Node] = [:]
+        var literals: [Token: Node] = [:]
         var partialWildcard: Node?
         var fullWildcard: Node?
         var isEmpty: Bool { literals.isEmpty && partialWildcard == nil && fullWildcard == nil }
@@ -31,7 +34,7 @@ public final class Sublist: @unchecked Sendable {
     private final class Node {
         var next: Level?
         var plain: [ObjectIdentifier: Subscription] = [:]
-        var queues: [String: [ObjectIdentifier: Subscription]] = [:]
+        var queues: [[UInt8]: [ObjectIdentifier: Subscription]] = [:]
         var isEmpty: Bool { (next?.isEmpty ?? true) && plain.isEmpty && queues.isEmpty }
     }
 
@@ -54,21 +57,29 @@ public final class Sublist: @unchecked Sendable {
         lock.withLock { (inserts, removes, _count) }
     }
 
+    static func tokens(_ subject: [UInt8]) -> [Token] {
+        subject.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+    }
+
+    static let star: Token = [UInt8(ascii: "*")]
+    static let greater: Token = [UInt8(ascii: ">")]
+
     public func insert(_ sub: Subscription) throws(Error) {
-        guard Subject.isValidSubscription(sub.subject) else { throw .invalidSubject }
+        let valid = sub.subjectBytes.withUnsafeBytes { Subject.isValid($0, literalOnly: false) }
+        guard valid else { throw .invalidSubject }
         lock.withLock {
             var level = root
             var node: Node!
-            let tokens = sub.subject.split(separator: ".", omittingEmptySubsequences: false)
+            let tokens = Self.tokens(sub.subjectBytes)
             for (i, token) in tokens.enumerated() {
-                if token == "*" {
+                if token == Self.star {
                     node = level.partialWildcard ?? Node()
                     level.partialWildcard = node
-                } else if token == ">" {
+                } else if token == Self.greater {
                     node = level.fullWildcard ?? Node()
                     level.fullWildcard = node
                 } else {
-                    let key = Substring(String(token))  // own storage: don't pin the whole subject string
+                    let key = Token(Array(token))  // own storage: don't keep the whole subject array alive
                     node = level.literals[key] ?? Node()
                     level.literals[key] = node
                 }
@@ -79,7 +90,7 @@ public final class Sublist: @unchecked Sendable {
                 }
             }
             let id = ObjectIdentifier(sub)
-            if let queue = sub.queue {
+            if let queue = sub.queueBytes {
                 node.queues[queue, default: [:]][id] = sub
             } else {
                 node.plain[id] = sub
@@ -94,24 +105,26 @@ public final class Sublist: @unchecked Sendable {
     @discardableResult
     public func remove(_ sub: Subscription) -> Bool {
         lock.withLock {
-            let tokens = sub.subject.split(separator: ".", omittingEmptySubsequences: false)
-            var path: [(Level, Substring)] = []
+            let tokens = Self.tokens(sub.subjectBytes)
+            var path: [(Level, Token)] = []
             var level: Level? = root
             var node: Node?
             for token in tokens {
                 guard let l = level else { return false }
                 path.append((l, token))
-                switch token {
-                case "*": node = l.partialWildcard
-                case ">": node = l.fullWildcard
-                default: node = l.literals[token]
+                if token == Self.star {
+                    node = l.partialWildcard
+                } else if token == Self.greater {
+                    node = l.fullWildcard
+                } else {
+                    node = l.literals[token]
                 }
                 guard let n = node else { return false }
                 level = n.next
             }
             guard let node else { return false }
             let id = ObjectIdentifier(sub)
-            if let queue = sub.queue {
+            if let queue = sub.queueBytes {
                 guard node.queues[queue]?.removeValue(forKey: id) != nil else { return false }
                 if node.queues[queue]?.isEmpty == true { node.queues[queue] = nil }
             } else {
@@ -119,17 +132,15 @@ public final class Sublist: @unchecked Sendable {
             }
             // Prune empty nodes bottom-up so the trie does not grow without bound under churn.
             for (l, token) in path.reversed() {
-                let n: Node?
-                switch token {
-                case "*": n = l.partialWildcard
-                case ">": n = l.fullWildcard
-                default: n = l.literals[token]
-                }
+                let isStar = token == Self.star, isGreater = token == Self.greater
+                let n = isStar ? l.partialWildcard : isGreater ? l.fullWildcard : l.literals[token]
                 guard let n, n.isEmpty else { break }
-                switch token {
-                case "*": l.partialWildcard = nil
-                case ">": l.fullWildcard = nil
-                default: l.literals[token] = nil
+                if isStar {
+                    l.partialWildcard = nil
+                } else if isGreater {
+                    l.fullWildcard = nil
+                } else {
+                    l.literals[token] = nil
                 }
             }
             _count -= 1
@@ -141,28 +152,33 @@ public final class Sublist: @unchecked Sendable {
 
     /// All subscriptions matching a literal subject.
     public func match(_ subject: String) -> SublistResult {
+        match(Array(subject.utf8))
+    }
+
+    /// All subscriptions matching a literal subject, given as bytes.
+    public func match(_ subject: [UInt8]) -> SublistResult {
         matches.add(1, ordering: .relaxed)
-        let tokens = subject.split(separator: ".", omittingEmptySubsequences: false)
+        let tokens = Self.tokens(subject)
         // A subject with an empty token ("foo..bar", ".foo") matches nothing, not even ">" (nats-server).
         if tokens.contains(where: \.isEmpty) { return .empty }
         return lock.withLock {
             var plain: [Subscription] = []
-            var queues: [String: [Subscription]] = [:]
+            var queues: [[UInt8]: [Subscription]] = [:]
             Self.match(level: root, tokens: tokens[...], plain: &plain, queues: &queues)
             if plain.isEmpty && queues.isEmpty { return .empty }
             return SublistResult(plain: plain, queues: Array(queues.values))
         }
     }
 
-    private static func collect(_ node: Node, plain: inout [Subscription], queues: inout [String: [Subscription]]) {
+    private static func collect(_ node: Node, plain: inout [Subscription], queues: inout [[UInt8]: [Subscription]]) {
         plain.append(contentsOf: node.plain.values)
         for (name, members) in node.queues {
             queues[name, default: []].append(contentsOf: members.values)
         }
     }
 
-    private static func match(level: Level, tokens: ArraySlice<Substring>, plain: inout [Subscription],
-                              queues: inout [String: [Subscription]]) {
+    private static func match(level: Level, tokens: ArraySlice<Token>, plain: inout [Subscription],
+                              queues: inout [[UInt8]: [Subscription]]) {
         guard let token = tokens.first else { return }
         let rest = tokens.dropFirst()
         if let fwc = level.fullWildcard {

@@ -134,20 +134,23 @@ public final class BrokerServer: @unchecked Sendable {
         try? await listener?.close()
         for loop in loops {
             loop.eventLoop.execute { [self] in
-                for connection in loop.connections.values {
+                // Only clients that speak protocol 1 understand an async INFO (nats-server sends it to those).
+                for connection in loop.connections.values where connection.options.protocolVersion >= 1 {
                     connection.sendInfo(infoJSON(clientID: connection.id, clientIP: connection.remoteHost, lameDuck: true))
                 }
             }
         }
         try? await Task.sleep(for: opts.lameDuckGracePeriod)
         let clients = await allConnections()
+        // As nats-server: spread the closes over the rest of the duration, but never more than 1 s apart.
         let spread = max(Duration.zero, opts.lameDuckDuration - opts.lameDuckGracePeriod)
-        let batches = max(1, min(clients.count, 10))
-        let perBatch = (clients.count + batches - 1) / max(batches, 1)
+        let interval = clients.isEmpty ? Duration.zero : min(.seconds(1), spread / clients.count)
+        // Below a millisecond apart, close in groups rather than sleeping per client.
+        let perPause = interval >= .milliseconds(1) ? 1 : max(1, Int(Duration.milliseconds(1) / max(interval, .nanoseconds(1))))
         for (index, connection) in clients.enumerated() {
             connection.loop.eventLoop.execute { connection.close() }
-            if perBatch > 0, (index + 1) % perBatch == 0, index + 1 < clients.count {
-                try? await Task.sleep(for: spread / batches)
+            if (index + 1) % perPause == 0, index + 1 < clients.count {
+                try? await Task.sleep(for: max(interval * perPause, .milliseconds(1)))
             }
         }
         logger.info("Lame duck mode: all clients closed")
@@ -169,6 +172,14 @@ public final class BrokerServer: @unchecked Sendable {
         }
         optionsLock.withLockedValue { $0 = applied }
         configLoadTime = Date()
+        if applied.authorization != old.authorization {
+            // Connected clients must pass the new rules too.
+            for loop in loops {
+                loop.eventLoop.execute {
+                    for connection in loop.connections.values { connection.recheckAuthorization() }
+                }
+            }
+        }
         logger.info("Reloaded server configuration")
     }
 
@@ -268,8 +279,15 @@ func constantTimeEquals(_ a: String, _ b: String) -> Bool {
 }
 
 extension TimeAmount {
+    /// Converts, saturating at TimeAmount's range (a config may say "ping_interval: 10000000000" seconds).
     init(_ duration: Duration) {
         let (seconds, attoseconds) = duration.components
-        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        if overflow {
+            self = .nanoseconds(seconds < 0 ? .min : .max)
+            return
+        }
+        let (total, overflow2) = scaled.addingReportingOverflow(attoseconds / 1_000_000_000)
+        self = .nanoseconds(overflow2 ? (seconds < 0 ? .min : .max) : total)
     }
 }
