@@ -287,9 +287,28 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
         route(publish)
     }
 
+    // The last subject this client published to and what it matched: a publisher usually repeats its subject,
+    // and then one generation load and one memcmp replace hashing into the loop's cache (as nats-server's
+    // per-client cache does).
+    private var lastSubject = ByteBuffer()
+    private var lastResult = SublistResult.empty
+    private var lastGeneration: UInt64 = .max
+
+    @inline(__always)
+    private func match(_ subject: ByteBuffer) -> SublistResult {
+        let generation = server.sublist.generation.load(ordering: .acquiring)
+        if generation == lastGeneration && subject == lastSubject { return lastResult }
+        let result = loop.cache.match(subject, in: server.sublist)
+        lastGeneration = generation
+        lastSubject.clear()  // reuses its storage: no allocation per change of subject
+        lastSubject.writeImmutableBuffer(subject)
+        lastResult = result
+        return result
+    }
+
     /// Delivers `publish` to every matching subscription: all plain ones, one member of each queue group.
     func route(_ publish: Publish) {
-        let result = loop.cache.match(publish.subject, in: server.sublist)
+        let result = match(publish.subject)
         var delivered = false
         for sub in result.plain {
             if sub.client === self && !options.echo { continue }
