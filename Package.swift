@@ -18,12 +18,14 @@ let package = Package(
         .library(name: "Protocol", targets: ["Protocol"]),
         .library(name: "Broker", targets: ["Broker"]),
         .library(name: "ClientLib", targets: ["ClientLib"]),
+        .executable(name: "brokerd-bench", targets: ["brokerd-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
         .target(
@@ -62,6 +64,18 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
+        ),
+        // The end-to-end load tool (`brokerd-bench --help`), always built: Benchmarks/run_bench.py drives it.
+        .executableTarget(
+            name: "brokerd-bench",
+            dependencies: [
+                "ClientLib", "Protocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            path: "Benchmarks/LoadTool"
         ),
         .testTarget(
             name: "ClientLibTests",

@@ -15,6 +15,9 @@ final class ClientHandler: ChannelInboundHandler, @unchecked Sendable {
     private var cumulation: ByteBuffer?
     private var state: HandshakeState = .awaitingInfo
     private var lostReason = "connection closed"
+    /// The subject of the last message and its String: consecutive messages mostly share a subject, and a new
+    /// String per message (UTF-8 validation, a heap allocation past 15 bytes) showed in receive profiles.
+    private var lastSubject = ""
 
     enum HandshakeState { case awaitingInfo, awaitingPong, connected, failed }
 
@@ -34,9 +37,12 @@ final class ClientHandler: ChannelInboundHandler, @unchecked Sendable {
         } else {
             buffer = incoming
         }
+        // One strong reference per read: a weak load (and the slow-path release it implies) per message
+        // was ~5% of a subscriber's event loop.
+        let client = self.client
         do {
             while let op = try parser.next(&buffer) {
-                handle(op, context: context)
+                handle(op, context: context, client: client)
             }
         } catch {
             fail(context: context, reason: "protocol error: \(error)")
@@ -48,10 +54,10 @@ final class ClientHandler: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
-    private func handle(_ op: ServerOp, context: ChannelHandlerContext) {
-        switch op {
+    private func handle(_ op: consuming ServerOp, context: ChannelHandlerContext, client: NATSClient?) {
+        switch consume op {
         case .msg(let message):
-            client?.received(message)
+            client?.received(message, subject: subjectString(message.subject))
         case .ping:
             context.writeAndFlush(wrapOutboundOut(ByteBuffer(string: "PONG\r\n")), promise: nil)
         case .pong:
@@ -86,6 +92,22 @@ final class ClientHandler: ChannelInboundHandler, @unchecked Sendable {
                 client?.receivedError(text)
             }
         }
+    }
+
+    /// `String(buffer: subject)`, reusing the previous message's String when the bytes are the same.
+    private func subjectString(_ subject: ByteBuffer) -> String {
+        let cached = lastSubject
+        let same: Bool = subject.withUnsafeReadableBytes { received -> Bool in
+            let equal: Bool? = cached.utf8.withContiguousStorageIfAvailable { known -> Bool in
+                guard known.count == received.count else { return false }
+                return known.count == 0 || memcmp(known.baseAddress!, received.baseAddress!, known.count) == 0
+            }
+            return equal ?? false
+        }
+        if same { return cached }
+        let string = String(buffer: subject)
+        lastSubject = string
+        return string
     }
 
     private func fail(context: ChannelHandlerContext, reason: String) {

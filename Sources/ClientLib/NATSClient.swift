@@ -101,12 +101,12 @@ public final class NATSClient: @unchecked Sendable {
             }
             switch status {
             case .connected:
-                ClientEncoder.writePublish(into: &outbound, subject: subject, reply: reply, headers: headerBlock, payload: payload)
+                PublishEncoding.write(into: &outbound, subject: subject, reply: reply, headers: headerBlock, payload: payload)
                 scheduleFlushLocked()
                 return outbound.readableBytes + inFlight > options.maxPendingOutboundBytes
             case .connecting, .reconnecting:
                 let before = reconnectBuffer.writerIndex
-                ClientEncoder.writePublish(into: &reconnectBuffer, subject: subject, reply: reply, headers: headerBlock, payload: payload)
+                PublishEncoding.write(into: &reconnectBuffer, subject: subject, reply: reply, headers: headerBlock, payload: payload)
                 if reconnectBuffer.readableBytes > options.reconnectBufferSize {
                     reconnectBuffer.moveWriterIndex(to: before)
                     throw NATSError.reconnectBufferFull
@@ -534,14 +534,15 @@ public final class NATSClient: @unchecked Sendable {
 
     // MARK: - Inbound (called by ClientHandler on the event loop)
 
-    func received(_ message: ServerMessage) {
+    /// `subject` is `message.subject` as a String (the handler reuses it across messages).
+    func received(_ message: ServerMessage, subject: String) {
         guard let sub = lock.withLock({ subscriptions[message.sid] }) else { return }
         var payload = message.payload
         var headers: NATSHeaders?
         if let headerLength = message.headerLength {
             headers = payload.readSlice(length: headerLength).flatMap(NATSHeaders.parse)
         }
-        let natsMessage = NATSMessage(subject: String(buffer: message.subject), reply: message.reply.map { String(buffer: $0) },
+        let natsMessage = NATSMessage(subject: subject, reply: message.reply.map { String(buffer: $0) },
                                       headers: headers, payload: payload)
         let (done, droppedNow) = sub.deliver(natsMessage)
         if done { lock.withLock { if subscriptions[sub.sid] === sub { subscriptions[sub.sid] = nil } } }

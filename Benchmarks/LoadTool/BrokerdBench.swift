@@ -1,0 +1,184 @@
+import ArgumentParser
+import Foundation
+
+extension Scenario: ExpressibleByArgument {}
+
+/// `brokerd-bench`: the end-to-end load tool. Same tool against brokerd and nats-server, so the two compare.
+@main
+struct BrokerdBench: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "brokerd-bench",
+        abstract: "Load a NATS server (brokerd or nats-server) and measure throughput, latency and integrity.",
+        discussion: """
+        SCENARIOS (each publisher and subscriber has its own connection)
+          pub       one publisher, no subscribers: how fast the server takes messages
+          pubsub    one publisher, one subscriber (1:1)
+          fanout    one publisher, --subs subscribers on one subject (each gets all)
+          queue     one publisher, a queue group of --subs members (each message
+                    goes to exactly one member)
+          wildcard  one publisher going round FALCO.Emergency, .Alert, .Critical,
+                    .Error, .Warning, .Notice, .Informational, .Debug; one
+                    subscriber on FALCO.* and one on FALCO.> (each gets all)
+          reqrep    --msgs requests, one at a time, to a responder on another
+                    connection that echoes them. Both connections and both
+                    tasks share one event loop thread, so a round trip has
+                    no thread hand-off inside the tool.
+          falco     replays --alerts (JSONL, one Falco alert per line): each
+                    alert's JSON, untouched, to FALCO.<priority> as fast as
+                    possible, with one FALCO.> subscriber. Sends min(--msgs,
+                    valid lines) alerts; with --cycle, --msgs alerts, going
+                    round the file. The stamp travels in a header,
+                    'Bench-Stamp: <seq> <send ns>'. Lines that are not a JSON
+                    object with a known string "priority" are skipped (noted);
+                    priorities match ignoring case (notice -> FALCO.Notice).
+
+        PAYLOADS
+          Each sized message starts with an 8-byte big-endian sequence number
+          and an 8-byte big-endian send time (CLOCK_MONOTONIC nanoseconds, this
+          process), padded to --size bytes (at least 16).
+
+        MEASURES
+          seconds       first publish to last delivery (pub: to the end of the
+                        publisher's flush; reqrep: first request to last reply)
+          msgs_per_sec  published/s for pub, delivered/s otherwise (fanout
+                        counts every copy: msgs x subs)
+          mb_per_sec    msgs_per_sec x payload bytes / 10^6 (falco: the mean
+                        alert length)
+          latency       end to end (receive time - send stamp) of every
+                        delivered message; reqrep: the round trip. HdrHistogram,
+                        3 significant digits; p50/p90/p99/p99.9 in microseconds.
+                        The publisher runs as fast as it can, ahead of the
+                        subscribers, so outside reqrep this includes queueing
+                        (in the client, the sockets and the server).
+          integrity     per subscriber: delivered, lost (never arrived: after
+                        the publisher's flush every subscriber connection is
+                        flushed too, then missing messages are awaited until
+                        --drain-timeout passes without any), duplicated, and
+                        reordered (a sequence number below the last one seen).
+                        A queue group is counted as a whole. reqrep counts
+                        timed-out requests as lost.
+
+        OUTPUT
+          A readable summary on stdout; with --json, one JSON object on the last
+          stdout line: scenario, size, msgs, subs, seconds, msgs_per_sec,
+          mb_per_sec, delivered, lost, duplicated, reordered, latency_us
+          ({p50, p90, p99, p999} or null), and extras: published,
+          publish_seconds, publish_msgs_per_sec, latency_max_us, notes.
+          Progress (every second) and notes (disconnects, slow consumers,
+          server errors, skipped alert lines) go to stderr; --quiet hides the
+          progress.
+
+        EXIT STATUS
+          0 success; 2 integrity failed (lost, duplicated or reordered > 0; a
+          subscriber the server cut off shows here, with a note); 1 error (bad
+          arguments, cannot connect, the publisher's connection lost, a flush
+          failed, unreadable --alerts), with the reason on stderr.
+
+        EXAMPLES
+          brokerd-bench --url nats://127.0.0.1:4222 --scenario pubsub --msgs 2000000
+          brokerd-bench --scenario fanout --subs 8 --size 1024 --msgs 200000 --json
+          brokerd-bench --scenario falco --alerts alerts.jsonl --msgs 200000 --cycle
+        """
+    )
+
+    @Option(help: "The server, nats://HOST:PORT.")
+    var url = "nats://127.0.0.1:4222"
+
+    @Option(help: "The load to run (see SCENARIOS above).")
+    var scenario: Scenario
+
+    @Option(help: ArgumentHelp("Payload bytes per message, at least 16 (falco: ignored, the alerts' own length).", valueName: "bytes"))
+    var size = 16
+
+    @Option(help: ArgumentHelp("Messages to publish (reqrep: requests; falco: at most this many alerts).", valueName: "n"))
+    var msgs = 100_000
+
+    @Option(help: ArgumentHelp("Subscribers for fanout, members of the queue group for queue (default 4; other scenarios have fixed counts).", valueName: "k"))
+    var subs: Int?
+
+    @Flag(help: "Print the result as one JSON object on the last stdout line.")
+    var json = false
+
+    @Option(help: ArgumentHelp("Falco alerts, JSONL (falco scenario).", valueName: "path"))
+    var alerts: String?
+
+    @Flag(help: "falco: send --msgs alerts, going round the file as often as needed.")
+    var cycle = false
+
+    @Option(help: ArgumentHelp("Seconds to keep waiting for missing messages while none arrive, after the final flushes.", valueName: "seconds"))
+    var drainTimeout = 5.0
+
+    @Option(help: ArgumentHelp("reqrep: seconds before a request counts as lost.", valueName: "seconds"))
+    var requestTimeout = 2.0
+
+    @Option(help: ArgumentHelp("Bytes a publisher may have buffered in its client before publish waits (ClientLib's maxPendingOutboundBytes; default: the client's, 32 MiB).", valueName: "bytes"))
+    var pendingBytes: Int?
+
+    @Flag(help: "No progress lines on stderr (notes and errors still go there).")
+    var quiet = false
+
+    func validate() throws {
+        guard size >= 16 || scenario == .falco else { throw ValidationError("--size must be at least 16 (the sequence number and the timestamp)") }
+        guard size <= 64 * 1024 * 1024 else { throw ValidationError("--size must be at most 64 MiB") }
+        guard msgs > 0 else { throw ValidationError("--msgs must be positive") }
+        if let subs, subs <= 0 { throw ValidationError("--subs must be positive") }
+        if scenario == .falco, alerts == nil { throw ValidationError("--scenario falco needs --alerts PATH") }
+        guard drainTimeout > 0, requestTimeout > 0 else { throw ValidationError("timeouts must be positive") }
+        guard url.hasPrefix("nats://") || !url.contains("://") else { throw ValidationError("--url must be nats://HOST:PORT") }
+    }
+
+    var benchConfig: BenchConfig {
+        let subscribers = switch scenario {
+        case .pub: 0
+        case .pubsub, .reqrep, .falco: 1
+        case .wildcard: 2
+        case .fanout, .queue: subs ?? 4
+        }
+        return BenchConfig(url: url, scenario: scenario, size: size, msgs: msgs, subs: subscribers, alertsPath: alerts,
+                           cycleAlerts: cycle, drainTimeout: .milliseconds(Int64(drainTimeout * 1000)),
+                           requestTimeout: .milliseconds(Int64(requestTimeout * 1000)), progress: !quiet,
+                           maxPendingBytes: pendingBytes)
+    }
+
+    /// Exit status 1 for bad arguments too (the contract: 0 ok, 2 integrity, 1 error); --help exits 0.
+    static func main() async {
+        let command: BrokerdBench
+        do {
+            command = try parse()
+        } catch {
+            if exitCode(for: error) == .success { exit(withError: error) }
+            FileHandle.standardError.write(Data("brokerd-bench: error: \(message(for: error))\n\(usageString())\nSee 'brokerd-bench --help'.\n".utf8))
+            Foundation.exit(1)
+        }
+        Foundation.exit(await command.execute())
+    }
+
+    func run() async throws {
+        let code = await execute()
+        if code != 0 { throw ExitCode(code) }
+    }
+
+    func execute() async -> Int32 {
+        let runner = Runner(config: benchConfig)
+        let outcome: Result<BenchResult, any Error>
+        do {
+            outcome = .success(try await runner.run())
+        } catch {
+            outcome = .failure(error)
+        }
+        await runner.closeAll()
+        switch outcome {
+        case .failure(let error):
+            FileHandle.standardError.write(Data("brokerd-bench: error: \(error)\n".utf8))
+            return 1
+        case .success(let result):
+            print(json ? result.json() : result.summary())
+            fflush(nil)
+            if result.integrityFailed {
+                FileHandle.standardError.write(Data("brokerd-bench: integrity failed: lost \(result.lost), duplicated \(result.duplicated), reordered \(result.reordered)\n".utf8))
+                return 2
+            }
+            return 0
+        }
+    }
+}
