@@ -469,32 +469,33 @@ public final class NATSClient: @unchecked Sendable {
 
     /// The connection went away (closed by the server, reset, stale). Reconnects unless closing.
     func connectionLost(_ channel: any Channel, reason: String) {
-        let (shouldReconnect, flushes, reqs, waiters): (Bool, [EventLoopPromise<Void>], [EventLoopPromise<NATSMessage>], [CheckedContinuation<Void, Never>]) = lock.withLock {
-            guard self.channel === channel, status == .connected else { return (false, [], [], []) }
+        enum Next { case ignore, reconnect, close }
+        let (next, flushes, waiters): (Next, [EventLoopPromise<Void>], [CheckedContinuation<Void, Never>]) = lock.withLock {
+            // Not the current connection (an old one, or we are closing on purpose): nothing to do.
+            guard self.channel === channel, status == .connected else { return (.ignore, [], []) }
             self.channel = nil
             keepaliveTask?.cancel()
-            status = options.allowReconnect ? .reconnecting : .closed
-            // Unsent publishes wait for the next connection (control lines in them are harmless to repeat).
-            reconnectBuffer = outbound
-            outbound = ByteBuffer()
             inFlight = 0
             flushScheduled = false
             let flushes = pongQueue.compactMap { if case .flush(_, let p) = $0 { return p } else { return nil } }
             pongQueue.removeAll()
-            let reqs = options.allowReconnect ? [] : Array(requests.values)
-            if !options.allowReconnect { requests.removeAll() }
             let waiters = capacityWaiters
             capacityWaiters.removeAll()
-            return (options.allowReconnect, flushes, reqs, waiters)
+            guard options.allowReconnect else { return (.close, flushes, waiters) }  // close() does the rest
+            status = .reconnecting
+            // Unsent publishes wait for the next connection (control lines in them are harmless to repeat).
+            reconnectBuffer = outbound
+            outbound = ByteBuffer()
+            return (.reconnect, flushes, waiters)
         }
+        if next == .ignore { return }
         for p in flushes { p.fail(NATSError.connectionFailed("disconnected: \(reason)")) }
-        for p in reqs { p.fail(NATSError.closed) }
         for w in waiters { w.resume() }
         eventsContinuation.yield(.disconnected(reason: reason))
-        if shouldReconnect {
-            Task { await self.reconnectLoop() }
-        } else {
-            Task { await self.close() }
+        switch next {
+        case .reconnect: Task { await self.reconnectLoop() }
+        case .close: Task { await self.close() }
+        case .ignore: break
         }
     }
 

@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import Protocol
+import Synchronization
 
 /// One client connection: the NIO handler that turns bytes into protocol operations and runs them.
 ///
@@ -132,13 +133,42 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         loop.flushPending()
+        if stallRequested {
+            stallRequested = false
+            stallProducer(context: context)
+        }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        // The write buffer water mark's high mark is max_pending: past it the client is a slow consumer.
-        if !context.channel.isWritable && !machine.isClosed {
-            slowConsumer(reason: "max_pending of \(settings.maxPending) bytes exceeded")
+        // Past 75% of max_pending this client falls behind: publishers feeding it pause briefly (see
+        // `stallProducer`). Below 50% it has caught up. Past max_pending it is cut off (`checkPending`).
+        stallGate.store(!context.channel.isWritable, ordering: .relaxed)
+    }
+
+    // MARK: - Fast-producer stall (nats-server's stalledWait)
+
+    /// Set while this client's outbound bytes are above 75% of max_pending; publishers on any loop read it.
+    let stallGate = Atomic<Bool>(false)
+    /// A delivery in the current read went to a client behind its gate.
+    private var stallRequested = false
+    static let stallPause: TimeAmount = .milliseconds(2)  // nats-server stallClientMinDuration
+
+    /// Stops reading from this publisher for a moment, so a subscriber that is behind can catch up instead of
+    /// being cut off. Bounded: one short pause per read, as nats-server's stall (2-5 ms, 10 ms per read).
+    private func stallProducer(context: ChannelHandlerContext) {
+        guard !machine.isClosed, let sync = context.channel.syncOptions else { return }
+        try? sync.setOption(.autoRead, value: false)
+        context.eventLoop.scheduleTask(in: Self.stallPause) { [self] in
+            guard !machine.isClosed, let sync = self.context?.channel.syncOptions else { return }
+            try? sync.setOption(.autoRead, value: true)  // resumes reading at once
         }
+    }
+
+    /// After handing bytes to the channel: past max_pending, the client is a slow consumer.
+    private func checkPending(_ context: ChannelHandlerContext) {
+        guard let buffered = try? context.channel.syncOptions?.getOption(.bufferedWritableBytes),
+              buffered > settings.maxPending else { return }
+        slowConsumer(reason: "max_pending of \(settings.maxPending) bytes exceeded")
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -340,6 +370,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
             sub.delivered.add(1, ordering: .relaxed)
         }
         let target = sub.client
+        if target.stallGate.load(ordering: .relaxed) { stallRequested = true }
         if target.loop === loop {
             guard !target.machine.isClosed else { return false }
             Self.encode(publish, for: sub, into: &target.out)
@@ -437,8 +468,8 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
             outBytes &+= UInt64(bytes.readableBytes)
             handedToChannel &+= UInt64(bytes.readableBytes)
             context.write(wrapOutboundOut(bytes), promise: nil)
-            if machine.isClosed { return }  // cut off as a slow consumer by the write above
         }
+        checkPending(context)
     }
 
     // MARK: - Output
@@ -484,6 +515,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
         } else {
             context.write(wrapOutboundOut(bytes), promise: nil)
         }
+        checkPending(context)
     }
 
     /// Sends an error as nats-server would and closes the connection when nats-server would.
