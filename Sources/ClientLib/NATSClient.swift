@@ -618,17 +618,3 @@ struct ServerAddress {
         }
     }
 }
-
-extension TimeAmount {
-    /// Converts, saturating at TimeAmount's range.
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow {
-            self = .nanoseconds(seconds < 0 ? .min : .max)
-            return
-        }
-        let (total, overflow2) = scaled.addingReportingOverflow(attoseconds / 1_000_000_000)
-        self = .nanoseconds(overflow2 ? (seconds < 0 ? .min : .max) : total)
-    }
-}

@@ -133,9 +133,9 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
 
     func channelReadComplete(context: ChannelHandlerContext) {
         loop.flushPending()
-        if stallRequested {
-            stallRequested = false
-            stallProducer(context: context)
+        if let target = stallTarget {
+            stallTarget = nil
+            stallProducer(context: context, behind: target)
         }
     }
 
@@ -149,18 +149,28 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
 
     /// Set while this client's outbound bytes are above 75% of max_pending; publishers on any loop read it.
     let stallGate = Atomic<Bool>(false)
-    /// A delivery in the current read went to a client behind its gate.
-    private var stallRequested = false
-    static let stallPause: TimeAmount = .milliseconds(2)  // nats-server stallClientMinDuration
+    /// A client this read delivered to while it was behind its gate.
+    private var stallTarget: ClientConnection?
+    /// nats-server: stallClientMinDuration 2 ms per check, stallTotalAllowed 10 ms per read.
+    static let stallCheck: TimeAmount = .milliseconds(2)
+    static let stallMaximum = 5  // checks, 10 ms in all
 
-    /// Stops reading from this publisher for a moment, so a subscriber that is behind can catch up instead of
-    /// being cut off. Bounded: one short pause per read, as nats-server's stall (2-5 ms, 10 ms per read).
-    private func stallProducer(context: ChannelHandlerContext) {
+    /// Stops reading from this publisher until the subscriber that is behind has caught up (its gate opens)
+    /// or 10 ms have passed, so it can catch up instead of being cut off. Bounded, as nats-server's stall.
+    private func stallProducer(context: ChannelHandlerContext, behind target: ClientConnection) {
         guard !machine.isClosed, let sync = context.channel.syncOptions else { return }
         try? sync.setOption(.autoRead, value: false)
-        context.eventLoop.scheduleTask(in: Self.stallPause) { [self] in
+        scheduleStallCheck(on: context.eventLoop, behind: target, remaining: Self.stallMaximum)
+    }
+
+    private func scheduleStallCheck(on eventLoop: any EventLoop, behind target: ClientConnection, remaining: Int) {
+        eventLoop.scheduleTask(in: Self.stallCheck) { [self] in
             guard !machine.isClosed, let sync = self.context?.channel.syncOptions else { return }
-            try? sync.setOption(.autoRead, value: true)  // resumes reading at once
+            if remaining > 1 && target.stallGate.load(ordering: .relaxed) && !target.machine.isClosed {
+                scheduleStallCheck(on: eventLoop, behind: target, remaining: remaining - 1)
+            } else {
+                try? sync.setOption(.autoRead, value: true)  // resumes reading at once
+            }
         }
     }
 
@@ -370,7 +380,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
             sub.delivered.add(1, ordering: .relaxed)
         }
         let target = sub.client
-        if target.stallGate.load(ordering: .relaxed) { stallRequested = true }
+        if target.stallGate.load(ordering: .relaxed) { stallTarget = target }
         if target.loop === loop {
             guard !target.machine.isClosed else { return false }
             Self.encode(publish, for: sub, into: &target.out)

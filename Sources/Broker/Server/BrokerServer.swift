@@ -62,7 +62,7 @@ public final class BrokerServer: @unchecked Sendable {
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelOption(.maxMessagesPerRead, value: 4)  // bounds what one read cycle takes in before a stall can act
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 512, initial: 16384, maximum: 256 * 1024))
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -278,18 +278,4 @@ func constantTimeEquals(_ a: String, _ b: String) -> Bool {
         diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
     }
     return diff == 0
-}
-
-extension TimeAmount {
-    /// Converts, saturating at TimeAmount's range (a config may say "ping_interval: 10000000000" seconds).
-    init(_ duration: Duration) {
-        let (seconds, attoseconds) = duration.components
-        let (scaled, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        if overflow {
-            self = .nanoseconds(seconds < 0 ? .min : .max)
-            return
-        }
-        let (total, overflow2) = scaled.addingReportingOverflow(attoseconds / 1_000_000_000)
-        self = .nanoseconds(overflow2 ? (seconds < 0 ? .min : .max) : total)
-    }
 }
