@@ -45,6 +45,15 @@ public struct ClientParser: Sendable {
         self.headersEnabled = headersEnabled
     }
 
+    /// While a PUB's payload is incomplete: how many bytes (payload + CRLF) it needs from the reader index on.
+    /// Lets a caller holding a partial op append only what completes it, instead of the whole next read.
+    public var payloadBytesNeeded: Int? {
+        switch state {
+        case .payload(_, let wireSize): return wireSize + 2
+        case .controlLine: return nil
+        }
+    }
+
     /// Parses one operation from `buffer`. Returns nil when more bytes are needed.
     public mutating func next(_ buffer: inout ByteBuffer) throws(ProtocolError) -> ClientOp? {
         switch state {

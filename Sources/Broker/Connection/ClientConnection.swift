@@ -33,6 +33,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
     struct Inbox {
         var batches: [ByteBuffer] = []
         var messages = 0
+        var bytes = 0
         var drainScheduled = false
     }
     /// Bytes for this client produced on its own loop; flushed once per read by `LoopContext.flushPending`.
@@ -119,10 +120,28 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
         // Messages other loops queued for us before this read go out before anything this read produces.
         drainInbox()
         if var pending = cumulation {
+            // Complete the op split across reads by copying only its missing bytes, then parse the rest of this
+            // read in place (copying the whole read behind a small remainder cost a memcpy per read).
             cumulation = nil
-            pending.writeBuffer(&incoming)
-            process(&pending)
-            keepRemainder(pending)
+            while pending.readableBytes > 0, incoming.readableBytes > 0, !machine.isClosed {
+                let take: Int
+                if let needed = parser.payloadBytesNeeded {
+                    take = min(max(needed - pending.readableBytes, 1), incoming.readableBytes)
+                } else if let newline = incoming.readableBytesView.firstIndex(of: UInt8(ascii: "\n")) {
+                    take = newline - incoming.readerIndex + 1
+                } else {
+                    take = incoming.readableBytes
+                }
+                var piece = incoming.readSlice(length: take)!
+                pending.writeBuffer(&piece)
+                process(&pending)
+            }
+            if pending.readableBytes > 0 {
+                keepRemainder(pending)  // this read did not complete it
+            } else {
+                process(&incoming)
+                keepRemainder(incoming)
+            }
         } else {
             process(&incoming)
             keepRemainder(incoming)
@@ -449,13 +468,17 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
     /// a publisher that got its PONG knows its messages are queued ahead of anything the subscriber sends
     /// afterwards (a subscriber's PING then gets its PONG after those messages, as with nats-server).
     func enqueueFromOtherLoop(_ bytes: ByteBuffer, messages: Int) {
-        let scheduleDrain = inbox.withLockedValue { box -> Bool in
+        let (scheduleDrain, backlog) = inbox.withLockedValue { box -> (Bool, Int) in
             box.batches.append(bytes)
             box.messages += messages
-            if box.drainScheduled { return false }
+            box.bytes += bytes.readableBytes
+            if box.drainScheduled { return (false, box.bytes) }
             box.drainScheduled = true
-            return true
+            return (true, box.bytes)
         }
+        // A backlog this loop has not written yet counts as falling behind too: close the gate so publishers
+        // pause (drainInbox reopens it from the channel's writability once the backlog is written).
+        if backlog > settings.maxPending / 4 { stallGate.store(true, ordering: .relaxed) }
         if scheduleDrain {
             loop.eventLoop.execute { [self] in
                 drainInbox()
@@ -468,7 +491,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
     /// caller flushes (the drain task at once, a read at its end).
     private func drainInbox() {
         let (batches, messages) = inbox.withLockedValue { box -> ([ByteBuffer], Int) in
-            defer { box.batches.removeAll(keepingCapacity: true); box.messages = 0; box.drainScheduled = false }
+            defer { box.batches.removeAll(keepingCapacity: true); box.messages = 0; box.bytes = 0; box.drainScheduled = false }
             return (box.batches, box.messages)
         }
         guard !batches.isEmpty, !machine.isClosed, let context else { return }
@@ -479,6 +502,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
             handedToChannel &+= UInt64(bytes.readableBytes)
             context.write(wrapOutboundOut(bytes), promise: nil)
         }
+        stallGate.store(!context.channel.isWritable, ordering: .relaxed)
         checkPending(context)
     }
 
@@ -525,6 +549,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
         } else {
             context.write(wrapOutboundOut(bytes), promise: nil)
         }
+        stallGate.store(!context.channel.isWritable, ordering: .relaxed)
         checkPending(context)
     }
 
