@@ -7,7 +7,7 @@ import class Foundation.ProcessInfo
 /// release profile (perf, 16 B PUB fan-out), and the code is single-owner by construction (loop-confined state),
 /// so release builds skip them; debug builds and tests keep them.
 let hotPathSettings: [SwiftSetting] = [
-    .unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+    .unsafeFlags(["-enforce-exclusivity=unchecked", "-cross-module-optimization"], .when(configuration: .release)),
 ]
 
 let package = Package(
