@@ -28,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
     ],
     targets: [
+        // The system liblz4 (Debian: liblz4-dev), for compressing sealed stream blocks.
+        .systemLibrary(name: "CLZ4", path: "Sources/CLZ4", providers: [.apt(["liblz4-dev"])]),
         .target(
             name: "Protocol",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
@@ -36,7 +38,7 @@ let package = Package(
         .target(
             name: "Broker",
             dependencies: [
-                "Protocol",
+                "Protocol", "CLZ4",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -1,0 +1,386 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An append-only, crash-safe message store in a directory of blocks.
+///
+/// - The active block (`<id>.blk`) takes appends; every record carries a CRC-32C, so a torn or corrupt tail is
+///   recognised. At open, the active block is scanned and cut at its last good record (reported in
+///   `recovery`), so a corrupt record is never served.
+/// - A full block is sealed: compressed with LZ4 into `<id>.blk.lz4` (written to a temporary file, fsynced,
+///   renamed), then the raw block is removed.
+/// - Removals and purges are records too (markers), so they survive restarts.
+/// - `sync()` is one fsync for everything appended since the last one: the stream acknowledges a batch of
+///   publishes after it (group commit).
+public final class FileStore: MessageStore {
+    public struct Configuration: Sendable {
+        /// Raw bytes per block before it is sealed and compressed.
+        public var blockSize: Int = 8 * 1024 * 1024
+        public var maxMessageSize: Int = 8 * 1024 * 1024
+        public init() {}
+    }
+
+    /// What opening the store found and repaired.
+    public struct Recovery: Equatable, Sendable {
+        public var blocks = 0
+        public var messages = 0
+        /// Bytes cut from the end of the active block (a torn or corrupt tail), and where.
+        public var truncatedBytes = 0
+        public var truncatedAt: Int?
+        public var truncatedBlock: String?
+    }
+
+    private struct Location {
+        var block: UInt32
+        var offset: Int
+        var length: Int
+    }
+
+    private enum Kind: UInt8 {
+        case message = 0
+        case delete = 1
+        case purge = 2
+    }
+
+    /// kind(1) seq(8) ts(8) subjectLength(2) headersLength(4) payloadLength(4)
+    private static let fixedHeader = 1 + 8 + 8 + 2 + 4 + 4
+    private static let sealedMagic: [UInt8] = Array("BKLZ".utf8)
+
+    public let directory: URL
+    public let configuration: Configuration
+    public private(set) var recovery = Recovery()
+
+    private var index: [UInt64: Location] = [:]
+    private var current = StoreState()
+    private var nextSequence: UInt64 = 1
+    private var activeID: UInt32 = 1
+    private var activeFD: Int32 = -1
+    private var activeSize = 0
+    private var sealed: Set<UInt32> = []
+    private var cachedBlock: (id: UInt32, bytes: [UInt8])?
+    private var dirty = false
+
+    public init(directory: URL, configuration: Configuration = Configuration()) throws(StoreError) {
+        self.directory = directory
+        self.configuration = configuration
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        } catch {
+            throw .io("cannot create \(directory.path): \(error)")
+        }
+        try recover()
+    }
+
+    deinit {
+        if activeFD >= 0 { Glibc.close(activeFD) }
+    }
+
+    public var state: StoreState { current }
+
+    // MARK: - Appends
+
+    public func append(subject: [UInt8], headers: [UInt8], payload: [UInt8], timestamp: Int64) throws(StoreError) -> UInt64 {
+        guard activeFD >= 0 else { throw .closed }
+        guard subject.count <= Int(UInt16.max), headers.count + payload.count <= configuration.maxMessageSize else {
+            throw .messageTooLarge
+        }
+        let sequence = nextSequence
+        let record = Self.encode(kind: .message, sequence: sequence, timestamp: timestamp,
+                                 subject: subject, headers: headers, payload: payload)
+        let offset = try write(record)
+        nextSequence += 1
+        index[sequence] = Location(block: activeID, offset: offset, length: record.count)
+        let size = UInt64(subject.count + headers.count + payload.count + 16)
+        current.messages += 1
+        current.bytes += size
+        current.lastSequence = sequence
+        if current.messages == 1 { current.firstSequence = sequence }
+        try sealIfFull()
+        return sequence
+    }
+
+    public func remove(_ sequence: UInt64) throws(StoreError) -> Bool {
+        guard activeFD >= 0 else { throw .closed }
+        guard index[sequence] != nil else { return false }
+        let message = try load(sequence)
+        _ = try write(Self.encode(kind: .delete, sequence: sequence, timestamp: 0, subject: [], headers: [], payload: []))
+        forget(sequence, size: UInt64(message.size))
+        return true
+    }
+
+    public func purge() throws(StoreError) {
+        guard activeFD >= 0 else { throw .closed }
+        _ = try write(Self.encode(kind: .purge, sequence: nextSequence, timestamp: 0, subject: [], headers: [], payload: []))
+        index.removeAll()
+        current.messages = 0
+        current.bytes = 0
+        current.firstSequence = nextSequence
+        try sync()
+    }
+
+    public func sync() throws(StoreError) {
+        guard activeFD >= 0 else { throw .closed }
+        guard dirty else { return }
+        guard fsync(activeFD) == 0 else { throw .io("fsync: \(String(cString: strerror(errno)))") }
+        dirty = false
+    }
+
+    public func close() throws(StoreError) {
+        guard activeFD >= 0 else { return }
+        try sync()
+        Glibc.close(activeFD)
+        activeFD = -1
+    }
+
+    // MARK: - Reads
+
+    public func load(_ sequence: UInt64) throws(StoreError) -> StoredMessage {
+        guard let location = index[sequence] else { throw .notFound }
+        let record: ArraySlice<UInt8>
+        if location.block == activeID && !sealed.contains(location.block) {
+            var bytes = [UInt8](repeating: 0, count: location.length)
+            let n = bytes.withUnsafeMutableBytes { pread(activeFD, $0.baseAddress, location.length, off_t(location.offset)) }
+            guard n == location.length else { throw .io("short read at \(location.offset)") }
+            record = bytes[...]
+        } else {
+            let block = try sealedBlock(location.block)
+            guard location.offset + location.length <= block.count else { throw .io("index beyond block") }
+            record = block[location.offset..<(location.offset + location.length)]
+        }
+        guard let (kind, message, _) = Self.decode(record), kind == .message else { throw .io("bad record \(sequence)") }
+        return message
+    }
+
+    // MARK: - Records
+
+    private static func encode(kind: Kind, sequence: UInt64, timestamp: Int64, subject: [UInt8], headers: [UInt8],
+                               payload: [UInt8]) -> [UInt8] {
+        var body = [UInt8]()
+        body.reserveCapacity(fixedHeader + subject.count + headers.count + payload.count)
+        body.append(kind.rawValue)
+        append(&body, sequence)
+        append(&body, UInt64(bitPattern: timestamp))
+        append(&body, UInt16(subject.count))
+        append(&body, UInt32(headers.count))
+        append(&body, UInt32(payload.count))
+        body += subject
+        body += headers
+        body += payload
+        var record = [UInt8]()
+        record.reserveCapacity(body.count + 8)
+        append(&record, UInt32(body.count + 4))  // length of what follows: body + crc
+        record += body
+        append(&record, CRC32C.checksum(body))
+        return record
+    }
+
+    private static func append<T: FixedWidthInteger>(_ out: inout [UInt8], _ value: T) {
+        withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) }
+    }
+
+    private static func read<T: FixedWidthInteger>(_ bytes: ArraySlice<UInt8>, at offset: Int, as: T.Type) -> T {
+        var value: T = 0
+        withUnsafeMutableBytes(of: &value) { dst in
+            for i in 0..<MemoryLayout<T>.size { dst[i] = bytes[bytes.startIndex + offset + i] }
+        }
+        return T(littleEndian: value)
+    }
+
+    /// Decodes one record at the start of `bytes`. Returns nil when it is incomplete or fails its checksum.
+    private static func decode(_ bytes: ArraySlice<UInt8>) -> (Kind, StoredMessage, Int)? {
+        guard bytes.count >= 4 else { return nil }
+        let length = Int(read(bytes, at: 0, as: UInt32.self))
+        guard length >= fixedHeader + 4, bytes.count >= 4 + length else { return nil }
+        let body = bytes[(bytes.startIndex + 4)..<(bytes.startIndex + 4 + length - 4)]
+        let crc = read(bytes, at: 4 + length - 4, as: UInt32.self)
+        guard CRC32C.checksum(body) == crc, let kind = Kind(rawValue: body[body.startIndex]) else { return nil }
+        let sequence = read(body, at: 1, as: UInt64.self)
+        let timestamp = Int64(bitPattern: read(body, at: 9, as: UInt64.self))
+        let subjectLength = Int(read(body, at: 17, as: UInt16.self))
+        let headersLength = Int(read(body, at: 19, as: UInt32.self))
+        let payloadLength = Int(read(body, at: 23, as: UInt32.self))
+        guard fixedHeader + subjectLength + headersLength + payloadLength == body.count else { return nil }
+        var p = body.startIndex + fixedHeader
+        let subject = Array(body[p..<(p + subjectLength)]); p += subjectLength
+        let headers = Array(body[p..<(p + headersLength)]); p += headersLength
+        let payload = Array(body[p..<(p + payloadLength)])
+        return (kind, StoredMessage(sequence: sequence, timestamp: timestamp, subject: subject, headers: headers,
+                                    payload: payload), 4 + length)
+    }
+
+    // MARK: - Blocks
+
+    private func blockURL(_ id: UInt32, sealed: Bool) -> URL {
+        directory.appendingPathComponent(String(format: "%08u.blk", id) + (sealed ? ".lz4" : ""))
+    }
+
+    private func write(_ record: [UInt8]) throws(StoreError) -> Int {
+        let offset = activeSize
+        let written = record.withUnsafeBytes { pwrite(activeFD, $0.baseAddress, record.count, off_t(offset)) }
+        guard written == record.count else { throw .io("write: \(String(cString: strerror(errno)))") }
+        activeSize += record.count
+        dirty = true
+        return offset
+    }
+
+    private func openActive(_ id: UInt32) throws(StoreError) {
+        let path = blockURL(id, sealed: false).path
+        let fd = open(path, O_RDWR | O_CREAT, 0o644)
+        guard fd >= 0 else { throw .io("open \(path): \(String(cString: strerror(errno)))") }
+        activeFD = fd
+        activeID = id
+        var info = stat()
+        fstat(fd, &info)
+        activeSize = Int(info.st_size)
+    }
+
+    /// Seals the active block once it is full: fsync, compress, write + fsync + rename the sealed file, then
+    /// start a new active block. A crash at any point leaves either the raw or the sealed block intact.
+    private func sealIfFull() throws(StoreError) {
+        guard activeSize >= configuration.blockSize else { return }
+        try sync()
+        var raw = [UInt8](repeating: 0, count: activeSize)
+        let n = raw.withUnsafeMutableBytes { pread(activeFD, $0.baseAddress, activeSize, 0) }
+        guard n == activeSize else { throw .io("short read sealing block \(activeID)") }
+        let compressed: [UInt8]
+        do { compressed = try LZ4.compress(raw) } catch { throw .io("lz4: \(error)") }
+        var file = Self.sealedMagic
+        Self.append(&file, UInt32(raw.count))
+        Self.append(&file, CRC32C.checksum(raw))
+        file += compressed
+        let final = blockURL(activeID, sealed: true)
+        let temporary = final.appendingPathExtension("tmp")
+        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        guard fd >= 0 else { throw .io("open \(temporary.path)") }
+        let written = file.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, file.count) }
+        let synced = fsync(fd) == 0
+        Glibc.close(fd)
+        guard written == file.count, synced, rename(temporary.path, final.path) == 0 else {
+            throw .io("sealing block \(activeID) failed: \(String(cString: strerror(errno)))")
+        }
+        syncDirectory()
+        Glibc.close(activeFD)
+        unlink(blockURL(activeID, sealed: false).path)
+        sealed.insert(activeID)
+        cachedBlock = (activeID, raw)
+        try openActive(activeID + 1)
+    }
+
+    private func sealedBlock(_ id: UInt32) throws(StoreError) -> [UInt8] {
+        if let cached = cachedBlock, cached.id == id { return cached.bytes }
+        guard let data = FileManager.default.contents(atPath: blockURL(id, sealed: true).path) else {
+            throw .io("missing sealed block \(id)")
+        }
+        let bytes = [UInt8](data)
+        guard bytes.count >= 12, Array(bytes[0..<4]) == Self.sealedMagic else { throw .io("bad sealed block \(id)") }
+        let rawSize = Int(Self.read(bytes[...], at: 4, as: UInt32.self))
+        let crc = Self.read(bytes[...], at: 8, as: UInt32.self)
+        let raw: [UInt8]
+        do { raw = try LZ4.decompress(bytes[12...], originalSize: rawSize) } catch { throw .io("sealed block \(id): \(error)") }
+        guard CRC32C.checksum(raw) == crc else { throw .io("sealed block \(id): checksum mismatch") }
+        cachedBlock = (id, raw)
+        return raw
+    }
+
+    private func syncDirectory() {
+        let fd = open(directory.path, O_RDONLY)
+        if fd >= 0 {
+            fsync(fd)
+            Glibc.close(fd)
+        }
+    }
+
+    // MARK: - Recovery
+
+    private func forget(_ sequence: UInt64, size: UInt64) {
+        index[sequence] = nil
+        current.messages -= 1
+        current.bytes -= size
+        if sequence == current.firstSequence {
+            if current.messages == 0 {
+                current.firstSequence = current.lastSequence + 1
+            } else {
+                var s = sequence + 1
+                while index[s] == nil && s <= current.lastSequence { s += 1 }
+                current.firstSequence = s
+            }
+        }
+    }
+
+    /// Rebuilds the index from the blocks and cuts a torn tail off the active block.
+    private func recover() throws(StoreError) {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        var ids: [(UInt32, Bool)] = []
+        for name in names {
+            if name.hasSuffix(".tmp") {
+                unlink(directory.appendingPathComponent(name).path)  // an interrupted seal: the raw block remains
+                continue
+            }
+            let sealedFile = name.hasSuffix(".blk.lz4")
+            guard sealedFile || name.hasSuffix(".blk"), let id = UInt32(name.prefix(8)) else { continue }
+            ids.append((id, sealedFile))
+        }
+        // If a block exists both sealed and raw (crash after rename, before unlink), the sealed one wins.
+        let sealedIDs = Set(ids.filter { $0.1 }.map(\.0))
+        for (id, isSealed) in ids where !isSealed && sealedIDs.contains(id) {
+            unlink(blockURL(id, sealed: false).path)
+        }
+        let rawIDs = ids.filter { !$0.1 && !sealedIDs.contains($0.0) }.map(\.0).sorted()
+        let all = (Array(sealedIDs) + rawIDs).sorted()
+        recovery.blocks = all.count
+        var sizes: [UInt64: UInt64] = [:]
+        for id in all {
+            let isSealed = sealedIDs.contains(id)
+            let bytes: [UInt8]
+            if isSealed {
+                bytes = try sealedBlock(id)
+                sealed.insert(id)
+            } else {
+                bytes = [UInt8](FileManager.default.contents(atPath: blockURL(id, sealed: false).path) ?? Data())
+            }
+            var offset = 0
+            while offset < bytes.count {
+                guard let (kind, message, length) = Self.decode(bytes[offset...]) else { break }
+                switch kind {
+                case .message:
+                    index[message.sequence] = Location(block: id, offset: offset, length: length)
+                    sizes[message.sequence] = UInt64(message.size)
+                    current.messages += 1
+                    current.bytes += UInt64(message.size)
+                    current.lastSequence = max(current.lastSequence, message.sequence)
+                    nextSequence = max(nextSequence, message.sequence + 1)
+                case .delete:
+                    if let size = sizes.removeValue(forKey: message.sequence), index.removeValue(forKey: message.sequence) != nil {
+                        current.messages -= 1
+                        current.bytes -= size
+                    }
+                case .purge:
+                    index.removeAll()
+                    sizes.removeAll()
+                    current.messages = 0
+                    current.bytes = 0
+                    nextSequence = max(nextSequence, message.sequence)
+                    current.lastSequence = max(current.lastSequence, message.sequence - 1)
+                }
+                offset += length
+            }
+            if offset < bytes.count {
+                if isSealed { throw .io("sealed block \(id) has a corrupt record at \(offset)") }
+                // A torn or corrupt tail: cut it, so nothing after the last good record is ever served.
+                recovery.truncatedBytes += bytes.count - offset
+                recovery.truncatedAt = offset
+                recovery.truncatedBlock = blockURL(id, sealed: false).lastPathComponent
+                truncate(blockURL(id, sealed: false).path, off_t(offset))
+            }
+        }
+        recovery.messages = index.count
+        current.firstSequence = index.keys.min() ?? nextSequence
+        if current.lastSequence == 0 && nextSequence > 1 { current.lastSequence = nextSequence - 1 }
+        try openActive(rawIDs.last ?? ((all.last ?? 0) + 1))
+        if activeFD >= 0 { _ = fsync(activeFD) }
+    }
+}

@@ -1,0 +1,54 @@
+import CLZ4
+
+/// Block compression with the system liblz4 (sealed stream blocks are written once and read rarely).
+enum LZ4 {
+    enum Error: Swift.Error, Equatable { case tooLarge, corrupt }
+
+    static func compress(_ input: [UInt8]) throws(Error) -> [UInt8] {
+        guard input.count <= Int(LZ4_MAX_INPUT_SIZE) else { throw .tooLarge }
+        let bound = Int(LZ4_compressBound(Int32(input.count)))
+        var output = [UInt8](repeating: 0, count: max(bound, 1))
+        let written = input.withUnsafeBytes { src in
+            output.withUnsafeMutableBytes { dst in
+                LZ4_compress_default(src.baseAddress?.assumingMemoryBound(to: CChar.self),
+                                     dst.baseAddress!.assumingMemoryBound(to: CChar.self),
+                                     Int32(input.count), Int32(dst.count))
+            }
+        }
+        guard written > 0 || input.isEmpty else { throw .tooLarge }
+        output.removeSubrange(Int(written)...)
+        return output
+    }
+
+    /// Decompresses `input`, which must expand to exactly `originalSize` bytes.
+    static func decompress(_ input: ArraySlice<UInt8>, originalSize: Int) throws(Error) -> [UInt8] {
+        guard originalSize >= 0, originalSize <= Int(LZ4_MAX_INPUT_SIZE) else { throw .corrupt }
+        if originalSize == 0 { return [] }
+        var output = [UInt8](repeating: 0, count: originalSize)
+        let read = input.withUnsafeBytes { src in
+            output.withUnsafeMutableBytes { dst in
+                LZ4_decompress_safe(src.baseAddress?.assumingMemoryBound(to: CChar.self),
+                                    dst.baseAddress!.assumingMemoryBound(to: CChar.self),
+                                    Int32(input.count), Int32(originalSize))
+            }
+        }
+        guard read == Int32(originalSize) else { throw .corrupt }
+        return output
+    }
+}
+
+/// CRC-32C (Castagnoli), table-driven: every stored record carries one, so a torn or corrupt record is
+/// recognised and never served.
+enum CRC32C {
+    static let table: [UInt32] = (0..<256).map { i -> UInt32 in
+        var c = UInt32(i)
+        for _ in 0..<8 { c = (c & 1) != 0 ? (0x82F6_3B78 ^ (c >> 1)) : (c >> 1) }
+        return c
+    }
+
+    static func checksum<C: Collection>(_ bytes: C, seed: UInt32 = 0) -> UInt32 where C.Element == UInt8 {
+        var crc = ~seed
+        for b in bytes { crc = table[Int((crc ^ UInt32(b)) & 0xFF)] ^ (crc >> 8) }
+        return ~crc
+    }
+}

@@ -1,0 +1,174 @@
+import Foundation
+import XCTest
+
+@testable import Broker
+
+/// Every store behaviour runs against both stores; durability and recovery run against the file store.
+final class MessageStoreTests: XCTestCase {
+    private var directories: [URL] = []
+
+    override func tearDown() {
+        for d in directories { try? FileManager.default.removeItem(at: d) }
+    }
+
+    private func temporaryDirectory() -> URL {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("store-\(UUID().uuidString)")
+        directories.append(d)
+        return d
+    }
+
+    private func makeStores(blockSize: Int = 8 * 1024 * 1024) throws -> [(String, any MessageStore)] {
+        var config = FileStore.Configuration()
+        config.blockSize = blockSize
+        return [("memory", MemoryStore()), ("file", try FileStore(directory: temporaryDirectory(), configuration: config))]
+    }
+
+    private func bytes(_ s: String) -> [UInt8] { Array(s.utf8) }
+
+    func testAppendLoadAndState() throws {
+        for (name, store) in try makeStores() {
+            let s1 = try store.append(subject: bytes("FALCO.Critical"), headers: [], payload: bytes("a"), timestamp: 1)
+            let s2 = try store.append(subject: bytes("FALCO.Notice"), headers: bytes("NATS/1.0\r\nX: y\r\n\r\n"),
+                                      payload: bytes("bb"), timestamp: 2)
+            XCTAssertEqual([s1, s2], [1, 2], name)
+            let m = try store.load(2)
+            XCTAssertEqual(m.subject, bytes("FALCO.Notice"), name)
+            XCTAssertEqual(m.headers, bytes("NATS/1.0\r\nX: y\r\n\r\n"), name)
+            XCTAssertEqual(m.payload, bytes("bb"), name)
+            XCTAssertEqual(m.timestamp, 2, name)
+            let expectedBytes: UInt64 = (14 + 0 + 1 + 16) + (12 + 18 + 2 + 16)  // subject + headers + payload + 16, each
+            XCTAssertEqual(store.state, StoreState(messages: 2, bytes: expectedBytes, firstSequence: 1, lastSequence: 2), name)
+            XCTAssertThrowsError(try store.load(3), name) { XCTAssertEqual($0 as? StoreError, .notFound) }
+        }
+    }
+
+    func testRemoveAndPurgeKeepSequencesGoing() throws {
+        for (name, store) in try makeStores() {
+            for i in 0..<5 { _ = try store.append(subject: bytes("s"), headers: [], payload: bytes("\(i)"), timestamp: 0) }
+            XCTAssertTrue(try store.remove(1), name)
+            XCTAssertFalse(try store.remove(1), name)
+            XCTAssertTrue(try store.remove(3), name)
+            XCTAssertEqual(store.state.messages, 3, name)
+            XCTAssertEqual(store.state.firstSequence, 2, name)
+            XCTAssertThrowsError(try store.load(3), name)
+            try store.purge()
+            XCTAssertEqual(store.state.messages, 0, name)
+            XCTAssertEqual(store.state.bytes, 0, name)
+            XCTAssertEqual(try store.append(subject: bytes("s"), headers: [], payload: [], timestamp: 0), 6, name)
+            XCTAssertEqual(store.state.firstSequence, 6, name)
+        }
+    }
+
+    func testFileStoreSurvivesReopen() throws {
+        let dir = temporaryDirectory()
+        do {
+            let store = try FileStore(directory: dir)
+            for i in 1...100 { _ = try store.append(subject: bytes("FALCO.Error"), headers: [], payload: bytes("alert \(i)"), timestamp: Int64(i)) }
+            _ = try store.remove(10)
+            try store.sync()
+            try store.close()
+        }
+        let reopened = try FileStore(directory: dir)
+        XCTAssertEqual(reopened.state.messages, 99)
+        XCTAssertEqual(reopened.state.lastSequence, 100)
+        XCTAssertEqual(try reopened.load(100).payload, bytes("alert 100"))
+        XCTAssertThrowsError(try reopened.load(10))
+        XCTAssertEqual(try reopened.append(subject: bytes("x"), headers: [], payload: [], timestamp: 0), 101)
+    }
+
+    func testSealedBlocksAreCompressedAndReadable() throws {
+        let dir = temporaryDirectory()
+        var config = FileStore.Configuration()
+        config.blockSize = 64 * 1024
+        let alert = bytes(#"{"output":"12:00:00.000000000: Critical Terminal shell in container (user=root container_id=4f2a9c shell=bash)","priority":"Critical","rule":"Terminal shell in container","source":"syscall","hostname":"node-1"}"#)
+        var rawBytes = 0
+        do {
+            let store = try FileStore(directory: dir, configuration: config)
+            for i in 0..<3000 {
+                _ = try store.append(subject: bytes("FALCO.Critical"), headers: [], payload: alert + bytes("\(i)"), timestamp: Int64(i))
+                rawBytes += alert.count + 16
+            }
+            try store.close()
+        }
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir.path)
+        XCTAssertGreaterThan(files.filter { $0.hasSuffix(".blk.lz4") }.count, 3, "full blocks are sealed")
+        let onDisk = try files.reduce(0) { $0 + ((try FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent($1).path)[.size] as? Int) ?? 0) }
+        XCTAssertLessThan(onDisk, rawBytes / 2, "LZ4 shrinks repetitive alerts")
+        let store = try FileStore(directory: dir, configuration: config)
+        XCTAssertEqual(store.state.messages, 3000)
+        XCTAssertEqual(try store.load(1).payload, alert + bytes("0"))
+        XCTAssertEqual(try store.load(1500).payload, alert + bytes("1499"))
+        XCTAssertEqual(try store.load(3000).payload, alert + bytes("2999"))
+    }
+
+    /// Truncate the active block at every offset inside its last records: the store opens, serves only intact
+    /// records, says what it cut, and appends after them.
+    func testTornTailIsCut() throws {
+        let dir = temporaryDirectory()
+        do {
+            let store = try FileStore(directory: dir)
+            for i in 1...20 { _ = try store.append(subject: bytes("t"), headers: [], payload: bytes("payload-\(i)"), timestamp: 0) }
+            try store.close()
+        }
+        let block = dir.appendingPathComponent("00000001.blk")
+        let original = try Data(contentsOf: block)
+        var rng = SplitMix64(seed: 42)
+        for _ in 0..<25 {
+            let cut = Int(rng.next() % UInt64(original.count))
+            try original.prefix(cut).write(to: block)
+            let store = try FileStore(directory: dir)
+            let intact = store.state.messages
+            XCTAssertLessThanOrEqual(intact, 20)
+            for s in 1...UInt64(max(intact, 1)) where intact > 0 {
+                XCTAssertEqual(try store.load(s).payload, bytes("payload-\(s)"))
+            }
+            if store.recovery.truncatedBytes > 0 { XCTAssertNotNil(store.recovery.truncatedAt) }
+            XCTAssertEqual(try store.append(subject: bytes("t"), headers: [], payload: bytes("after"), timestamp: 0), intact + 1)
+            try store.close()
+            try original.write(to: block)
+        }
+    }
+
+    func testCorruptRecordIsNeverServed() throws {
+        let dir = temporaryDirectory()
+        do {
+            let store = try FileStore(directory: dir)
+            for i in 1...10 { _ = try store.append(subject: bytes("c"), headers: [], payload: bytes("p\(i)"), timestamp: 0) }
+            try store.close()
+        }
+        let block = dir.appendingPathComponent("00000001.blk")
+        var data = try Data(contentsOf: block)
+        data[data.count - 6] ^= 0xFF  // a byte inside the last record's payload
+        try data.write(to: block)
+        let store = try FileStore(directory: dir)
+        XCTAssertEqual(store.state.messages, 9)
+        XCTAssertThrowsError(try store.load(10))
+        XCTAssertGreaterThan(store.recovery.truncatedBytes, 0)
+        XCTAssertEqual(store.recovery.truncatedBlock, "00000001.blk")
+    }
+
+    func testManyMessagesRecover() throws {
+        let dir = temporaryDirectory()
+        var config = FileStore.Configuration()
+        config.blockSize = 1024 * 1024
+        let payload = [UInt8](repeating: 0x61, count: 100)
+        do {
+            let store = try FileStore(directory: dir, configuration: config)
+            for _ in 0..<100_000 { _ = try store.append(subject: bytes("FALCO.Notice"), headers: [], payload: payload, timestamp: 0) }
+            try store.close()
+        }
+        let store = try FileStore(directory: dir, configuration: config)
+        XCTAssertEqual(store.state.messages, 100_000)
+        XCTAssertEqual(try store.load(77_777).payload, payload)
+        XCTAssertEqual(store.recovery.truncatedBytes, 0)
+    }
+
+    func testLZ4AndCRC() throws {
+        let input = [UInt8](repeating: 7, count: 10_000) + Array("falco".utf8)
+        let compressed = try LZ4.compress(input)
+        XCTAssertLessThan(compressed.count, input.count / 10)
+        XCTAssertEqual(try LZ4.decompress(compressed[...], originalSize: input.count), input)
+        XCTAssertThrowsError(try LZ4.decompress(compressed[...], originalSize: input.count + 1))
+        XCTAssertEqual(CRC32C.checksum(Array("123456789".utf8)), 0xE306_9283)  // the standard check value
+    }
+}
