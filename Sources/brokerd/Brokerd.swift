@@ -43,6 +43,12 @@ struct Brokerd: AsyncParsableCommand {
     @Option(name: .customLong("pass"), help: "Password required for connections.")
     var pass: String?
 
+    @Flag(name: [.customLong("js", withSingleDash: true), .customLong("jetstream")], help: "Enable JetStream (durable streams).")
+    var jetstream = false
+
+    @Option(name: [.customLong("sd", withSingleDash: true), .customLong("store_dir")], help: "Directory for JetStream storage.")
+    var storeDir: String?
+
     @Flag(name: [.customShort("D"), .customLong("debug")], help: "Enable debugging output.")
     var debug = false
 
@@ -114,6 +120,8 @@ struct Brokerd: AsyncParsableCommand {
         if auth != nil || user != nil {
             options.authorization = .init(token: auth, user: user, password: pass)
         }
+        if jetstream { options.jetStream = true }
+        if let storeDir { options.storeDirectory = storeDir }
         if debug { options.debug = true }
         if trace { options.trace = true }
         if let log { options.logFile = log }

@@ -488,8 +488,10 @@ final class ConfigParserTests: XCTestCase {
         expected.lameDuckDuration = .seconds(45)
         expected.lameDuckGracePeriod = .seconds(5)
         expected.configFile = path
+        expected.jetStream = true
+        expected.storeDirectory = "/tmp/js"
         XCTAssertEqual(options, expected)
-        XCTAssertEqual(ignored, ["logtime", "jetstream", "cluster", "server_tags", "pid_file"])
+        XCTAssertEqual(ignored, ["logtime", "cluster", "server_tags", "pid_file"])
     }
 
     /// Double-checks that the sample really is a nats-server config: `nats-server -t` validates a
@@ -642,8 +644,18 @@ final class ConfigParserTests: XCTestCase {
             tls { }
             """)
         // The repeated tls counts once, where its last definition is (the last definition wins).
-        XCTAssertEqual(ignored, ["jetstream", "max_subscriptions", "system_account", "store_dir", "syslog", "tls"])
+        XCTAssertEqual(ignored, ["max_subscriptions", "system_account", "syslog", "tls"])
         XCTAssertEqual(options.lameDuckDuration, .seconds(30))
+        XCTAssertTrue(options.jetStream)
+        XCTAssertEqual(options.storeDirectory, "/tmp")
+    }
+
+    func testJetStreamBlock() throws {
+        let (options, _) = try load("jetstream {\n  store_dir: \"/var/lib/brokerd\"\n  max_file_store: 10GB\n}\n")
+        XCTAssertTrue(options.jetStream)
+        XCTAssertEqual(options.storeDirectory, "/var/lib/brokerd")
+        XCTAssertFalse(try load("jetstream: disabled").0.jetStream)
+        XCTAssertEqual(loadError("jetstream { bogus: 1 }"), #"brokerd.conf:1: unknown key "bogus" in jetstream"#)
     }
 
     func testIdentityKeysBrokerdCannotEnforceAreErrors() {

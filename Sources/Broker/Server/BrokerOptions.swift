@@ -23,6 +23,11 @@ public struct BrokerOptions: Sendable, Equatable {
     public var trace: Bool = false
     public var logFile: String? = nil
     public var configFile: String? = nil
+    /// JetStream (durable streams): `-js`, or a `jetstream` block / `jetstream: enabled` in the config.
+    public var jetStream: Bool = false
+    /// Where streams are kept (`-sd`, `jetstream { store_dir }`); default: a `brokerd-jetstream` folder in the
+    /// system's temporary directory, as nats-server does.
+    public var storeDirectory: String? = nil
 
     public init() {}
 

@@ -27,7 +27,7 @@ public enum ConfigLoader {
         "client_advertise", "logtime", "logtime_utc", "mappings", "maps",
         "disable_sublist_cache", "no_sublist_cache", "default_sentinel",
         "https", "https_port", "http_base_path", "cluster", "gateway", "leaf", "leafnodes",
-        "store_dir", "storedir", "jetstream", "logfile_size_limit", "log_size_limit",
+        "storedir", "logfile_size_limit", "log_size_limit",
         "logfile_max_num", "log_max_num", "syslog", "remote_syslog", "pidfile", "pid_file",
         "ports_file_dir", "prof_port", "prof_block_rate", "proxy_protocol", "max_traced_msg_len",
         "max_subscriptions", "max_subs", "max_sub_tokens", "max_subscription_tokens",
@@ -147,6 +147,10 @@ public enum ConfigLoader {
                 options.lameDuckDuration = duration
             case "lame_duck_grace_period":
                 options.lameDuckGracePeriod = try field.duration(acceptingSeconds: false) ?? defaults.lameDuckGracePeriod
+            case "jetstream":
+                try applyJetStream(field, to: &options)
+            case "store_dir":
+                options.storeDirectory = try field.string()
             case "debug":
                 options.debug = try field.bool()
             case "trace":
@@ -168,6 +172,40 @@ public enum ConfigLoader {
             }
         }
         return ignored
+    }
+
+    /// `jetstream: enabled|disabled|true|false` or `jetstream { store_dir, max_memory_store, max_file_store }`.
+    private static func applyJetStream(_ block: Field, to options: inout BrokerOptions) throws {
+        switch block.entry.value {
+        case .bool(let on):
+            options.jetStream = on
+        case .string(let word):
+            switch word.lowercased() {
+            case "enabled", "enable", "true", "on", "yes": options.jetStream = true
+            case "disabled", "disable", "false", "off", "no": options.jetStream = false
+            default: throw block.fail("invalid value \"\(word)\" for \"jetstream\": expected enabled or disabled")
+            }
+        case .map(let map):
+            options.jetStream = true
+            for entry in map.entries {
+                let field = Field(entry: entry, name: "jetstream.\(entry.key)")
+                switch entry.key.lowercased() {
+                case "store_dir", "storedir":
+                    options.storeDirectory = try field.string()
+                case "max_memory_store", "max_mem_store", "max_mem", "max_file_store", "max_file":
+                    _ = try field.size(max: Int64.max)  // accepted and checked; limits are not enforced yet
+                case "enabled", "enable":
+                    options.jetStream = try field.bool()
+                case "domain", "unique_tag", "sync_interval", "compress_ok", "max_buffered_msgs", "max_buffered_size",
+                     "max_ack_pending", "max_outstanding_catchup", "cipher", "key", "prev_key", "strict", "limits":
+                    break  // nats-server keys brokerd does not use
+                default:
+                    throw field.fail("unknown key \"\(entry.key)\" in jetstream")
+                }
+            }
+        default:
+            throw block.typeMismatch("enabled/disabled or a map")
+        }
     }
 
     /// `authorization { user, password, token, timeout }` (nats-server's parseAuthorization).
