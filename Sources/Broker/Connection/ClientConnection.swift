@@ -343,7 +343,58 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
             fail(.invalidPublishSubject)
         }
         if options.verbose { writeOK() }
-        route(publish)
+        var captured = false
+        if let jetStream = server.jetStream {
+            switch handleJetStream(publish, jetStream) {
+            case .consumed: return
+            case .captured: captured = true
+            case .none: break
+            }
+        }
+        // A stream that captured it answers the request (the PubAck): no no-responders status then.
+        route(publish, noResponders: !captured)
+    }
+
+    // MARK: - JetStream
+
+    private var jsFilters: [[UInt8]] = []
+    private var jsFiltersGeneration: UInt64 = 0
+
+    private enum JetStreamOutcome { case none, captured, consumed }
+
+    /// API requests go to JetStream (and are not routed); published messages a stream captures are stored
+    /// (and routed as usual) with a PubAck to the reply subject once durable.
+    private func handleJetStream(_ publish: Publish, _ jetStream: JetStream) -> JetStreamOutcome {
+        if publish.subject.readableBytes > 8, publish.subject.getString(at: publish.subject.readerIndex, length: 8) == "$JS.API." {
+            guard let reply = publish.reply else { return .consumed }
+            let replyTo = Self.compact(reply)
+            jetStream.handleAPI(subject: String(buffer: publish.subject), payload: Array(publish.payload.readableBytesView)) { [self] response in
+                loop.eventLoop.execute { [self] in deliverFromServer(subject: replyTo, payload: response) }
+            }
+            return .consumed
+        }
+        let generation = jetStream.filtersGeneration.load(ordering: .acquiring)
+        if generation != jsFiltersGeneration {
+            jsFilters = jetStream.currentFilters()
+            jsFiltersGeneration = generation
+        }
+        guard JetStream.captures(publish.subject, filters: jsFilters) else { return .none }
+        let headerLength = publish.headerLength ?? 0
+        let all = Array(publish.payload.readableBytesView)
+        let ack: (@Sendable (ByteBuffer) -> Void)? = publish.reply.map { reply in
+            let replyTo = Self.compact(reply)
+            return { [self] response in loop.eventLoop.execute { [self] in deliverFromServer(subject: replyTo, payload: response) } }
+        }
+        jetStream.capture(subject: Array(publish.subject.readableBytesView), headers: Array(all[..<headerLength]),
+                          payload: Array(all[headerLength...]), deliverAck: ack)
+        return .captured
+    }
+
+    /// A message the server itself publishes (API responses, PubAcks): routed like any other, echo aside.
+    func deliverFromServer(subject: ByteBuffer, payload: ByteBuffer) {
+        guard !machine.isClosed else { return }
+        route(Publish(subject: subject, reply: nil, headerLength: nil, payload: payload), fromServer: true)
+        loop.flushPending()
     }
 
     // The last subject this client published to and what it matched: a publisher usually repeats its subject,
@@ -366,11 +417,12 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     /// Delivers `publish` to every matching subscription: all plain ones, one member of each queue group.
-    func route(_ publish: Publish) {
+    func route(_ publish: Publish, fromServer: Bool = false, noResponders: Bool = true) {
+        let echo = fromServer || options.echo
         let result = match(publish.subject)
         var delivered = false
         for sub in result.plain {
-            if sub.client === self && !options.echo { continue }
+            if sub.client === self && !echo { continue }
             if deliver(publish, to: sub) { delivered = true }
         }
         for group in result.queues {
@@ -378,11 +430,11 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
             let start = Int(loop.random.next() % UInt64(group.count))
             for offset in 0..<group.count {
                 let sub = group[(start + offset) % group.count]
-                if sub.client === self && !options.echo { continue }
+                if sub.client === self && !echo { continue }
                 if deliver(publish, to: sub) { delivered = true; break }
             }
         }
-        if !delivered, let reply = publish.reply, options.noResponders {
+        if !delivered, noResponders, let reply = publish.reply, options.noResponders {
             sendNoResponders(to: reply)
         }
     }

@@ -33,6 +33,8 @@ public final class BrokerServer: @unchecked Sendable {
     public private(set) var configLoadTime = Date()
     /// The port actually bound (useful with port 0).
     public private(set) var boundPort: Int = 0
+    /// JetStream, when enabled (`-js`). Set in `start()` before the first connection is accepted.
+    public private(set) var jetStream: JetStream?
 
     public var options: BrokerOptions { optionsLock.withLockedValue { $0 } }
     public var isLameDuck: Bool { lameDuck.load(ordering: .relaxed) }
@@ -58,6 +60,13 @@ public final class BrokerServer: @unchecked Sendable {
     /// Binds the client listener. Returns once clients can connect.
     public func start() async throws {
         let opts = options
+        if opts.jetStream {
+            // As nats-server: <store_dir>/jetstream, or a folder in the temporary directory.
+            let base = opts.storeDirectory.map { URL(fileURLWithPath: $0) }
+                ?? FileManager.default.temporaryDirectory.appendingPathComponent("brokerd")
+            jetStream = try JetStream(storeDirectory: base, logger: logger)
+            logger.info("JetStream enabled", metadata: ["store_dir": "\(base.appendingPathComponent("jetstream").path)"])
+        }
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -109,6 +118,7 @@ public final class BrokerServer: @unchecked Sendable {
         sweepTask?.cancel()
         try? await listener?.close()
         await closeAllClients()
+        jetStream?.close()
         if ownsGroup {
             try? await group.shutdownGracefully()
         }
@@ -195,6 +205,7 @@ public final class BrokerServer: @unchecked Sendable {
             maxPayload: opts.maxPayload, clientID: clientID, clientIP: clientIP, brokerdVersion: Self.version
         )
         if lameDuck { info.ldm = true }
+        if jetStream != nil { info.jetstream = true }
         return info.json()
     }
 

@@ -1,0 +1,428 @@
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import Protocol
+import Synchronization
+
+/// brokerd's JetStream: the streams, their API (`$JS.API.*`) and the capture of published messages.
+///
+/// All stream work runs on one serial queue, off the event loops. Captured messages are appended in arrival
+/// order; one `sync()` (fsync) covers every append queued before it (group commit), and only then do the
+/// publishers get their PubAcks: an acknowledged message is on disk.
+public final class JetStream: @unchecked Sendable {
+    let storeDirectory: URL
+    let logger: Logger
+    private let queue = DispatchQueue(label: "brokerd.jetstream")
+    private let now: @Sendable () -> Int64
+
+    // Touched only on `queue`.
+    private var streams: [String: Entry] = [:]
+    private var pendingAcks: [(ack: ByteBuffer, deliver: @Sendable (ByteBuffer) -> Void)] = []
+    private var syncScheduled = false
+    private var apiTotal = 0
+    private var apiErrors = 0
+
+    /// What the publish path checks: stream subject filters (as bytes), replaced whole when streams change.
+    private let filters = NIOLockedValueBox<[[UInt8]]>([])
+    /// Bumped when `filters` changes, so a connection can keep its own copy and skip the lock.
+    let filtersGeneration = Atomic<UInt64>(1)
+
+    struct Entry {
+        var stream: DurableStream
+        /// The configuration as the client sent it, with defaults filled in (echoed in responses).
+        var config: [String: Any]
+        var created: Date
+    }
+
+    public init(storeDirectory: URL, logger: Logger, now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1e9) }) throws {
+        self.storeDirectory = storeDirectory
+        self.logger = logger
+        self.now = now
+        try FileManager.default.createDirectory(at: streamsDirectory, withIntermediateDirectories: true)
+        try queue.sync { try loadStreams() }
+    }
+
+    var streamsDirectory: URL { storeDirectory.appendingPathComponent("jetstream/streams") }
+
+    // MARK: - Publish path
+
+    /// The current subject filters (callers cache them per `filtersGeneration`).
+    func currentFilters() -> [[UInt8]] { filters.withLockedValue { $0 } }
+
+    /// Whether `subject` is captured by one of `filters` (a connection's cached copy).
+    static func captures(_ subject: ByteBuffer, filters: [[UInt8]]) -> Bool {
+        guard !filters.isEmpty else { return false }
+        let bytes = Array(subject.readableBytesView)
+        return filters.contains { subjectMatches(filter: $0, subject: bytes) }
+    }
+
+    /// Stores a published message in the stream that captures its subject and, when `deliverAck` is given,
+    /// sends the PubAck once the message is durable.
+    func capture(subject: [UInt8], headers: [UInt8], payload: [UInt8], deliverAck: (@Sendable (ByteBuffer) -> Void)?) {
+        queue.async { [self] in
+            guard let (name, entry) = streams.first(where: { _, e in
+                e.stream.config.subjects.contains { Self.subjectMatches(filter: Array($0.utf8), subject: subject) }
+            }) else { return }
+            let response: String
+            do {
+                let id = DurableStream.messageID(in: headers)
+                switch try entry.stream.publish(subject: subject, headers: headers, payload: payload, messageID: id) {
+                case .stored(let sequence):
+                    response = #"{"stream":\#(ServerInfo.quote(name)),"seq":\#(sequence)}"#
+                case .duplicate(let sequence):
+                    response = #"{"stream":\#(ServerInfo.quote(name)),"seq":\#(sequence),"duplicate":true}"#
+                }
+            } catch {
+                let description = (error as? DurableStream.PublishError)?.description ?? "\(error)"
+                response = Self.errorJSON(code: 503, errCode: 10077, description: description)
+                deliverAck?(ByteBuffer(string: response))
+                return
+            }
+            guard let deliverAck else { return }
+            pendingAcks.append((ByteBuffer(string: response), deliverAck))
+            scheduleSync()
+        }
+    }
+
+    /// Group commit: one fsync per stream for everything appended before it, then all those acks.
+    private func scheduleSync() {
+        guard !syncScheduled else { return }
+        syncScheduled = true
+        queue.async { [self] in
+            syncScheduled = false
+            for entry in streams.values {
+                do {
+                    try entry.stream.store.sync()
+                } catch {
+                    logger.error("JetStream sync failed", metadata: ["error": "\(error)"])
+                }
+            }
+            let acks = pendingAcks
+            pendingAcks.removeAll(keepingCapacity: true)
+            for (ack, deliver) in acks { deliver(ack) }
+        }
+    }
+
+    // MARK: - API
+
+    /// Handles a request to `$JS.API.<...>`; the response goes to `respond`.
+    func handleAPI(subject: String, payload: [UInt8], respond: @escaping @Sendable (ByteBuffer) -> Void) {
+        queue.async { [self] in
+            apiTotal += 1
+            let response = api(subject: subject, payload: payload)
+            if response.contains(#""error":"#) { apiErrors += 1 }
+            respond(ByteBuffer(string: response))
+        }
+    }
+
+    private func api(subject: String, payload: [UInt8]) -> String {
+        let prefix = "$JS.API."
+        let operation = String(subject.dropFirst(prefix.count))
+        let body = (try? JSONSerialization.jsonObject(with: Data(payload))) as? [String: Any] ?? [:]
+        if operation == "INFO" { return accountInfo() }
+        for (verb, handler) in [
+            ("STREAM.CREATE.", createStream), ("STREAM.UPDATE.", updateStream), ("STREAM.INFO.", streamInfo),
+            ("STREAM.DELETE.", deleteStream), ("STREAM.PURGE.", purgeStream), ("STREAM.MSG.GET.", getMessage),
+        ] as [(String, (String, [String: Any]) -> String)] where operation.hasPrefix(verb) {
+            return handler(String(operation.dropFirst(verb.count)), body)
+        }
+        if operation == "STREAM.NAMES" { return streamNames(body) }
+        if operation == "STREAM.LIST" { return streamList(body) }
+        return Self.errorJSON(code: 400, errCode: 10003, description: "bad request")
+    }
+
+    private func accountInfo() -> String {
+        let storage = streams.values.reduce(UInt64(0)) { $0 + $1.stream.state.bytes }
+        return #"{"type":"io.nats.jetstream.api.v1.account_info_response","memory":0,"storage":\#(storage),"#
+            + #""streams":\#(streams.count),"consumers":0,"limits":{"max_memory":-1,"max_storage":-1,"max_streams":-1,"#
+            + #""max_consumers":-1,"max_ack_pending":-1,"memory_max_stream_bytes":-1,"storage_max_stream_bytes":-1,"#
+            + #""max_bytes_required":false},"api":{"total":\#(apiTotal),"errors":\#(apiErrors)}}"#
+    }
+
+    private func createStream(_ name: String, _ body: [String: Any]) -> String {
+        createOrUpdate(name, body, update: false)
+    }
+
+    private func updateStream(_ name: String, _ body: [String: Any]) -> String {
+        createOrUpdate(name, body, update: true)
+    }
+
+    private func createOrUpdate(_ name: String, _ body: [String: Any], update: Bool) -> String {
+        let type = update ? "stream_update_response" : "stream_create_response"
+        guard Self.isValidStreamName(name) else {
+            return Self.errorJSON(code: 400, errCode: 10042, description: "invalid stream name", type: type)
+        }
+        var config = body
+        if let given = config["name"] as? String, given != name {
+            return Self.errorJSON(code: 400, errCode: 10056, description: "stream name in subject does not match request", type: type)
+        }
+        config["name"] = name
+        if (config["subjects"] as? [String])?.isEmpty ?? true { config["subjects"] = [name] }
+        for subject in config["subjects"] as? [String] ?? [] where !Subject.isValidSubscription(subject) {
+            return Self.errorJSON(code: 400, errCode: 10052, description: "invalid subject", type: type)
+        }
+        Self.fillDefaults(&config)
+        if let existing = streams[name] {
+            if Self.canonical(existing.config) == Self.canonical(config) {
+                // nats-server: creating an identical stream again is not an error.
+                return info(name, type: type, didCreate: false)
+            }
+            if update {
+                if (config["storage"] as? String) != (existing.config["storage"] as? String) {
+                    return Self.errorJSON(code: 500, errCode: 10052, description: "stream configuration update can not change storage type", type: type)
+                }
+                do {
+                    let data = try JSONSerialization.data(withJSONObject: config)
+                    let streamConfig = try JSONDecoder().decode(StreamConfig.self, from: data)
+                    let stream = try DurableStream(config: streamConfig, store: existing.stream.store, now: now)
+                    try stream.enforceLimits(at: now())
+                    let entry = Entry(stream: stream, config: config, created: existing.created)
+                    streams[name] = entry
+                    try persist(name: name, entry: entry)
+                    publishFilters()
+                    return info(name, type: type, didCreate: nil)
+                } catch {
+                    return Self.errorJSON(code: 500, errCode: 10052, description: "stream update failed: \(error)", type: type)
+                }
+            }
+            return Self.errorJSON(code: 400, errCode: 10058, description: "stream name already in use with a different configuration", type: type)
+        }
+        if update { return Self.errorJSON(code: 404, errCode: 10059, description: "stream not found", type: type) }
+        // Overlapping subjects with another stream: nats-server refuses.
+        let newSubjects = config["subjects"] as? [String] ?? []
+        for entry in streams.values {
+            for a in entry.stream.config.subjects {
+                for b in newSubjects where Self.subjectsOverlap(a, b) {
+                    return Self.errorJSON(code: 400, errCode: 10065, description: "subjects overlap with an existing stream", type: type)
+                }
+            }
+        }
+        do {
+            let entry = try openStream(name: name, config: config, created: Date())
+            streams[name] = entry
+            try persist(name: name, entry: entry)
+            publishFilters()
+            logger.info("JetStream stream created", metadata: ["stream": "\(name)", "subjects": "\(newSubjects)"])
+            return info(name, type: type, didCreate: true)
+        } catch {
+            return Self.errorJSON(code: 500, errCode: 10049, description: "stream create failed: \(error)", type: type)
+        }
+    }
+
+    private func streamInfo(_ name: String, _ body: [String: Any]) -> String {
+        guard streams[name] != nil else {
+            return Self.errorJSON(code: 404, errCode: 10059, description: "stream not found", type: "stream_info_response")
+        }
+        return info(name, type: "stream_info_response", didCreate: nil)
+    }
+
+    private func deleteStream(_ name: String, _ body: [String: Any]) -> String {
+        guard let entry = streams.removeValue(forKey: name) else {
+            return Self.errorJSON(code: 404, errCode: 10059, description: "stream not found", type: "stream_delete_response")
+        }
+        try? entry.stream.store.close()
+        try? FileManager.default.removeItem(at: streamsDirectory.appendingPathComponent(name))
+        publishFilters()
+        return #"{"type":"io.nats.jetstream.api.v1.stream_delete_response","success":true}"#
+    }
+
+    private func purgeStream(_ name: String, _ body: [String: Any]) -> String {
+        guard let entry = streams[name] else {
+            return Self.errorJSON(code: 404, errCode: 10059, description: "stream not found", type: "stream_purge_response")
+        }
+        let purged = entry.stream.state.messages
+        do { try entry.stream.store.purge() } catch {
+            return Self.errorJSON(code: 500, errCode: 10063, description: "purge failed: \(error)", type: "stream_purge_response")
+        }
+        return #"{"type":"io.nats.jetstream.api.v1.stream_purge_response","success":true,"purged":\#(purged)}"#
+    }
+
+    private func getMessage(_ name: String, _ body: [String: Any]) -> String {
+        let type = "stream_msg_get_response"
+        guard let entry = streams[name] else {
+            return Self.errorJSON(code: 404, errCode: 10059, description: "stream not found", type: type)
+        }
+        var message: StoredMessage?
+        if let seq = (body["seq"] as? NSNumber)?.uint64Value {
+            message = try? entry.stream.store.load(seq)
+        } else if let last = body["last_by_subj"] as? String {
+            var s = entry.stream.state.lastSequence
+            while s >= entry.stream.state.firstSequence, s > 0 {
+                if let m = try? entry.stream.store.load(s), Self.subjectMatches(filter: Array(last.utf8), subject: m.subject) {
+                    message = m
+                    break
+                }
+                s -= 1
+            }
+        }
+        guard let message else { return Self.errorJSON(code: 404, errCode: 10037, description: "no message found", type: type) }
+        var fields = [
+            "\"subject\":\(ServerInfo.quote(String(decoding: message.subject, as: UTF8.self)))",
+            "\"seq\":\(message.sequence)",
+            "\"data\":\"\(Data(message.payload).base64EncodedString())\"",
+            "\"time\":\"\(Self.timestamp(nanoseconds: message.timestamp))\"",
+        ]
+        if !message.headers.isEmpty { fields.append("\"hdrs\":\"\(Data(message.headers).base64EncodedString())\"") }
+        return #"{"type":"io.nats.jetstream.api.v1.\#(type)","message":{\#(fields.joined(separator: ","))}}"#
+    }
+
+    private func streamNames(_ body: [String: Any]) -> String {
+        var names = streams.keys.sorted()
+        if let filter = body["subject"] as? String {
+            names = names.filter { name in streams[name]!.stream.config.subjects.contains { Self.subjectsOverlap($0, filter) } }
+        }
+        let quoted = names.map(ServerInfo.quote).joined(separator: ",")
+        return #"{"type":"io.nats.jetstream.api.v1.stream_names_response","total":\#(names.count),"offset":0,"limit":1024,"streams":[\#(quoted)]}"#
+    }
+
+    private func streamList(_ body: [String: Any]) -> String {
+        let infos = streams.keys.sorted().map { infoBody($0, didCreate: nil) }
+        return #"{"type":"io.nats.jetstream.api.v1.stream_list_response","total":\#(infos.count),"offset":0,"limit":256,"streams":[\#(infos.joined(separator: ","))]}"#
+    }
+
+    private func info(_ name: String, type: String, didCreate: Bool?) -> String {
+        var body = infoBody(name, didCreate: didCreate)
+        body.removeFirst()
+        return #"{"type":"io.nats.jetstream.api.v1.\#(type)",\#(body)"#
+    }
+
+    private func infoBody(_ name: String, didCreate: Bool?) -> String {
+        let entry = streams[name]!
+        let state = entry.stream.state
+        let configJSON = (try? JSONSerialization.data(withJSONObject: entry.config, options: [.sortedKeys]))
+            .map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        var firstTime = "0001-01-01T00:00:00Z", lastTime = "0001-01-01T00:00:00Z"
+        if state.messages > 0 {
+            if let first = try? entry.stream.store.load(state.firstSequence) { firstTime = Self.timestamp(nanoseconds: first.timestamp) }
+            if let last = try? entry.stream.store.load(state.lastSequence) { lastTime = Self.timestamp(nanoseconds: last.timestamp) }
+        }
+        var out = #"{"config":\#(configJSON),"created":"\#(Self.timestamp(entry.created))","#
+            + #""state":{"messages":\#(state.messages),"bytes":\#(state.bytes),"first_seq":\#(state.firstSequence),"#
+            + #""first_ts":"\#(firstTime)","last_seq":\#(state.lastSequence),"last_ts":"\#(lastTime)","consumer_count":0}"#
+        if let didCreate { out += #","did_create":\#(didCreate)"# }
+        return out + "}"
+    }
+
+    // MARK: - Persistence
+
+    private func openStream(name: String, config: [String: Any], created: Date) throws -> Entry {
+        let data = try JSONSerialization.data(withJSONObject: config)
+        let streamConfig = try JSONDecoder().decode(StreamConfig.self, from: data)
+        let store: any MessageStore = streamConfig.storage == .memory
+            ? MemoryStore()
+            : try FileStore(directory: streamsDirectory.appendingPathComponent(name).appendingPathComponent("msgs"))
+        if let file = store as? FileStore, file.recovery.truncatedBytes > 0 {
+            logger.warning("JetStream stream recovered: cut a torn or corrupt tail", metadata: [
+                "stream": "\(name)", "block": "\(file.recovery.truncatedBlock ?? "")",
+                "offset": "\(file.recovery.truncatedAt ?? 0)", "bytes": "\(file.recovery.truncatedBytes)",
+            ])
+        }
+        let clock = now
+        let stream = try DurableStream(config: streamConfig, store: store, now: clock)
+        return Entry(stream: stream, config: config, created: created)
+    }
+
+    private func persist(name: String, entry: Entry) throws {
+        let dir = streamsDirectory.appendingPathComponent(name)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let meta: [String: Any] = ["config": entry.config, "created": entry.created.timeIntervalSince1970]
+        let data = try JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys])
+        // Written whole (write + fsync + rename inside `.atomic`), so a crash leaves the old or the new file.
+        try data.write(to: dir.appendingPathComponent("meta.json"), options: .atomic)
+    }
+
+    private func loadStreams() throws {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: streamsDirectory.path)) ?? []
+        for name in names.sorted() {
+            let metaURL = streamsDirectory.appendingPathComponent(name).appendingPathComponent("meta.json")
+            guard let data = try? Data(contentsOf: metaURL),
+                  let meta = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let config = meta["config"] as? [String: Any] else { continue }
+            let created = Date(timeIntervalSince1970: meta["created"] as? Double ?? 0)
+            let entry = try openStream(name: name, config: config, created: created)
+            streams[name] = entry
+            logger.info("JetStream stream restored", metadata: ["stream": "\(name)", "messages": "\(entry.stream.state.messages)"])
+        }
+        publishFilters()
+    }
+
+    private func publishFilters() {
+        let all = streams.values.flatMap { $0.stream.config.subjects.map { Array($0.utf8) } }
+        filters.withLockedValue { $0 = all }
+        filtersGeneration.add(1, ordering: .releasing)
+    }
+
+    func close() {
+        queue.sync {
+            for entry in streams.values { try? entry.stream.store.close() }
+        }
+    }
+
+    // MARK: - Helpers
+
+    static func fillDefaults(_ config: inout [String: Any]) {
+        let defaults: [String: Any] = [
+            "retention": "limits", "max_consumers": -1, "max_msgs": -1, "max_bytes": -1, "max_age": 0,
+            "max_msgs_per_subject": -1, "max_msg_size": -1, "discard": "old", "storage": "file", "num_replicas": 1,
+            "duplicate_window": 120_000_000_000, "allow_direct": false, "mirror_direct": false, "sealed": false,
+            "deny_delete": false, "deny_purge": false, "allow_rollup_hdrs": false,
+        ]
+        for (key, value) in defaults where config[key] == nil || config[key] is NSNull { config[key] = value }
+        if (config["duplicate_window"] as? NSNumber)?.int64Value == 0 { config["duplicate_window"] = 120_000_000_000 }
+    }
+
+    /// A configuration as sorted-key JSON, so two requests compare equal when their JSON is the same.
+    static func canonical(_ config: [String: Any]) -> String {
+        (try? JSONSerialization.data(withJSONObject: config, options: [.sortedKeys])).map { String(decoding: $0, as: UTF8.self) } ?? ""
+    }
+
+    static func isValidStreamName(_ name: String) -> Bool {
+        !name.isEmpty && !name.contains { " \t\r\n.*>/\\".contains($0) }
+    }
+
+    /// Literal `subject` against a filter with `*` and `>`.
+    static func subjectMatches(filter: [UInt8], subject: [UInt8]) -> Bool {
+        let f = filter.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        let s = subject.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+        for (i, token) in f.enumerated() {
+            if token.elementsEqual([UInt8(ascii: ">")]) { return s.count > i }
+            guard i < s.count else { return false }
+            if token.elementsEqual([UInt8(ascii: "*")]) { continue }
+            if !token.elementsEqual(s[i]) { return false }
+        }
+        return f.count == s.count
+    }
+
+    /// Whether two filters can match a common subject.
+    static func subjectsOverlap(_ a: String, _ b: String) -> Bool {
+        let x = a.split(separator: ".", omittingEmptySubsequences: false)
+        let y = b.split(separator: ".", omittingEmptySubsequences: false)
+        for i in 0..<max(x.count, y.count) {
+            if i < x.count, x[i] == ">" { return y.count > i }
+            if i < y.count, y[i] == ">" { return x.count > i }
+            guard i < x.count, i < y.count else { return false }
+            if x[i] == "*" || y[i] == "*" || x[i] == y[i] { continue }
+            return false
+        }
+        return true
+    }
+
+    static func errorJSON(code: Int, errCode: Int, description: String, type: String? = nil) -> String {
+        let typeField = type.map { #""type":"io.nats.jetstream.api.v1.\#($0)","# } ?? ""
+        return #"{\#(typeField)"error":{"code":\#(code),"err_code":\#(errCode),"description":\#(ServerInfo.quote(description))}}"#
+    }
+
+    static func timestamp(_ date: Date) -> String { timestamp(nanoseconds: Int64(date.timeIntervalSince1970 * 1e9)) }
+
+    /// RFC 3339 in UTC with nanoseconds and `Z` (nats-py's parser needs the `Z`).
+    static func timestamp(nanoseconds: Int64) -> String {
+        let seconds = nanoseconds / 1_000_000_000
+        let nanos = nanoseconds % 1_000_000_000
+        var t = time_t(seconds)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        return String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%09dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+                      parts.tm_hour, parts.tm_min, parts.tm_sec, Int(nanos))
+    }
+}
