@@ -241,3 +241,24 @@ async def test_torn_tail_is_cut_at_startup_and_logged(server_factory, tmp_path, 
         assert "cut a torn or corrupt tail" in s2.log_text()
     finally:
         await nc.close()
+
+
+async def test_jsz_reports_streams(server_factory, tmp_path):
+    import json as _json
+    import urllib.request
+    store = tmp_path / "store"
+    store.mkdir()
+    s = server_factory("-js", "-sd", str(store), http=True)
+    nc = await nats.connect(s.url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name="FALCO", subjects=["FALCO.>"])
+        for i in range(3):
+            await js.publish("FALCO.Notice", b"n", timeout=WAIT)
+        with urllib.request.urlopen(f"http://127.0.0.1:{s.http_port}/jsz", timeout=5) as r:
+            jsz = _json.loads(r.read())
+        assert jsz["streams"] == 1
+        assert jsz["messages"] == 3
+        assert jsz["bytes"] > 0
+    finally:
+        await nc.close()

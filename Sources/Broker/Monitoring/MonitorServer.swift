@@ -40,7 +40,7 @@ public final class MonitorServer: @unchecked Sendable {
     func respond(path: String, query: [String: String]) async -> (HTTPResponseStatus, String, String) {
         switch path {
         case "/", "":
-            return (.ok, "text/plain; charset=utf-8", "brokerd monitoring: /healthz /varz /connz /subsz /metrics\n")
+            return (.ok, "text/plain; charset=utf-8", "brokerd monitoring: /healthz /varz /connz /subsz /jsz /metrics\n")
         case "/healthz":
             return (.ok, "application/json", #"{"status":"ok"}"#)
         case "/varz":
@@ -52,6 +52,8 @@ public final class MonitorServer: @unchecked Sendable {
             return (.ok, "application/json", Self.json(await connz(offset: offset, limit: limit, subs: subs)))
         case "/subsz":
             return (.ok, "application/json", Self.json(await subsz()))
+        case "/jsz":
+            return (.ok, "application/json", Self.json(jsz()))
         case "/metrics":
             return (.ok, "text/plain; version=0.0.4; charset=utf-8", await prometheus())
         default:
@@ -169,6 +171,27 @@ public final class MonitorServer: @unchecked Sendable {
             return SendableDictionary(d)
         }.get().value
         return snapshot ?? ["cid": c.id]
+    }
+
+    /// nats-server's /jsz main fields (consumers are not implemented yet: 0).
+    func jsz() -> [String: Any] {
+        guard let jetStream = broker.jetStream else {
+            return ["server_id": broker.serverID, "now": Self.timestamp(Date()), "disabled": true]
+        }
+        let s = jetStream.summary()
+        return [
+            "server_id": broker.serverID,
+            "now": Self.timestamp(Date()),
+            "config": ["max_memory": -1, "max_storage": -1,
+                       "store_dir": jetStream.storeDirectory.appendingPathComponent("jetstream").path],
+            "memory": 0,
+            "storage": s.bytes,
+            "streams": s.streams,
+            "consumers": 0,
+            "messages": s.messages,
+            "bytes": s.bytes,
+            "api": ["total": s.apiTotal, "errors": s.apiErrors],
+        ]
     }
 
     func subsz() async -> [String: Any] {

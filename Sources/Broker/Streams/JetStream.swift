@@ -353,6 +353,26 @@ public final class JetStream: @unchecked Sendable {
         filtersGeneration.add(1, ordering: .releasing)
     }
 
+    /// Totals for /jsz.
+    public struct Summary: Sendable {
+        public var streams = 0
+        public var messages: UInt64 = 0
+        public var bytes: UInt64 = 0
+        public var apiTotal = 0
+        public var apiErrors = 0
+    }
+
+    public func summary() -> Summary {
+        queue.sync {
+            var s = Summary(streams: streams.count, apiTotal: apiTotal, apiErrors: apiErrors)
+            for entry in streams.values {
+                s.messages += entry.stream.state.messages
+                s.bytes += entry.stream.state.bytes
+            }
+            return s
+        }
+    }
+
     func close() {
         queue.sync {
             for entry in streams.values { try? entry.stream.store.close() }
