@@ -1,0 +1,199 @@
+/// The delivery and acknowledgement rules of one JetStream consumer, as plain values: which stream message to
+/// deliver next, when to redeliver, when to pause (max_ack_pending) and when to give up (max_deliver).
+/// Time is passed in (nanoseconds), so every rule is tested without a clock; the server layer that sends
+/// messages and parses `$JS.ACK` replies drives it. Its state encodes to bytes so a consumer resumes from its
+/// ack floor after a restart.
+struct ConsumerStateMachine: Equatable {
+    enum AckPolicy: String, Codable, Sendable { case none, all, explicit }
+
+    struct Configuration: Equatable, Sendable {
+        var ackPolicy: AckPolicy = .explicit
+        /// Nanoseconds before an unacknowledged delivery is redelivered (nats-server default 30 s).
+        var ackWait: Int64 = 30_000_000_000
+        /// Redelivery delays by delivery count; when set they replace ackWait (the last one repeats).
+        var backoff: [Int64] = []
+        /// -1 = unlimited.
+        var maxDeliver: Int = -1
+        /// Deliveries awaiting an ack at most; at the limit delivery pauses until acks arrive. -1 = unlimited.
+        var maxAckPending: Int = 1000
+    }
+
+    struct Pending: Equatable {
+        var consumerSequence: UInt64
+        var deadline: Int64
+    }
+
+    struct Delivery: Equatable {
+        var streamSequence: UInt64
+        var consumerSequence: UInt64
+        /// 1 for the first delivery, 2 for the first redelivery...
+        var deliveryCount: Int
+    }
+
+    let configuration: Configuration
+    /// The last stream sequence handed out for the first time.
+    private(set) var deliveredStream: UInt64
+    /// Consumer sequences count every delivery, redeliveries included.
+    private(set) var deliveredConsumer: UInt64 = 0
+    /// Everything at or below this stream sequence is acknowledged (or needs no ack).
+    private(set) var ackFloorStream: UInt64
+    private(set) var pending: [UInt64: Pending] = [:]
+    private(set) var deliveryCounts: [UInt64: Int] = [:]
+    /// Stream sequences that hit max_deliver (for the max-deliveries advisory), oldest first.
+    private(set) var exhausted: [UInt64] = []
+
+    /// `startSequence` is the first stream sequence to consider (from the deliver policy).
+    init(configuration: Configuration, startSequence: UInt64) {
+        self.configuration = configuration
+        self.deliveredStream = startSequence > 0 ? startSequence - 1 : 0
+        self.ackFloorStream = deliveredStream
+    }
+
+    var isPaused: Bool {
+        configuration.ackPolicy != .none && configuration.maxAckPending >= 0 && pending.count >= configuration.maxAckPending
+    }
+
+    /// The next delivery, or nil when there is nothing to send now (caught up, or paused at max_ack_pending).
+    /// `available(seq)` says whether the stream holds `seq` and it passes the consumer's filter.
+    mutating func next(now: Int64, lastSequence: UInt64, available: (UInt64) -> Bool) -> Delivery? {
+        // Redeliveries first, oldest first, once their deadline has passed.
+        if let due = pending.filter({ $0.value.deadline <= now }).keys.min() {
+            let count = (deliveryCounts[due] ?? 1)
+            if configuration.maxDeliver > 0 && count >= configuration.maxDeliver {
+                // Given up on: no more deliveries; counts as handled for the ack floor.
+                pending[due] = nil
+                deliveryCounts[due] = nil
+                exhausted.append(due)
+                advanceAckFloor()
+                return next(now: now, lastSequence: lastSequence, available: available)
+            }
+            if !available(due) {  // removed from the stream meanwhile
+                pending[due] = nil
+                deliveryCounts[due] = nil
+                advanceAckFloor()
+                return next(now: now, lastSequence: lastSequence, available: available)
+            }
+            return deliver(due, count: count + 1, now: now)
+        }
+        if isPaused { return nil }
+        var candidate = deliveredStream + 1
+        while candidate <= lastSequence {
+            if available(candidate) {
+                deliveredStream = candidate
+                return deliver(candidate, count: 1, now: now)
+            }
+            candidate += 1
+        }
+        deliveredStream = max(deliveredStream, lastSequence)
+        if pending.isEmpty { ackFloorStream = max(ackFloorStream, deliveredStream) }
+        return nil
+    }
+
+    private mutating func deliver(_ sequence: UInt64, count: Int, now: Int64) -> Delivery {
+        deliveredConsumer += 1
+        if configuration.ackPolicy == .none {
+            ackFloorStream = max(ackFloorStream, sequence)
+        } else {
+            pending[sequence] = Pending(consumerSequence: deliveredConsumer, deadline: now + wait(forDelivery: count))
+            deliveryCounts[sequence] = count
+        }
+        return Delivery(streamSequence: sequence, consumerSequence: deliveredConsumer, deliveryCount: count)
+    }
+
+    private func wait(forDelivery count: Int) -> Int64 {
+        guard !configuration.backoff.isEmpty else { return configuration.ackWait }
+        return configuration.backoff[min(count - 1, configuration.backoff.count - 1)]
+    }
+
+    /// +ACK (or an empty body). Under ack policy all, it acknowledges everything up to `sequence`.
+    mutating func ack(_ sequence: UInt64) {
+        switch configuration.ackPolicy {
+        case .none:
+            return
+        case .explicit:
+            pending[sequence] = nil
+            deliveryCounts[sequence] = nil
+        case .all:
+            for s in pending.keys where s <= sequence {
+                pending[s] = nil
+                deliveryCounts[s] = nil
+            }
+        }
+        advanceAckFloor()
+    }
+
+    /// -NAK: redeliver after `delay` nanoseconds (0 = now).
+    mutating func nak(_ sequence: UInt64, delay: Int64 = 0, now: Int64) {
+        guard pending[sequence] != nil else { return }
+        pending[sequence]?.deadline = now + max(0, delay)
+    }
+
+    /// +WPI: still working on it; the ack wait starts again.
+    mutating func inProgress(_ sequence: UInt64, now: Int64) {
+        guard pending[sequence] != nil else { return }
+        let deadline = now + wait(forDelivery: deliveryCounts[sequence] ?? 1)
+        pending[sequence]?.deadline = deadline
+    }
+
+    /// +TERM: never redeliver.
+    mutating func terminate(_ sequence: UInt64) {
+        pending[sequence] = nil
+        deliveryCounts[sequence] = nil
+        advanceAckFloor()
+    }
+
+    /// The earliest redelivery deadline, for the caller's timer.
+    var nextDeadline: Int64? { pending.values.map(\.deadline).min() }
+
+    private mutating func advanceAckFloor() {
+        if let lowest = pending.keys.min() {
+            ackFloorStream = max(ackFloorStream, lowest - 1)
+        } else {
+            ackFloorStream = max(ackFloorStream, deliveredStream)
+        }
+    }
+
+    // MARK: - Persistence
+
+    /// State as bytes: delivered and ack-floor sequences, then each pending message with its count. Deadlines
+    /// are not kept: after a restart pending messages are redelivered at once.
+    func encoded() -> [UInt8] {
+        var out: [UInt8] = []
+        func put(_ v: UInt64) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        put(deliveredStream)
+        put(deliveredConsumer)
+        put(ackFloorStream)
+        put(UInt64(pending.count))
+        for (sequence, entry) in pending.sorted(by: { $0.key < $1.key }) {
+            put(sequence)
+            put(entry.consumerSequence)
+            put(UInt64(deliveryCounts[sequence] ?? 1))
+        }
+        return out
+    }
+
+    /// Restores `encoded()` state; nil when the bytes are not a whole state.
+    init?(configuration: Configuration, decoding bytes: [UInt8]) {
+        var offset = 0
+        func get() -> UInt64? {
+            guard offset + 8 <= bytes.count else { return nil }
+            var v: UInt64 = 0
+            for i in 0..<8 { v |= UInt64(bytes[offset + i]) << (8 * UInt64(i)) }
+            offset += 8
+            return v
+        }
+        guard let delivered = get(), let consumer = get(), let floor = get(), let count = get(), count < 10_000_000 else {
+            return nil
+        }
+        self.configuration = configuration
+        self.deliveredStream = delivered
+        self.deliveredConsumer = consumer
+        self.ackFloorStream = floor
+        for _ in 0..<count {
+            guard let sequence = get(), let consumerSequence = get(), let deliveries = get() else { return nil }
+            pending[sequence] = Pending(consumerSequence: consumerSequence, deadline: 0)
+            deliveryCounts[sequence] = Int(deliveries)
+        }
+        guard offset == bytes.count else { return nil }
+    }
+}
