@@ -1,5 +1,6 @@
 import Foundation
 import Histogram
+import Protocol
 
 /// What one run measured; printed as the contract's JSON line or as a readable summary.
 struct BenchResult {
@@ -95,21 +96,8 @@ struct BenchResult {
         return lines.joined(separator: "\n")
     }
 
-    static func quote(_ s: String) -> String {
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case _ where scalar.value < 0x20: out += String(format: "\\u%04x", scalar.value)
-            default: out.unicodeScalars.append(scalar)
-            }
-        }
-        return out + "\""
-    }
+    /// A JSON string literal (the same escaping INFO uses).
+    static func quote(_ s: String) -> String { ServerInfo.quote(s) }
 
     /// A JSON number: finite, rounded to `digits` decimals.
     static func number(_ value: Double, digits: Int) -> String {

@@ -195,11 +195,7 @@ public struct ClientParser: Sendable {
     // MARK: - Scanning
 
     private func findNewline(_ buffer: ByteBuffer, from offset: Int) -> Int? {
-        buffer.withUnsafeReadableBytes { raw -> Int? in
-            guard offset < raw.count, let base = raw.baseAddress else { return nil }
-            guard let hit = memchr(base + offset, Int32(UInt8(ascii: "\n")), raw.count - offset) else { return nil }
-            return base.distance(to: UnsafeRawPointer(hit))
-        }
+        buffer.newlineOffset(from: offset)
     }
 
     /// With no newline yet: fail as early as nats-server does (a verb that cannot be one, a non-CONNECT first op
@@ -252,4 +248,16 @@ struct ControlLine {
 
     @inline(__always)
     func size(_ index: Int, of buffer: ByteBuffer) -> Int { fields.size(index, of: buffer) }
+}
+
+extension ByteBuffer {
+    /// Offset (from the reader index) of the first `\n` at or after `offset`, found with memchr.
+    @inline(__always)
+    func newlineOffset(from offset: Int) -> Int? {
+        withUnsafeReadableBytes { raw -> Int? in
+            guard offset < raw.count, let base = raw.baseAddress else { return nil }
+            guard let hit = memchr(base + offset, Int32(UInt8(ascii: "\n")), raw.count - offset) else { return nil }
+            return base.distance(to: UnsafeRawPointer(hit))
+        }
+    }
 }

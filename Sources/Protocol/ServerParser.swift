@@ -53,11 +53,7 @@ public struct ServerParser: Sendable {
         }
         let readable = buffer.readableBytes
         if readable == 0 { return nil }
-        let newline = buffer.withUnsafeReadableBytes { raw -> Int? in
-            guard scanned < raw.count else { return nil }
-            return raw[scanned...].firstIndex(of: UInt8(ascii: "\n"))
-        }
-        guard let newline else {
+        guard let newline = buffer.newlineOffset(from: scanned) else {
             if readable > maxControlLine { throw .malformed("control line longer than \(maxControlLine) bytes") }
             scanned = readable
             return nil
