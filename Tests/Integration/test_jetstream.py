@@ -262,3 +262,87 @@ async def test_jsz_reports_streams(server_factory, tmp_path):
         assert jsz["bytes"] > 0
     finally:
         await nc.close()
+
+
+async def test_durable_queue_group_shares_the_work(js_server):
+    """A durable push consumer with a deliver group shared by two subscribers: each message to exactly one."""
+    nc = await nats.connect(js_server.url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name="FALCO", subjects=["FALCO.>"])
+        got = {"a": [], "b": []}
+
+        def handler(who):
+            async def cb(msg):
+                got[who].append(msg.data)
+                await msg.ack()
+            return cb
+
+        await js.subscribe("FALCO.>", durable="workers", queue="workers", cb=handler("a"))
+        await js.subscribe("FALCO.>", durable="workers", queue="workers", cb=handler("b"))
+        for i in range(100):
+            await js.publish("FALCO.Critical", b"%d" % i, timeout=WAIT)
+        for _ in range(200):
+            if len(got["a"]) + len(got["b"]) >= 100:
+                break
+            await asyncio.sleep(0.05)
+        everything = got["a"] + got["b"]
+        assert sorted(everything) == sorted(b"%d" % i for i in range(100))
+        assert len(everything) == 100, "each message to exactly one member"
+        info = await js.consumer_info("FALCO", "workers")
+        for _ in range(100):
+            if info.num_ack_pending == 0:
+                break
+            await asyncio.sleep(0.05)
+            info = await js.consumer_info("FALCO", "workers")
+        assert info.num_ack_pending == 0
+    finally:
+        await nc.close()
+
+
+async def test_pull_fetch_ack_and_redelivery(js_server):
+    nc = await nats.connect(js_server.url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name="FALCO", subjects=["FALCO.>"])
+        for i in range(5):
+            await js.publish("FALCO.Error", b"%d" % i, timeout=WAIT)
+        psub = await js.pull_subscribe("FALCO.>", durable="puller", config=nats.js.api.ConsumerConfig(ack_wait=1))
+        msgs = await psub.fetch(5, timeout=5)
+        assert [m.data for m in msgs] == [b"%d" % i for i in range(5)]
+        for m in msgs[:4]:
+            await m.ack()
+        # The fifth was not acked: it comes back after ack_wait, marked as a redelivery.
+        again = await psub.fetch(1, timeout=5)
+        assert again[0].data == b"4"
+        assert again[0].metadata.num_delivered == 2
+        await again[0].ack()
+        with pytest.raises(nats.errors.TimeoutError):
+            await psub.fetch(1, timeout=1)
+    finally:
+        await nc.close()
+
+
+async def test_consumer_resumes_from_its_ack_floor_after_restart(server_factory, tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    s = server_factory("-js", "-sd", str(store))
+    nc = await nats.connect(s.url)
+    js = nc.jetstream()
+    await js.add_stream(name="FALCO", subjects=["FALCO.>"])
+    for i in range(10):
+        await js.publish("FALCO.Notice", b"%d" % i, timeout=WAIT)
+    psub = await js.pull_subscribe("FALCO.>", durable="resume")
+    for m in await psub.fetch(6, timeout=5):
+        await m.ack_sync()
+    await nc.close()
+    assert s.terminate() == 0
+    s2 = server_factory("-js", "-sd", str(store))
+    nc = await nats.connect(s2.url)
+    try:
+        js = nc.jetstream()
+        psub = await js.pull_subscribe("FALCO.>", durable="resume")
+        rest = await psub.fetch(4, timeout=5)
+        assert [m.data for m in rest] == [b"6", b"7", b"8", b"9"]
+    finally:
+        await nc.close()

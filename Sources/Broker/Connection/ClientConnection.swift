@@ -368,9 +368,15 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
         if publish.subject.readableBytes > 8, publish.subject.getString(at: publish.subject.readerIndex, length: 8) == "$JS.API." {
             guard let reply = publish.reply else { return .consumed }
             let replyTo = Self.compact(reply)
-            jetStream.handleAPI(subject: String(buffer: publish.subject), payload: Array(publish.payload.readableBytesView)) { [self] response in
+            jetStream.handleAPI(subject: String(buffer: publish.subject), payload: Array(publish.payload.readableBytesView),
+                                reply: String(buffer: reply)) { [self] response in
                 loop.eventLoop.execute { [self] in deliverFromServer(subject: replyTo, payload: response) }
             }
+            return .consumed
+        }
+        if publish.subject.readableBytes > 8, publish.subject.getString(at: publish.subject.readerIndex, length: 8) == "$JS.ACK." {
+            jetStream.acknowledge(subject: String(buffer: publish.subject), payload: Array(publish.payload.readableBytesView),
+                                  reply: publish.reply.map { String(buffer: $0) })
             return .consumed
         }
         let generation = jetStream.filtersGeneration.load(ordering: .acquiring)
@@ -417,9 +423,11 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     /// Delivers `publish` to every matching subscription: all plain ones, one member of each queue group.
-    func route(_ publish: Publish, fromServer: Bool = false, noResponders: Bool = true) {
+    /// `matchSubject` routes by another subject than the one shown in MSG (JetStream deliveries: routed to
+    /// the deliver subject or pull inbox, shown with the stored message's subject).
+    func route(_ publish: Publish, fromServer: Bool = false, noResponders: Bool = true, matchSubject: ByteBuffer? = nil) {
         let echo = fromServer || options.echo
-        let result = match(publish.subject)
+        let result = match(matchSubject ?? publish.subject)
         var delivered = false
         for sub in result.plain {
             if sub.client === self && !echo { continue }

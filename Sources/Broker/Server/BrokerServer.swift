@@ -64,7 +64,30 @@ public final class BrokerServer: @unchecked Sendable {
             // As nats-server: <store_dir>/jetstream, or a folder in the temporary directory.
             let base = opts.storeDirectory.map { URL(fileURLWithPath: $0) }
                 ?? FileManager.default.temporaryDirectory.appendingPathComponent("brokerd")
-            jetStream = try JetStream(storeDirectory: base, logger: logger)
+            let js = try JetStream(storeDirectory: base, logger: logger)
+            let system = ClientConnection(id: 0, server: self, loop: loops[0], settings: ConnectionSettings(
+                maxPayload: opts.maxPayload, maxControlLine: opts.maxControlLine, maxPending: opts.maxPending,
+                pingInterval: .hours(1), pingMax: 1, writeDeadline: .hours(1), authTimeout: .hours(1), authRequired: false),
+                loopCount: loops.count, logger: logger)
+            let loop = loops[0]
+            // JetStream's own publishes (deliveries, PubAcks to pull inboxes, statuses) go through an internal
+            // client on one loop, so they keep their order.
+            js.deliverHook = { route, reply, headers, payload, shown in
+                loop.eventLoop.execute {
+                    var body = ByteBuffer()
+                    body.writeBytes(headers)
+                    body.writeBytes(payload)
+                    let publish = Publish(subject: ByteBuffer(bytes: shown ?? Array(route.utf8)),
+                                          reply: reply.map { ByteBuffer(string: $0) },
+                                          headerLength: headers.isEmpty ? nil : headers.count, payload: body)
+                    system.route(publish, fromServer: true, noResponders: false, matchSubject: ByteBuffer(string: route))
+                    loop.flushPending()
+                }
+            }
+            let sublist = self.sublist
+            js.interestHook = { subject in !sublist.match(subject).isEmpty }
+            js.startTicking()
+            jetStream = js
             logger.info("JetStream enabled", metadata: ["store_dir": "\(base.appendingPathComponent("jetstream").path)"])
         }
         let bootstrap = ServerBootstrap(group: group)

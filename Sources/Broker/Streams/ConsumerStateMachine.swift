@@ -101,8 +101,12 @@ struct ConsumerStateMachine: Equatable {
     }
 
     private func wait(forDelivery count: Int) -> Int64 {
-        guard !configuration.backoff.isEmpty else { return configuration.ackWait }
-        return configuration.backoff[min(count - 1, configuration.backoff.count - 1)]
+        // 0 or less means "the default" (nats-server: 30 s); it must never make a delivery due at once, or a
+        // consumer would redeliver in a tight loop.
+        let ackWait = configuration.ackWait > 0 ? configuration.ackWait : 30_000_000_000
+        guard !configuration.backoff.isEmpty else { return ackWait }
+        let step = configuration.backoff[min(count - 1, configuration.backoff.count - 1)]
+        return step > 0 ? step : ackWait
     }
 
     /// +ACK (or an empty body). Under ack policy all, it acknowledges everything up to `sequence`.

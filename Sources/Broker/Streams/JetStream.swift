@@ -14,12 +14,20 @@ public final class JetStream: @unchecked Sendable {
     let storeDirectory: URL
     let logger: Logger
     private let queue = DispatchQueue(label: "brokerd.jetstream")
-    private let now: @Sendable () -> Int64
+    let now: @Sendable () -> Int64
 
     // Touched only on `queue`.
     private var streams: [String: Entry] = [:]
+    var consumers: [String: [String: ConsumerEntry]] = [:]
+    private var ticking = false
+    /// Set by the server: publish a message routed by `route`, shown in MSG with `shown` (the stored
+    /// message's original subject) or `route`.
+    /// Set by the server: whether anyone is subscribed to a subject (push consumers wait for interest).
+    var interestHook: (@Sendable (String) -> Bool)?
+    var deliverHook: (@Sendable (_ route: String, _ reply: String?, _ headers: [UInt8], _ payload: [UInt8], _ shown: [UInt8]?) -> Void)?
     private var pendingAcks: [(ack: ByteBuffer, deliver: @Sendable (ByteBuffer) -> Void)] = []
     private var syncScheduled = false
+    private var syncedStreams: Set<String> = []
     private var apiTotal = 0
     private var apiErrors = 0
 
@@ -41,6 +49,34 @@ public final class JetStream: @unchecked Sendable {
         self.now = now
         try FileManager.default.createDirectory(at: streamsDirectory, withIntermediateDirectories: true)
         try queue.sync { try loadStreams() }
+    }
+
+    /// Starts the 100 ms tick (redeliveries, pull expiry, consumer state to disk). Call once delivery works.
+    func startTicking() {
+        queue.async { [self] in
+            guard !ticking else { return }
+            ticking = true
+            scheduleTick()
+        }
+    }
+
+    private func scheduleTick() {
+        queue.asyncAfter(deadline: .now() + .milliseconds(100)) { [self] in
+            guard ticking else { return }
+            tick()
+            scheduleTick()
+        }
+    }
+
+    func streamEntry(_ name: String) -> Entry? { streams[name] }
+
+    func publish(_ subject: String, _ reply: String?, _ headers: [UInt8], _ payload: [UInt8], originalSubject: [UInt8]? = nil) {
+        deliverHook?(subject, reply, headers, payload, originalSubject)
+    }
+
+    /// An ack from a client (`$JS.ACK.…`), handled on the queue.
+    func acknowledge(subject: String, payload: [UInt8], reply: String?) {
+        queue.async { [self] in handleAck(subject: subject, payload: payload, reply: reply) }
     }
 
     var streamsDirectory: URL { storeDirectory.appendingPathComponent("jetstream/streams") }
@@ -79,8 +115,8 @@ public final class JetStream: @unchecked Sendable {
                 deliverAck?(ByteBuffer(string: response))
                 return
             }
-            guard let deliverAck else { return }
-            pendingAcks.append((ByteBuffer(string: response), deliverAck))
+            if let deliverAck { pendingAcks.append((ByteBuffer(string: response), deliverAck)) }
+            syncedStreams.insert(name)
             scheduleSync()
         }
     }
@@ -101,26 +137,42 @@ public final class JetStream: @unchecked Sendable {
             let acks = pendingAcks
             pendingAcks.removeAll(keepingCapacity: true)
             for (ack, deliver) in acks { deliver(ack) }
+            // Consumers see a message once it is durable.
+            for name in syncedStreams { for consumer in (consumers[name] ?? [:]).values { pump(consumer) } }
+            syncedStreams.removeAll()
         }
     }
 
     // MARK: - API
 
     /// Handles a request to `$JS.API.<...>`; the response goes to `respond`.
-    func handleAPI(subject: String, payload: [UInt8], respond: @escaping @Sendable (ByteBuffer) -> Void) {
+    func handleAPI(subject: String, payload: [UInt8], reply: String?, respond: @escaping @Sendable (ByteBuffer) -> Void) {
         queue.async { [self] in
             apiTotal += 1
-            let response = api(subject: subject, payload: payload)
+            guard let response = api(subject: subject, payload: payload, reply: reply) else { return }
             if response.contains(#""error":"#) { apiErrors += 1 }
             respond(ByteBuffer(string: response))
         }
     }
 
-    private func api(subject: String, payload: [UInt8]) -> String {
+    private func api(subject: String, payload: [UInt8], reply: String?) -> String? {
         let prefix = "$JS.API."
         let operation = String(subject.dropFirst(prefix.count))
         let body = (try? JSONSerialization.jsonObject(with: Data(payload))) as? [String: Any] ?? [:]
         if operation == "INFO" { return accountInfo() }
+        if operation.hasPrefix("CONSUMER.MSG.NEXT.") {
+            return pullNext(String(operation.dropFirst("CONSUMER.MSG.NEXT.".count)), payload: payload, reply: reply)
+        }
+        if operation.hasPrefix("CONSUMER.DURABLE.CREATE.") {
+            return createConsumer(String(operation.dropFirst("CONSUMER.DURABLE.CREATE.".count)), body, durableForm: true)
+        }
+        if operation.hasPrefix("CONSUMER.CREATE.") {
+            return createConsumer(String(operation.dropFirst("CONSUMER.CREATE.".count)), body, durableForm: false)
+        }
+        if operation.hasPrefix("CONSUMER.INFO.") { return consumerInfoRequest(String(operation.dropFirst("CONSUMER.INFO.".count))) }
+        if operation.hasPrefix("CONSUMER.DELETE.") { return deleteConsumer(String(operation.dropFirst("CONSUMER.DELETE.".count))) }
+        if operation.hasPrefix("CONSUMER.NAMES.") { return consumerNames(String(operation.dropFirst("CONSUMER.NAMES.".count))) }
+        if operation.hasPrefix("CONSUMER.LIST.") { return consumerList(String(operation.dropFirst("CONSUMER.LIST.".count))) }
         for (verb, handler) in [
             ("STREAM.CREATE.", createStream), ("STREAM.UPDATE.", updateStream), ("STREAM.INFO.", streamInfo),
             ("STREAM.DELETE.", deleteStream), ("STREAM.PURGE.", purgeStream), ("STREAM.MSG.GET.", getMessage),
@@ -221,6 +273,7 @@ public final class JetStream: @unchecked Sendable {
         guard let entry = streams.removeValue(forKey: name) else {
             return Self.errorJSON(code: 404, errCode: 10059, description: "stream not found", type: "stream_delete_response")
         }
+        consumers[name] = nil
         try? entry.stream.store.close()
         try? FileManager.default.removeItem(at: streamsDirectory.appendingPathComponent(name))
         publishFilters()
@@ -299,7 +352,7 @@ public final class JetStream: @unchecked Sendable {
         }
         var out = #"{"config":\#(configJSON),"created":"\#(Self.timestamp(entry.created))","#
             + #""state":{"messages":\#(state.messages),"bytes":\#(state.bytes),"first_seq":\#(state.firstSequence),"#
-            + #""first_ts":"\#(firstTime)","last_seq":\#(state.lastSequence),"last_ts":"\#(lastTime)","consumer_count":0}"#
+            + #""first_ts":"\#(firstTime)","last_seq":\#(state.lastSequence),"last_ts":"\#(lastTime)","consumer_count":\#(consumers[name]?.count ?? 0)}"#
         if let didCreate { out += #","did_create":\#(didCreate)"# }
         return out + "}"
     }
@@ -342,7 +395,9 @@ public final class JetStream: @unchecked Sendable {
             let created = Date(timeIntervalSince1970: meta["created"] as? Double ?? 0)
             let entry = try openStream(name: name, config: config, created: created)
             streams[name] = entry
-            logger.info("JetStream stream restored", metadata: ["stream": "\(name)", "messages": "\(entry.stream.state.messages)"])
+            loadConsumers(name)
+            logger.info("JetStream stream restored", metadata: ["stream": "\(name)", "messages": "\(entry.stream.state.messages)",
+                                                                 "consumers": "\(consumers[name]?.count ?? 0)"])
         }
         publishFilters()
     }
@@ -375,6 +430,8 @@ public final class JetStream: @unchecked Sendable {
 
     func close() {
         queue.sync {
+            ticking = false
+            for byName in consumers.values { for c in byName.values where c.durable { persistConsumerState(c) } }
             for entry in streams.values { try? entry.stream.store.close() }
         }
     }
