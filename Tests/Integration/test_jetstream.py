@@ -346,3 +346,73 @@ async def test_consumer_resumes_from_its_ack_floor_after_restart(server_factory,
         assert [m.data for m in rest] == [b"6", b"7", b"8", b"9"]
     finally:
         await nc.close()
+
+
+async def test_nak_term_max_deliver_and_advisory(js_server):
+    nc = await nats.connect(js_server.url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name="FALCO", subjects=["FALCO.>"])
+        advisories = []
+
+        async def on_advisory(m):
+            advisories.append(m.subject)
+
+        await nc.subscribe("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.>", cb=on_advisory)
+        await js.publish("FALCO.Alert", b"nak-me", timeout=WAIT)
+        await js.publish("FALCO.Alert", b"term-me", timeout=WAIT)
+        psub = await js.pull_subscribe("FALCO.>", durable="p", config=nats.js.api.ConsumerConfig(ack_wait=1, max_deliver=2))
+        first = await psub.fetch(2, timeout=5)
+        await first[0].nak()
+        await first[1].term()
+        again = await psub.fetch(1, timeout=5)
+        assert again[0].data == b"nak-me"
+        assert again[0].metadata.num_delivered == 2
+        # Not acked a second time: max_deliver is 2, so it is given up on and an advisory says so.
+        with pytest.raises(nats.errors.TimeoutError):
+            await psub.fetch(1, timeout=2.5)
+        for _ in range(50):
+            if advisories:
+                break
+            await asyncio.sleep(0.1)
+        assert advisories == ["$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.FALCO.p"]
+    finally:
+        await nc.close()
+
+
+async def test_max_ack_pending_pauses_then_resumes(js_server):
+    nc = await nats.connect(js_server.url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name="FALCO", subjects=["FALCO.>"])
+        for i in range(6):
+            await js.publish("FALCO.Debug", b"%d" % i, timeout=WAIT)
+        psub = await js.pull_subscribe("FALCO.>", durable="slow", config=nats.js.api.ConsumerConfig(max_ack_pending=2))
+        batch = await psub.fetch(6, timeout=2)
+        assert [m.data for m in batch] == [b"0", b"1"], "paused at max_ack_pending"
+        for m in batch:
+            await m.ack_sync()
+        rest = []
+        while len(rest) < 4:
+            for m in await psub.fetch(2, timeout=5):
+                rest.append(m.data)
+                await m.ack_sync()
+        assert rest == [b"2", b"3", b"4", b"5"], "never stalls for good"
+    finally:
+        await nc.close()
+
+
+async def test_workqueue_retention_removes_acked_messages(js_server):
+    nc = await nats.connect(js_server.url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name="WORK", subjects=["work.>"], retention="workqueue")
+        for i in range(3):
+            await js.publish("work.item", b"%d" % i, timeout=WAIT)
+        psub = await js.pull_subscribe("work.>", durable="w")
+        for m in await psub.fetch(3, timeout=5):
+            await m.ack_sync()
+        info = await js.stream_info("WORK")
+        assert info.state.messages == 0
+    finally:
+        await nc.close()

@@ -22,6 +22,8 @@ final class ConsumerEntry {
     let created: Date
     var waiting: [PullRequest] = []
     var dirty = false
+    /// How many of `machine.exhausted` have had their max-deliveries advisory.
+    var advised = 0
 
     init(stream: String, name: String, durable: Bool, config: [String: Any], machine: ConsumerStateMachine,
          filter: [UInt8]?, deliverSubject: String?, created: Date) {
@@ -147,6 +149,10 @@ extension JetStream {
         let time = now()
         if body.isEmpty || body.hasPrefix("+ACK") || body.hasPrefix("+NXT") {
             consumer.machine.ack(sequence)
+            // Work-queue retention: an acknowledged message is done and leaves the stream.
+            if let entry = streamEntry(consumer.stream), entry.stream.config.retention == .workqueue {
+                _ = try? entry.stream.removeMessage(sequence)
+            }
         } else if body.hasPrefix("-NAK") {
             var delay: Int64 = 0
             if let brace = body.firstIndex(of: "{"),
@@ -202,7 +208,21 @@ extension JetStream {
                 if consumer.waiting[0].remaining == 0 { consumer.waiting.removeFirst() }
             }
         }
+        adviseExhausted(consumer)
         consumer.dirty = true
+    }
+
+    /// `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<stream>.<consumer>` for each message that hit max_deliver.
+    private func adviseExhausted(_ consumer: ConsumerEntry) {
+        while consumer.advised < consumer.machine.exhausted.count {
+            let sequence = consumer.machine.exhausted[consumer.advised]
+            consumer.advised += 1
+            let deliveries = consumer.machine.configuration.maxDeliver
+            let advisory = #"{"type":"io.nats.jetstream.advisory.v1.max_deliver","id":"\#(NATSInboxToken.make())","#
+                + #""timestamp":"\#(Self.timestamp(nanoseconds: now()))","stream":\#(ServerInfo.quote(consumer.stream)),"#
+                + #""consumer":\#(ServerInfo.quote(consumer.name)),"stream_seq":\#(sequence),"deliveries":\#(deliveries)}"#
+            publish("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.\(consumer.stream).\(consumer.name)", nil, [], Array(advisory.utf8))
+        }
     }
 
     private func send(_ delivery: ConsumerStateMachine.Delivery, of consumer: ConsumerEntry, to subject: String,
