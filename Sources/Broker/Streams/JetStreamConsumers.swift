@@ -57,6 +57,8 @@ extension JetStream {
         }
         config["name"] = name
         if durableName != nil { config["durable_name"] = name }
+        // CONSUMER.CREATE.<stream>.<name>.<filter>: the filter may come in the subject.
+        if parts.count > 2, (config["filter_subject"] as? String ?? "").isEmpty { config["filter_subject"] = parts[2] }
         Self.fillConsumerDefaults(&config)
         if let existing = consumers[streamName]?[name] {
             // Same configuration again: fine (nats-py re-binds durables this way); otherwise an error.
