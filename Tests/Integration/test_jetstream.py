@@ -416,3 +416,35 @@ async def test_workqueue_retention_removes_acked_messages(js_server):
         assert info.state.messages == 0
     finally:
         await nc.close()
+
+
+async def test_interest_retention_and_deliver_policies(js_server):
+    import datetime
+    nc = await nats.connect(js_server.url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name="INT", subjects=["int.>"], retention="interest")
+        a = await js.pull_subscribe("int.>", durable="a")
+        b = await js.pull_subscribe("int.>", durable="b")
+        for i in range(2):
+            await js.publish("int.x", b"%d" % i, timeout=WAIT)
+        for m in await a.fetch(2, timeout=5):
+            await m.ack_sync()
+        assert (await js.stream_info("INT")).state.messages == 2, "b has not acked yet"
+        for m in await b.fetch(2, timeout=5):
+            await m.ack_sync()
+        assert (await js.stream_info("INT")).state.messages == 0, "acked by every consumer"
+
+        await js.add_stream(name="T", subjects=["t.>"])
+        await js.publish("t.x", b"old", timeout=WAIT)
+        await asyncio.sleep(0.2)
+        since = datetime.datetime.now(datetime.timezone.utc)
+        await asyncio.sleep(0.2)
+        await js.publish("t.x", b"new", timeout=WAIT)
+        cfg = nats.js.api.ConsumerConfig(deliver_policy=nats.js.api.DeliverPolicy.BY_START_TIME,
+                                         opt_start_time=since.isoformat().replace("+00:00", "Z"))
+        c = await js.pull_subscribe("t.>", durable="since", config=cfg)
+        got = await c.fetch(1, timeout=5)
+        assert got[0].data == b"new"
+    finally:
+        await nc.close()

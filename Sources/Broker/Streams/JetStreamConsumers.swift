@@ -80,6 +80,12 @@ extension JetStream {
         case "last": start = max(state.lastSequence, 1)
         case "new": start = state.lastSequence + 1
         case "by_start_sequence": start = max((config["opt_start_seq"] as? NSNumber)?.uint64Value ?? 1, 1)
+        case "by_start_time":
+            // The first message stored at or after opt_start_time (RFC 3339).
+            let since = (config["opt_start_time"] as? String).flatMap(Self.parseTimestamp) ?? 0
+            var s = max(state.firstSequence, 1)
+            while s <= state.lastSequence, let m = try? entry.stream.store.load(s), m.timestamp < since { s += 1 }
+            start = s
         default: start = max(state.firstSequence, 1)
         }
         let filter = (config["filter_subject"] as? String).flatMap { $0.isEmpty ? nil : Array($0.utf8) }
@@ -151,9 +157,19 @@ extension JetStream {
         let time = now()
         if body.isEmpty || body.hasPrefix("+ACK") || body.hasPrefix("+NXT") {
             consumer.machine.ack(sequence)
-            // Work-queue retention: an acknowledged message is done and leaves the stream.
-            if let entry = streamEntry(consumer.stream), entry.stream.config.retention == .workqueue {
-                _ = try? entry.stream.removeMessage(sequence)
+            if let entry = streamEntry(consumer.stream) {
+                switch entry.stream.config.retention {
+                case .workqueue:
+                    // An acknowledged message is done and leaves the stream.
+                    _ = try? entry.stream.removeMessage(sequence)
+                case .interest:
+                    // A message every consumer has acknowledged leaves the stream.
+                    let all = (consumers[consumer.stream] ?? [:]).values
+                    let everyone = all.allSatisfy { $0.machine.ackFloorStream >= sequence || ($0.machine.pending[sequence] == nil && $0.machine.deliveredStream >= sequence) }
+                    if everyone { _ = try? entry.stream.removeMessage(sequence) }
+                case .limits:
+                    break
+                }
             }
         } else if body.hasPrefix("-NAK") {
             var delay: Int64 = 0
@@ -324,6 +340,20 @@ extension JetStream {
                 persistConsumerState(consumer)
             }
         }
+    }
+
+    /// RFC 3339 ("2026-11-23T04:00:00.123456789Z") to nanoseconds since 1970.
+    static func parseTimestamp(_ text: String) -> Int64? {
+        let formatter = ISO8601DateFormatter()
+        var main = text
+        var fraction: Int64 = 0
+        if let dot = text.firstIndex(of: "."), let zone = text[dot...].firstIndex(where: { $0 == "Z" || $0 == "+" || $0 == "-" }) {
+            let digits = String(text[text.index(after: dot)..<zone].prefix(9))
+            fraction = (Int64(digits) ?? 0) * Int64(pow(10.0, Double(9 - digits.count)))
+            main = String(text[..<dot]) + String(text[zone...])
+        }
+        guard let date = formatter.date(from: main) else { return nil }
+        return Int64(date.timeIntervalSince1970) * 1_000_000_000 + fraction
     }
 
     static func fillConsumerDefaults(_ config: inout [String: Any]) {
