@@ -656,6 +656,14 @@ final class ConfigParserTests: XCTestCase {
         XCTAssertEqual(options.storeDirectory, "/var/lib/brokerd")
         XCTAssertFalse(try load("jetstream: disabled").0.jetStream)
         XCTAssertEqual(loadError("jetstream { bogus: 1 }"), #"brokerd.conf:1: unknown key "bogus" in jetstream"#)
+        XCTAssertEqual(options.jetStreamSync, .batch, "group commit is the default")
+        XCTAssertEqual(try load("jetstream { sync: always }").0.jetStreamSync, .always)
+        let interval = try load("jetstream { sync_interval: \"5s\" }").0
+        XCTAssertEqual(interval.jetStreamSync, .interval)
+        XCTAssertEqual(interval.jetStreamSyncInterval, .seconds(5))
+        XCTAssertEqual(try load("jetstream { sync_interval: always }").0.jetStreamSync, .always)
+        XCTAssertEqual(loadError("jetstream { sync: sometimes }"),
+                       #"brokerd.conf:1: invalid value "sometimes" for "jetstream.sync": expected always, batch or interval"#)
     }
 
     func testIdentityKeysBrokerdCannotEnforceAreErrors() {

@@ -448,3 +448,27 @@ async def test_interest_retention_and_deliver_policies(js_server):
         assert got[0].data == b"new"
     finally:
         await nc.close()
+
+
+@pytest.mark.parametrize("policy", ["always", "interval"])
+async def test_sync_policies_acknowledge_and_keep_messages(server_factory, tmp_path, target, policy):
+    if target.name != "brokerd":
+        pytest.skip("brokerd's sync setting")
+    store = tmp_path / "store"
+    store.mkdir()
+    setting = "sync: always" if policy == "always" else 'sync_interval: "1s"'
+    conf = f"jetstream {{\n  store_dir: \"{store}\"\n  {setting}\n}}\n"
+    s = server_factory(config=conf)
+    nc = await nats.connect(s.url)
+    js = nc.jetstream()
+    await js.add_stream(name="FALCO", subjects=["FALCO.>"])
+    acks = [await js.publish("FALCO.Notice", b"%d" % i, timeout=WAIT) for i in range(20)]
+    assert [a.seq for a in acks] == list(range(1, 21))
+    await nc.close()
+    assert s.terminate() == 0
+    s2 = server_factory(config=conf)
+    nc = await nats.connect(s2.url)
+    try:
+        assert (await nc.jetstream().stream_info("FALCO")).state.messages == 20
+    finally:
+        await nc.close()

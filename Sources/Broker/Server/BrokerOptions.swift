@@ -28,6 +28,21 @@ public struct BrokerOptions: Sendable, Equatable {
     /// Where streams are kept (`-sd`, `jetstream { store_dir }`); default: a `brokerd-jetstream` folder in the
     /// system's temporary directory, as nats-server does.
     public var storeDirectory: String? = nil
+    /// When stream appends reach the disk before the PubAck (`jetstream { sync: always|batch|interval }`).
+    public var jetStreamSync: JetStreamSync = .batch
+    /// For `sync: interval`: how often to fsync (acks do not wait for it, as nats-server's default).
+    public var jetStreamSyncInterval: Duration = .seconds(120)
+
+    public enum JetStreamSync: String, Sendable, Equatable {
+        /// fsync after every message, before its PubAck.
+        case always
+        /// Group commit (the default): one fsync for every message that arrived while the last one ran,
+        /// then all their PubAcks.
+        case batch
+        /// PubAck at once; fsync every `jetStreamSyncInterval` (faster, and an acknowledged message can be
+        /// lost to a power cut, as with nats-server's defaults).
+        case interval
+    }
 
     public init() {}
 

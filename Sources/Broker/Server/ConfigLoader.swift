@@ -196,7 +196,21 @@ public enum ConfigLoader {
                     _ = try field.size(max: Int64.max)  // accepted and checked; limits are not enforced yet
                 case "enabled", "enable":
                     options.jetStream = try field.bool()
-                case "domain", "unique_tag", "sync_interval", "compress_ok", "max_buffered_msgs", "max_buffered_size",
+                case "sync":
+                    let word = try field.string().lowercased()
+                    guard let policy = BrokerOptions.JetStreamSync(rawValue: word) else {
+                        throw field.fail("invalid value \"\(word)\" for \"jetstream.sync\": expected always, batch or interval")
+                    }
+                    options.jetStreamSync = policy
+                case "sync_interval":
+                    // nats-server: a duration, or "always".
+                    if case .string(let word) = entry.value, word.lowercased() == "always" {
+                        options.jetStreamSync = .always
+                    } else {
+                        options.jetStreamSyncInterval = try field.duration(acceptingSeconds: true) ?? .seconds(120)
+                        options.jetStreamSync = .interval
+                    }
+                case "domain", "unique_tag", "compress_ok", "max_buffered_msgs", "max_buffered_size",
                      "max_ack_pending", "max_outstanding_catchup", "cipher", "key", "prev_key", "strict", "limits":
                     break  // nats-server keys brokerd does not use
                 default:

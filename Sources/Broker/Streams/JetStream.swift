@@ -43,6 +43,11 @@ public final class JetStream: @unchecked Sendable {
         var created: Date
     }
 
+    /// The durability policy (see BrokerOptions.JetStreamSync); set before the first publish.
+    var syncPolicy: BrokerOptions.JetStreamSync = .batch
+    var syncInterval: Int64 = 120_000_000_000
+    private var lastIntervalSync: Int64 = 0
+
     public init(storeDirectory: URL, logger: Logger, now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1e9) }) throws {
         self.storeDirectory = storeDirectory
         self.logger = logger
@@ -64,6 +69,10 @@ public final class JetStream: @unchecked Sendable {
         queue.asyncAfter(deadline: .now() + .milliseconds(100)) { [self] in
             guard ticking else { return }
             tick()
+            if syncPolicy == .interval, now() - lastIntervalSync >= syncInterval {
+                lastIntervalSync = now()
+                for entry in streams.values { try? entry.stream.store.sync() }
+            }
             scheduleTick()
         }
     }
@@ -115,9 +124,29 @@ public final class JetStream: @unchecked Sendable {
                 deliverAck?(ByteBuffer(string: response))
                 return
             }
-            if let deliverAck { pendingAcks.append((ByteBuffer(string: response), deliverAck)) }
-            syncedStreams.insert(name)
-            scheduleSync()
+            switch syncPolicy {
+            case .always:
+                do {
+                    try entry.stream.store.sync()
+                } catch {
+                    deliverAck?(ByteBuffer(string: Self.errorJSON(code: 503, errCode: 10077, description: "storage failure: \(error)")))
+                    return
+                }
+                deliverAck?(ByteBuffer(string: response))
+                for consumer in (consumers[name] ?? [:]).values { pump(consumer) }
+            case .batch:
+                if let deliverAck { pendingAcks.append((ByteBuffer(string: response), deliverAck)) }
+                syncedStreams.insert(name)
+                scheduleSync()
+            case .interval:
+                deliverAck?(ByteBuffer(string: response))
+                for consumer in (consumers[name] ?? [:]).values { pump(consumer) }
+                let time = now()
+                if time - lastIntervalSync >= syncInterval {
+                    lastIntervalSync = time
+                    try? entry.stream.store.sync()
+                }
+            }
         }
     }
 
