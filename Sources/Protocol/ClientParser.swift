@@ -65,17 +65,13 @@ public struct ClientParser: Sendable {
 
         let readable = buffer.readableBytes
         if readable == 0 { return nil }
-        guard let newline = findNewline(buffer, from: scanned) else {
+        guard let newline = buffer.newlineOffset(from: scanned) else {
             try checkIncompleteLine(buffer)
             scanned = readable
             return nil
         }
         scanned = 0
-        // The control line, without its "\r\n" (or bare "\n", which nats-server accepts too).
-        var lineLength = newline
-        if lineLength > 0, buffer.getInteger(at: buffer.readerIndex + lineLength - 1, as: UInt8.self) == UInt8(ascii: "\r") {
-            lineLength -= 1
-        }
+        let lineLength = buffer.controlLineLength(newline: newline)
         let lineStart = buffer.readerIndex
         // One pass over the raw line: verb, argument bounds and blank-separated fields, as plain offsets.
         // (Offsets, not slices: building ByteBuffer slices we might not need costs retains and releases.)
@@ -194,9 +190,6 @@ public struct ClientParser: Sendable {
 
     // MARK: - Scanning
 
-    private func findNewline(_ buffer: ByteBuffer, from offset: Int) -> Int? {
-        buffer.newlineOffset(from: offset)
-    }
 
     /// With no newline yet: fail as early as nats-server does (a verb that cannot be one, a non-CONNECT first op
     /// when auth is required, or a line already longer than the control-line limit).
@@ -251,6 +244,25 @@ struct ControlLine {
 }
 
 extension ByteBuffer {
+    /// Length of the control line ending at the newline `newline` bytes from the reader index, without its
+    /// "\r\n" (or the bare "\n" nats-server accepts too).
+    @inline(__always)
+    func controlLineLength(newline: Int) -> Int {
+        if newline > 0, getInteger(at: readerIndex + newline - 1, as: UInt8.self) == UInt8(ascii: "\r") {
+            return newline - 1
+        }
+        return newline
+    }
+
+    /// Whether the readable bytes start with `prefix` (ASCII), without building a String.
+    @inline(__always)
+    public func hasPrefix(_ prefix: StaticString) -> Bool {
+        guard readableBytes >= prefix.utf8CodeUnitCount else { return false }
+        return withUnsafeReadableBytes { raw in
+            prefix.withUTF8Buffer { p in memcmp(raw.baseAddress!, p.baseAddress!, p.count) == 0 }
+        }
+    }
+
     /// Offset (from the reader index) of the first `\n` at or after `offset`, found with memchr.
     @inline(__always)
     func newlineOffset(from offset: Int) -> Int? {

@@ -59,10 +59,7 @@ public struct ServerParser: Sendable {
             return nil
         }
         scanned = 0
-        var lineLength = newline
-        if lineLength > 0, buffer.getInteger(at: buffer.readerIndex + lineLength - 1, as: UInt8.self) == UInt8(ascii: "\r") {
-            lineLength -= 1
-        }
+        let lineLength = buffer.controlLineLength(newline: newline)
         let lineStart = buffer.readerIndex
         let first = buffer.getInteger(at: lineStart, as: UInt8.self).map { $0 | 0x20 } ?? 0
         let consumed = newline + 1

@@ -365,7 +365,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
     /// API requests go to JetStream (and are not routed); published messages a stream captures are stored
     /// (and routed as usual) with a PubAck to the reply subject once durable.
     private func handleJetStream(_ publish: Publish, _ jetStream: JetStream) -> JetStreamOutcome {
-        if publish.subject.readableBytes > 8, publish.subject.getString(at: publish.subject.readerIndex, length: 8) == "$JS.API." {
+        if publish.subject.hasPrefix("$JS.API.") {
             guard let reply = publish.reply else { return .consumed }
             let replyTo = Self.compact(reply)
             jetStream.handleAPI(subject: String(buffer: publish.subject), payload: Array(publish.payload.readableBytesView),
@@ -374,7 +374,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
             }
             return .consumed
         }
-        if publish.subject.readableBytes > 8, publish.subject.getString(at: publish.subject.readerIndex, length: 8) == "$JS.ACK." {
+        if publish.subject.hasPrefix("$JS.ACK.") {
             jetStream.acknowledge(subject: String(buffer: publish.subject), payload: Array(publish.payload.readableBytesView),
                                   reply: publish.reply.map { String(buffer: $0) })
             return .consumed

@@ -98,8 +98,9 @@ public final class JetStream: @unchecked Sendable {
     /// Whether `subject` is captured by one of `filters` (a connection's cached copy).
     static func captures(_ subject: ByteBuffer, filters: [[UInt8]]) -> Bool {
         guard !filters.isEmpty else { return false }
-        let bytes = Array(subject.readableBytesView)
-        return filters.contains { subjectMatches(filter: $0, subject: bytes) }
+        return subject.withUnsafeReadableBytes { raw in
+            filters.contains { filter in filter.withUnsafeBytes { matches(filter: $0, subject: raw) } }
+        }
     }
 
     /// Stores a published message in the stream that captures its subject and, when `deliverAck` is given,
@@ -489,15 +490,30 @@ public final class JetStream: @unchecked Sendable {
 
     /// Literal `subject` against a filter with `*` and `>`.
     static func subjectMatches(filter: [UInt8], subject: [UInt8]) -> Bool {
-        let f = filter.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        let s = subject.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-        for (i, token) in f.enumerated() {
-            if token.elementsEqual([UInt8(ascii: ">")]) { return s.count > i }
-            guard i < s.count else { return false }
-            if token.elementsEqual([UInt8(ascii: "*")]) { continue }
-            if !token.elementsEqual(s[i]) { return false }
+        filter.withUnsafeBytes { f in subject.withUnsafeBytes { s in matches(filter: f, subject: s) } }
+    }
+
+    /// Token by token over the raw bytes: no splitting, no allocation (this runs for every publish).
+    static func matches(filter f: UnsafeRawBufferPointer, subject s: UnsafeRawBufferPointer) -> Bool {
+        let dot = UInt8(ascii: ".")
+        var fi = 0, si = 0
+        while true {
+            var fe = fi
+            while fe < f.count && f[fe] != dot { fe += 1 }
+            var se = si
+            while se < s.count && s[se] != dot { se += 1 }
+            let length = fe - fi
+            // Reaching here, the subject has a token at this position: ">" takes it and the rest.
+            if length == 1 && f[fi] == UInt8(ascii: ">") { return true }
+            if !(length == 1 && f[fi] == UInt8(ascii: "*")) {
+                guard length == se - si else { return false }
+                for k in 0..<length where f[fi + k] != s[si + k] { return false }
+            }
+            let lastInFilter = fe >= f.count, lastInSubject = se >= s.count
+            if lastInFilter || lastInSubject { return lastInFilter && lastInSubject }
+            fi = fe + 1
+            si = se + 1
         }
-        return f.count == s.count
     }
 
     /// Whether two filters can match a common subject.
