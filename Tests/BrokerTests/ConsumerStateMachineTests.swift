@@ -121,4 +121,24 @@ final class ConsumerStateMachineTests: XCTestCase {
         XCTAssertEqual(drain(&restored, now: 0, last: 6), [3, 4, 5, 6])
         XCTAssertNil(Machine(configuration: m.configuration, decoding: Array(bytes.dropLast())))
     }
+
+    /// The cheap paths (no scan of `pending` per delivery or per ack) must give the same answers: acks out of
+    /// order with gaps from a filter, a nak that makes one message due early, and a later deadline.
+    func testFloorAndRedeliveriesWithManyPendingAndGaps() {
+        var m = Machine(configuration: .init(ackWait: 10 * second, maxAckPending: -1), startSequence: 1)
+        let odd: (UInt64) -> Bool = { $0 % 2 == 1 }
+        XCTAssertEqual(drain(&m, now: 0, last: 2_000, available: odd).count, 1_000)
+        for s in stride(from: UInt64(3), through: 1_999, by: 2) { m.ack(s) }
+        XCTAssertEqual(m.ackFloorStream, 0, "1 is still pending")
+        m.nak(1_999, now: second)  // already acked: no effect
+        m.nak(1, delay: 2 * second, now: second)
+        XCTAssertNil(m.next(now: 2 * second, lastSequence: 2_000, available: odd), "due at 3 s")
+        XCTAssertEqual(m.next(now: 3 * second, lastSequence: 2_000, available: odd)?.streamSequence, 1)
+        m.ack(1)
+        XCTAssertEqual(m.ackFloorStream, 2_000, "everything delivered is acked; the even ones were never due")
+        XCTAssertNil(m.next(now: 100 * second, lastSequence: 2_000, available: odd))
+        XCTAssertEqual(drain(&m, now: 100 * second, last: 2_003, available: odd), [2_001, 2_003])
+        XCTAssertNil(m.next(now: 109 * second, lastSequence: 2_003, available: odd))
+        XCTAssertEqual(drain(&m, now: 110 * second, last: 2_003, available: odd), [2_001, 2_003], "ack wait passed")
+    }
 }

@@ -1,7 +1,8 @@
-"""JetStream streams through nats-py's JetStream API, against brokerd and nats-server (-js).
+"""JetStream through nats-py's JetStream API, against brokerd and nats-server (-js).
 
-Consumers (durable queue groups, pull, acks, redelivery) are not implemented in brokerd yet; these tests
-cover streams: create/info/names/delete/purge, publish with PubAck, dedupe, message get, and restarts.
+Streams (create/info/names/delete/purge, PubAck, dedupe, message get, limits, server store limits),
+consumers (durable queue groups, pull, acks, nak/term, redelivery, max_deliver, max_ack_pending, deliver
+policies) and restarts, kill -9 and torn writes.
 """
 
 from __future__ import annotations
@@ -470,5 +471,61 @@ async def test_sync_policies_acknowledge_and_keep_messages(server_factory, tmp_p
     nc = await nats.connect(s2.url)
     try:
         assert (await nc.jetstream().stream_info("FALCO")).state.messages == 20
+    finally:
+        await nc.close()
+
+
+async def test_deliver_policy_last_per_subject(js_server):
+    nc = await nats.connect(js_server.url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name="LPS", subjects=["lps.>"])
+        for subject, body in [("lps.a", b"a1"), ("lps.b", b"b1"), ("lps.a", b"a2"), ("lps.c", b"c1"),
+                              ("lps.b", b"b2"), ("lps.a", b"a3")]:
+            await js.publish(subject, body, timeout=WAIT)
+        cfg = nats.js.api.ConsumerConfig(deliver_policy=nats.js.api.DeliverPolicy.LAST_PER_SUBJECT)
+        c = await js.pull_subscribe("lps.>", durable="latest", config=cfg)
+        got = await c.fetch(3, timeout=5)
+        assert [m.data for m in got] == [b"c1", b"b2", b"a3"], "the newest of each subject, in stream order"
+        for m in got:
+            await m.ack_sync()
+        await js.publish("lps.a", b"a4", timeout=WAIT)
+        got = await c.fetch(1, timeout=5)
+        assert [m.data for m in got] == [b"a4"], "then every new message"
+        # With a filter: only the subjects it matches.
+        f = await js.pull_subscribe("lps.b", durable="latest-b", config=cfg)
+        assert [m.data for m in await f.fetch(1, timeout=5)] == [b"b2"]
+    finally:
+        await nc.close()
+
+
+async def test_max_file_store_refuses_big_streams_and_publishes_past_the_limit(server_factory, tmp_path, target):
+    store = tmp_path / "store"
+    store.mkdir()
+    conf = f'jetstream {{\n  store_dir: "{store}"\n  max_file_store: 64KB\n}}\n'
+    s = server_factory(config=conf)
+    nc = await nats.connect(s.url)
+    try:
+        js = nc.jetstream()
+        # A stream that reserves more than the server may store is refused as nats-server does.
+        with pytest.raises(nats.js.errors.APIError) as refused:
+            await js.add_stream(name="BIG", subjects=["big.>"], max_bytes=1 << 20)
+        assert refused.value.err_code == 10047
+        assert refused.value.description == "insufficient storage resources available"
+        await js.add_stream(name="FALCO", subjects=["FALCO.>"])
+        acked = 0
+        error = None
+        for i in range(200):
+            try:
+                await js.publish("FALCO.Notice", b"x" * 1000, timeout=WAIT)
+                acked += 1
+            except nats.js.errors.APIError as e:
+                error = e
+                break
+        assert error is not None, "the 64 KB limit must stop a 200 KB flow"
+        assert error.err_code == 10023 and error.description == "insufficient resources"
+        assert 30 <= acked < 70
+        # Nothing acknowledged is lost, nothing refused is stored.
+        assert (await js.stream_info("FALCO")).state.messages == acked
     finally:
         await nc.close()

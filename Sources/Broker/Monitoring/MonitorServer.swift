@@ -173,7 +173,7 @@ public final class MonitorServer: @unchecked Sendable {
         return snapshot ?? ["cid": c.id]
     }
 
-    /// nats-server's /jsz main fields (consumers are not implemented yet: 0).
+    /// nats-server's /jsz main fields.
     func jsz() -> [String: Any] {
         guard let jetStream = broker.jetStream else {
             return ["server_id": broker.serverID, "now": Self.timestamp(Date()), "disabled": true]
@@ -182,12 +182,12 @@ public final class MonitorServer: @unchecked Sendable {
         return [
             "server_id": broker.serverID,
             "now": Self.timestamp(Date()),
-            "config": ["max_memory": -1, "max_storage": -1,
+            "config": ["max_memory": jetStream.maxMemory ?? -1, "max_storage": jetStream.maxStore ?? -1,
                        "store_dir": jetStream.storeDirectory.appendingPathComponent("jetstream").path],
-            "memory": 0,
-            "storage": s.bytes,
+            "memory": s.memory,
+            "storage": s.storage,
             "streams": s.streams,
-            "consumers": 0,
+            "consumers": s.consumers,
             "messages": s.messages,
             "bytes": s.bytes,
             "api": ["total": s.apiTotal, "errors": s.apiErrors],

@@ -32,6 +32,11 @@ public struct BrokerOptions: Sendable, Equatable {
     public var jetStreamSync: JetStreamSync = .batch
     /// For `sync: interval`: how often to fsync (acks do not wait for it, as nats-server's default).
     public var jetStreamSyncInterval: Duration = .seconds(120)
+    /// `jetstream { max_memory_store, max_file_store }`: bytes all memory / file streams may hold together;
+    /// nil = no limit. A stream whose max_bytes does not fit is refused; a publish that would go over is
+    /// refused with nats-server's "insufficient resources" (nothing stored, nothing acked).
+    public var jetStreamMaxMemory: Int64? = nil
+    public var jetStreamMaxStore: Int64? = nil
 
     public enum JetStreamSync: String, Sendable, Equatable {
         /// fsync after every message, before its PubAck.

@@ -67,6 +67,8 @@ public final class BrokerServer: @unchecked Sendable {
             let js = try JetStream(storeDirectory: base, logger: logger)
             js.syncPolicy = opts.jetStreamSync
             js.syncInterval = TimeAmount(opts.jetStreamSyncInterval).nanoseconds
+            js.maxMemory = opts.jetStreamMaxMemory
+            js.maxStore = opts.jetStreamMaxStore
             let system = ClientConnection(id: 0, server: self, loop: loops[0], settings: ConnectionSettings(
                 maxPayload: opts.maxPayload, maxControlLine: opts.maxControlLine, maxPending: opts.maxPending,
                 pingInterval: .hours(1), pingMax: 1, writeDeadline: .hours(1), authTimeout: .hours(1), authRequired: false),

@@ -192,8 +192,10 @@ public enum ConfigLoader {
                 switch entry.key.lowercased() {
                 case "store_dir", "storedir":
                     options.storeDirectory = try field.string()
-                case "max_memory_store", "max_mem_store", "max_mem", "max_file_store", "max_file":
-                    _ = try field.size(max: Int64.max)  // accepted and checked; limits are not enforced yet
+                case "max_memory_store", "max_mem_store", "max_mem":
+                    options.jetStreamMaxMemory = try field.size(max: Int64.max).map(Int64.init)
+                case "max_file_store", "max_file":
+                    options.jetStreamMaxStore = try field.size(max: Int64.max).map(Int64.init)
                 case "enabled", "enable":
                     options.jetStream = try field.bool()
                 case "sync":

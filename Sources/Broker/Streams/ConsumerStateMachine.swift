@@ -41,6 +41,9 @@ struct ConsumerStateMachine: Equatable {
     private(set) var deliveryCounts: [UInt64: Int] = [:]
     /// Stream sequences that hit max_deliver (for the max-deliveries advisory), oldest first.
     private(set) var exhausted: [UInt64] = []
+    /// No pending deadline is earlier than this, so `next` scans `pending` only when a redelivery can be due
+    /// (without it, every delivery cost a pass over up to max_ack_pending entries).
+    private var earliestDeadline: Int64 = .max
 
     /// `startSequence` is the first stream sequence to consider (from the deliver policy).
     init(configuration: Configuration, startSequence: UInt64) {
@@ -57,7 +60,7 @@ struct ConsumerStateMachine: Equatable {
     /// `available(seq)` says whether the stream holds `seq` and it passes the consumer's filter.
     mutating func next(now: Int64, lastSequence: UInt64, available: (UInt64) -> Bool) -> Delivery? {
         // Redeliveries first, oldest first, once their deadline has passed.
-        if let due = pending.filter({ $0.value.deadline <= now }).keys.min() {
+        if now >= earliestDeadline, let due = firstDue(now: now) {
             let count = (deliveryCounts[due] ?? 1)
             if configuration.maxDeliver > 0 && count >= configuration.maxDeliver {
                 // Given up on: no more deliveries; counts as handled for the ack floor.
@@ -89,12 +92,29 @@ struct ConsumerStateMachine: Equatable {
         return nil
     }
 
+    /// The lowest pending sequence whose deadline has passed; refreshes `earliestDeadline` when none has.
+    private mutating func firstDue(now: Int64) -> UInt64? {
+        var due: UInt64?
+        var earliest = Int64.max
+        for (sequence, entry) in pending {
+            if entry.deadline <= now {
+                if due == nil || sequence < due! { due = sequence }
+            } else if entry.deadline < earliest {
+                earliest = entry.deadline
+            }
+        }
+        if due == nil { earliestDeadline = earliest }
+        return due
+    }
+
     private mutating func deliver(_ sequence: UInt64, count: Int, now: Int64) -> Delivery {
         deliveredConsumer += 1
         if configuration.ackPolicy == .none {
             ackFloorStream = max(ackFloorStream, sequence)
         } else {
-            pending[sequence] = Pending(consumerSequence: deliveredConsumer, deadline: now + wait(forDelivery: count))
+            let deadline = now + wait(forDelivery: count)
+            earliestDeadline = min(earliestDeadline, deadline)
+            pending[sequence] = Pending(consumerSequence: deliveredConsumer, deadline: deadline)
             deliveryCounts[sequence] = count
         }
         return Delivery(streamSequence: sequence, consumerSequence: deliveredConsumer, deliveryCount: count)
@@ -130,6 +150,7 @@ struct ConsumerStateMachine: Equatable {
     mutating func nak(_ sequence: UInt64, delay: Int64 = 0, now: Int64) {
         guard pending[sequence] != nil else { return }
         pending[sequence]?.deadline = now + max(0, delay)
+        earliestDeadline = min(earliestDeadline, now + max(0, delay))
     }
 
     /// +WPI: still working on it; the ack wait starts again.
@@ -150,11 +171,15 @@ struct ConsumerStateMachine: Equatable {
     var nextDeadline: Int64? { pending.values.map(\.deadline).min() }
 
     private mutating func advanceAckFloor() {
-        if let lowest = pending.keys.min() {
-            ackFloorStream = max(ackFloorStream, lowest - 1)
-        } else {
+        guard !pending.isEmpty else {
             ackFloorStream = max(ackFloorStream, deliveredStream)
+            return
         }
+        // Every pending sequence is above the floor: walk up to the lowest one. Each sequence is walked over
+        // once, so in-order acks cost O(1) each instead of a pass over `pending`.
+        var next = ackFloorStream + 1
+        while next <= deliveredStream, pending[next] == nil { next += 1 }
+        ackFloorStream = max(ackFloorStream, next - 1)
     }
 
     // MARK: - Persistence
@@ -196,6 +221,7 @@ struct ConsumerStateMachine: Equatable {
         for _ in 0..<count {
             guard let sequence = get(), let consumerSequence = get(), let deliveries = get() else { return nil }
             pending[sequence] = Pending(consumerSequence: consumerSequence, deadline: 0)
+            earliestDeadline = 0
             deliveryCounts[sequence] = Int(deliveries)
         }
         guard offset == bytes.count else { return nil }

@@ -96,6 +96,17 @@ public final class DurableStream {
 
     /// Stores a message under the stream's limits. The caller syncs the store (group commit) before it
     /// acknowledges.
+    /// For deliver policy last_per_subject: the newest sequence at or below `bound` of every subject that
+    /// passes `filter` (nil = all).
+    func lastSequencesPerSubject(filter: [UInt8]?, upTo bound: UInt64) -> Set<UInt64> {
+        var result: Set<UInt64> = []
+        for (subject, sequences) in perSubject {
+            if let filter, !JetStream.subjectMatches(filter: filter, subject: subject) { continue }
+            if let last = sequences.last(where: { $0 <= bound }) { result.insert(last) }
+        }
+        return result
+    }
+
     public func publish(subject: [UInt8], headers: [UInt8], payload: [UInt8], messageID: String?) throws(PublishError) -> PublishResult {
         let time = now()
         if let messageID, let (sequence, storedAt) = recentIDs[messageID], time - storedAt < config.duplicateWindow {

@@ -46,6 +46,9 @@ public final class JetStream: @unchecked Sendable {
     /// The durability policy (see BrokerOptions.JetStreamSync); set before the first publish.
     var syncPolicy: BrokerOptions.JetStreamSync = .batch
     var syncInterval: Int64 = 120_000_000_000
+    /// Server-wide byte limits for memory and file streams (`max_memory_store`, `max_file_store`); nil = none.
+    var maxMemory: Int64?
+    var maxStore: Int64?
     private var lastIntervalSync: Int64 = 0
 
     public init(storeDirectory: URL, logger: Logger, now: @escaping @Sendable () -> Int64 = { Int64(Date().timeIntervalSince1970 * 1e9) }) throws {
@@ -111,6 +114,14 @@ public final class JetStream: @unchecked Sendable {
                 e.stream.config.subjects.contains { Self.subjectMatches(filter: Array($0.utf8), subject: subject) }
             }) else { return }
             let response: String
+            if let limit = limit(for: entry.stream.config.storage),
+               usage(of: entry.stream.config.storage) + UInt64(subject.count + headers.count + payload.count + 16) > UInt64(limit) {
+                // nats-server's answer once the server's store limit is reached: nothing is stored.
+                logger.warning("JetStream resource limit reached: publish refused", metadata: [
+                    "stream": "\(name)", "storage": "\(entry.stream.config.storage.rawValue)", "limit": "\(limit)"])
+                deliverAck?(ByteBuffer(string: Self.errorJSON(code: 503, errCode: 10023, description: "insufficient resources")))
+                return
+            }
             do {
                 let id = DurableStream.messageID(in: headers)
                 switch try entry.stream.publish(subject: subject, headers: headers, payload: payload, messageID: id) {
@@ -215,9 +226,9 @@ public final class JetStream: @unchecked Sendable {
     }
 
     private func accountInfo() -> String {
-        let storage = streams.values.reduce(UInt64(0)) { $0 + $1.stream.state.bytes }
-        return #"{"type":"io.nats.jetstream.api.v1.account_info_response","memory":0,"storage":\#(storage),"#
-            + #""streams":\#(streams.count),"consumers":0,"limits":{"max_memory":-1,"max_storage":-1,"max_streams":-1,"#
+        let consumerCount = consumers.values.reduce(0) { $0 + $1.count }
+        return #"{"type":"io.nats.jetstream.api.v1.account_info_response","memory":\#(usage(of: .memory)),"storage":\#(usage(of: .file)),"#
+            + #""streams":\#(streams.count),"consumers":\#(consumerCount),"limits":{"max_memory":-1,"max_storage":-1,"max_streams":-1,"#
             + #""max_consumers":-1,"max_ack_pending":-1,"memory_max_stream_bytes":-1,"storage_max_stream_bytes":-1,"#
             + #""max_bytes_required":false},"api":{"total":\#(apiTotal),"errors":\#(apiErrors)}}"#
     }
@@ -254,6 +265,7 @@ public final class JetStream: @unchecked Sendable {
                 if (config["storage"] as? String) != (existing.config["storage"] as? String) {
                     return Self.errorJSON(code: 500, errCode: 10052, description: "stream configuration update can not change storage type", type: type)
                 }
+                if let refusal = reservationRefusal(config, replacing: name, type: type) { return refusal }
                 do {
                     let data = try JSONSerialization.data(withJSONObject: config)
                     let streamConfig = try JSONDecoder().decode(StreamConfig.self, from: data)
@@ -280,6 +292,7 @@ public final class JetStream: @unchecked Sendable {
                 }
             }
         }
+        if let refusal = reservationRefusal(config, replacing: nil, type: type) { return refusal }
         do {
             let entry = try openStream(name: name, config: config, created: Date())
             streams[name] = entry
@@ -290,6 +303,34 @@ public final class JetStream: @unchecked Sendable {
         } catch {
             return Self.errorJSON(code: 500, errCode: 10049, description: "stream create failed: \(error)", type: type)
         }
+    }
+
+    private func limit(for storage: StreamConfig.Storage) -> Int64? {
+        storage == .memory ? maxMemory : maxStore
+    }
+
+    /// Bytes held by every stream of one storage type.
+    private func usage(of storage: StreamConfig.Storage) -> UInt64 {
+        var total: UInt64 = 0
+        for entry in streams.values where entry.stream.config.storage == storage { total += entry.stream.state.bytes }
+        return total
+    }
+
+    /// nats-server reserves each stream's max_bytes against the server's limit: a stream that does not fit
+    /// is refused (500, 10028 memory / 10047 storage).
+    private func reservationRefusal(_ config: [String: Any], replacing name: String?, type: String) -> String? {
+        let storage: StreamConfig.Storage = (config["storage"] as? String) == "memory" ? .memory : .file
+        guard let limit = limit(for: storage) else { return nil }
+        func reserved(_ c: [String: Any]) -> Int64 { max((c["max_bytes"] as? NSNumber)?.int64Value ?? -1, 0) }
+        var total: Int64 = 0
+        for (other, entry) in streams where other != name && entry.stream.config.storage == storage {
+            total += reserved(entry.config)
+        }
+        let wanted = max(reserved(config), 1)
+        guard total + wanted > limit else { return nil }
+        return storage == .memory
+            ? Self.errorJSON(code: 500, errCode: 10028, description: "insufficient memory resources available", type: type)
+            : Self.errorJSON(code: 500, errCode: 10047, description: "insufficient storage resources available", type: type)
     }
 
     private func streamInfo(_ name: String, _ body: [String: Any]) -> String {
@@ -443,6 +484,9 @@ public final class JetStream: @unchecked Sendable {
         public var streams = 0
         public var messages: UInt64 = 0
         public var bytes: UInt64 = 0
+        public var memory: UInt64 = 0
+        public var storage: UInt64 = 0
+        public var consumers = 0
         public var apiTotal = 0
         public var apiErrors = 0
     }
@@ -453,7 +497,9 @@ public final class JetStream: @unchecked Sendable {
             for entry in streams.values {
                 s.messages += entry.stream.state.messages
                 s.bytes += entry.stream.state.bytes
+                if entry.stream.config.storage == .memory { s.memory += entry.stream.state.bytes } else { s.storage += entry.stream.state.bytes }
             }
+            s.consumers = consumers.values.reduce(0) { $0 + $1.count }
             return s
         }
     }

@@ -24,6 +24,10 @@ final class ConsumerEntry {
     var dirty = false
     /// How many of `machine.exhausted` have had their max-deliveries advisory.
     var advised = 0
+    /// Deliver policy last_per_subject: up to `lastPerSubjectBound` (the stream's last sequence when the
+    /// consumer was created) only these sequences are delivered; everything after it is.
+    var lastPerSubjectBound: UInt64 = 0
+    var lastPerSubject: Set<UInt64> = []
 
     init(stream: String, name: String, durable: Bool, config: [String: Any], machine: ConsumerStateMachine,
          filter: [UInt8]?, deliverSubject: String?, created: Date) {
@@ -42,7 +46,7 @@ extension JetStream {
     // MARK: - API
 
     /// CONSUMER.CREATE.<stream>[.<name>[.<filter>]] and CONSUMER.DURABLE.CREATE.<stream>.<durable>.
-    func createConsumer(_ rest: String, _ body: [String: Any], durableForm: Bool) -> String {
+    func createConsumer(_ rest: String, _ body: [String: Any], durableForm: Bool, restoredBound: UInt64? = nil) -> String {
         let type = "consumer_create_response"
         let parts = rest.split(separator: ".", maxSplits: 2).map(String.init)
         guard let streamName = parts.first, let entry = streamEntry(streamName) else {
@@ -75,7 +79,7 @@ extension JetStream {
         machineConfig.maxDeliver = (config["max_deliver"] as? NSNumber)?.intValue ?? -1
         machineConfig.maxAckPending = (config["max_ack_pending"] as? NSNumber)?.intValue ?? 1000
         let state = entry.stream.state
-        let start: UInt64
+        var start: UInt64
         switch config["deliver_policy"] as? String ?? "all" {
         case "last": start = max(state.lastSequence, 1)
         case "new": start = state.lastSequence + 1
@@ -89,9 +93,19 @@ extension JetStream {
         default: start = max(state.firstSequence, 1)
         }
         let filter = (config["filter_subject"] as? String).flatMap { $0.isEmpty ? nil : Array($0.utf8) }
+        var bound: UInt64 = 0
+        var lastPerSubject: Set<UInt64> = []
+        if config["deliver_policy"] as? String == "last_per_subject" {
+            // The newest message of each subject, then everything new. A restored durable keeps its bound.
+            bound = restoredBound ?? state.lastSequence
+            lastPerSubject = entry.stream.lastSequencesPerSubject(filter: filter, upTo: bound)
+            start = lastPerSubject.min() ?? bound + 1
+        }
         let consumer = ConsumerEntry(stream: streamName, name: name, durable: durableName != nil, config: config,
                                      machine: ConsumerStateMachine(configuration: machineConfig, startSequence: start),
                                      filter: filter, deliverSubject: config["deliver_subject"] as? String, created: Date())
+        consumer.lastPerSubjectBound = bound
+        consumer.lastPerSubject = lastPerSubject
         consumers[streamName, default: [:]][name] = consumer
         if consumer.durable { persistConsumer(consumer) }
         pump(consumer)
@@ -196,7 +210,10 @@ extension JetStream {
         let store = entry.stream.store
         let time = now()
         let filter = consumer.filter
+        let bound = consumer.lastPerSubjectBound
+        let only = consumer.lastPerSubject
         let available: (UInt64) -> Bool = { sequence in
+            if sequence <= bound, !only.contains(sequence) { return false }
             guard let message = try? store.load(sequence) else { return false }
             return filter.map { Self.subjectMatches(filter: $0, subject: message.subject) } ?? true
         }
@@ -311,7 +328,8 @@ extension JetStream {
     func persistConsumer(_ consumer: ConsumerEntry) {
         let dir = consumerDirectory(consumer.stream, consumer.name)
         try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        let meta: [String: Any] = ["config": consumer.config, "created": consumer.created.timeIntervalSince1970]
+        var meta: [String: Any] = ["config": consumer.config, "created": consumer.created.timeIntervalSince1970]
+        if consumer.lastPerSubjectBound > 0 { meta["last_per_subject_bound"] = consumer.lastPerSubjectBound }
         if let data = try? JSONSerialization.data(withJSONObject: meta, options: [.sortedKeys]) {
             try? data.write(to: dir.appendingPathComponent("meta.json"), options: .atomic)
         }
@@ -333,7 +351,8 @@ extension JetStream {
             // Read the saved state before re-creating the consumer (creating it writes a fresh state file).
             let saved = try? Data(contentsOf: dir.appendingPathComponent(name).appendingPathComponent("state"))
             let body: [String: Any] = ["config": config]
-            _ = createConsumer("\(stream).\(name)", body, durableForm: true)
+            _ = createConsumer("\(stream).\(name)", body, durableForm: true,
+                               restoredBound: (meta["last_per_subject_bound"] as? NSNumber)?.uint64Value)
             if let consumer = consumers[stream]?[name], let saved,
                let restored = ConsumerStateMachine(configuration: consumer.machine.configuration, decoding: [UInt8](saved)) {
                 consumer.machine = restored
