@@ -31,6 +31,23 @@ struct BrokerdBench: AsyncParsableCommand {
                     'Bench-Stamp: <seq> <send ns>'. Lines that are not a JSON
                     object with a known string "priority" are skipped (noted);
                     priorities match ignoring case (notice -> FALCO.Notice).
+          jspub     JetStream publish: deletes and creates a file-storage
+                    stream BENCH on bench.js.> ($JS.API.STREAM.DELETE/CREATE),
+                    then publishes --msgs stamped messages of --size bytes to
+                    bench.js.x, each with its own reply subject _BA.<run>.<i>
+                    (one wildcard subscription of the publisher), at most
+                    --window PubAcks outstanding (1: synchronous publish, one
+                    message in flight). With --alerts: the alerts' JSON to
+                    FALCO.<priority> into stream BENCHFALCO on FALCO.>
+                    (--cycle as for falco). Deletes the stream at the end
+                    (unless --keep-stream).
+          jsconsume JetStream consume: fills stream BENCH with --msgs stamped
+                    messages of --size (window max(--window, 256), not timed),
+                    then creates a durable push consumer 'bench' (explicit
+                    acks, max_ack_pending 8192, ack_wait 30 s) delivering to
+                    an inbox, and acks every delivery (an empty publish to its
+                    $JS.ACK reply subject) while timing the drain. Deletes the
+                    stream at the end (unless --keep-stream).
 
         PAYLOADS
           Each sized message starts with an 8-byte big-endian sequence number
@@ -41,7 +58,10 @@ struct BrokerdBench: AsyncParsableCommand {
           seconds       first publish to last delivery (pub: to the end of the
                         publisher's flush; reqrep: first request to last reply)
           msgs_per_sec  published/s for pub, delivered/s otherwise (fanout
-                        counts every copy: msgs x subs)
+                        counts every copy: msgs x subs); jspub: messages with
+                        a good PubAck per second (first publish to last
+                        PubAck); jsconsume: distinct stream sequences delivered
+                        per second (consumer creation to last delivery)
           mb_per_sec    msgs_per_sec x payload bytes / 10^6 (falco: the mean
                         alert length)
           latency       end to end (receive time - send stamp) of every
@@ -50,20 +70,37 @@ struct BrokerdBench: AsyncParsableCommand {
                         The publisher runs as fast as it can, ahead of the
                         subscribers, so outside reqrep this includes queueing
                         (in the client, the sockets and the server).
+                        jspub: publish to its PubAck, per message (with
+                        --window 1 the synchronous round trip, fsync
+                        included where the server syncs). jsconsume: null.
           integrity     per subscriber: delivered, lost (never arrived: after
                         the publisher's flush every subscriber connection is
                         flushed too, then missing messages are awaited until
                         --drain-timeout passes without any), duplicated, and
                         reordered (a sequence number below the last one seen).
                         A queue group is counted as a whole. reqrep counts
-                        timed-out requests as lost.
+                        timed-out requests as lost. jspub: each message
+                        must get exactly one PubAck with a "seq" and no
+                        "error": lost = no PubAck or an error PubAck (noted),
+                        duplicated = a second PubAck, reordered = stream
+                        sequences not growing with the publish order; when no
+                        PubAck comes for --drain-timeout the publisher stops
+                        and the rest count as lost. jsconsume: by stream
+                        sequence (from the $JS.ACK reply subject, 9-token or
+                        12-token form): lost = never delivered, duplicated =
+                        delivered again, reordered = a first delivery below
+                        an earlier one, or a payload that is not the message
+                        of its sequence; redeliveries are noted.
 
         OUTPUT
           A readable summary on stdout; with --json, one JSON object on the last
           stdout line: scenario, size, msgs, subs, seconds, msgs_per_sec,
           mb_per_sec, delivered, lost, duplicated, reordered, latency_us
           ({p50, p90, p99, p999} or null), and extras: published,
-          publish_seconds, publish_msgs_per_sec, latency_max_us, notes.
+          publish_seconds, publish_msgs_per_sec, latency_max_us, notes; jspub
+          also window, pub_ack_errors, stream; jsconsume also fill_seconds
+          (publish_seconds is the fill too), acks_sent, redelivered,
+          max_ack_pending.
           Progress (every second) and notes (disconnects, slow consumers,
           server errors, skipped alert lines) go to stderr; --quiet hides the
           progress.
@@ -78,6 +115,9 @@ struct BrokerdBench: AsyncParsableCommand {
           brokerd-bench --url nats://127.0.0.1:4222 --scenario pubsub --msgs 2000000
           brokerd-bench --scenario fanout --subs 8 --size 1024 --msgs 200000 --json
           brokerd-bench --scenario falco --alerts alerts.jsonl --msgs 200000 --cycle
+          brokerd-bench --scenario jspub --window 1 --size 128 --msgs 5000
+          brokerd-bench --scenario jspub --window 256 --alerts alerts.jsonl --cycle --msgs 100000
+          brokerd-bench --scenario jsconsume --size 128 --msgs 200000
         """
     )
 
@@ -99,10 +139,10 @@ struct BrokerdBench: AsyncParsableCommand {
     @Flag(help: "Print the result as one JSON object on the last stdout line.")
     var json = false
 
-    @Option(help: ArgumentHelp("Falco alerts, JSONL (falco scenario).", valueName: "path"))
+    @Option(help: ArgumentHelp("Falco alerts, JSONL (falco scenario; jspub: publish these instead of sized messages).", valueName: "path"))
     var alerts: String?
 
-    @Flag(help: "falco: send --msgs alerts, going round the file as often as needed.")
+    @Flag(help: "falco, jspub --alerts: send --msgs alerts, going round the file as often as needed.")
     var cycle = false
 
     @Option(help: ArgumentHelp("Seconds to keep waiting for missing messages while none arrive, after the final flushes.", valueName: "seconds"))
@@ -114,30 +154,37 @@ struct BrokerdBench: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Bytes a publisher may have buffered in its client before publish waits (ClientLib's maxPendingOutboundBytes; default: the client's, 32 MiB).", valueName: "bytes"))
     var pendingBytes: Int?
 
+    @Option(help: ArgumentHelp("jspub, jsconsume: PubAcks a publisher may wait for at once (1 = synchronous publish).", valueName: "w"))
+    var window = 256
+
+    @Flag(help: "jspub, jsconsume: leave the stream (and its messages) in place at the end.")
+    var keepStream = false
+
     @Flag(help: "No progress lines on stderr (notes and errors still go there).")
     var quiet = false
 
     func validate() throws {
-        guard size >= 16 || scenario == .falco else { throw ValidationError("--size must be at least 16 (the sequence number and the timestamp)") }
+        guard size >= 16 || scenario == .falco || (scenario == .jspub && alerts != nil) else { throw ValidationError("--size must be at least 16 (the sequence number and the timestamp)") }
         guard size <= 64 * 1024 * 1024 else { throw ValidationError("--size must be at most 64 MiB") }
         guard msgs > 0 else { throw ValidationError("--msgs must be positive") }
         if let subs, subs <= 0 { throw ValidationError("--subs must be positive") }
         if scenario == .falco, alerts == nil { throw ValidationError("--scenario falco needs --alerts PATH") }
+        guard window > 0 else { throw ValidationError("--window must be positive") }
         guard drainTimeout > 0, requestTimeout > 0 else { throw ValidationError("timeouts must be positive") }
         guard url.hasPrefix("nats://") || !url.contains("://") else { throw ValidationError("--url must be nats://HOST:PORT") }
     }
 
     var benchConfig: BenchConfig {
         let subscribers = switch scenario {
-        case .pub: 0
-        case .pubsub, .reqrep, .falco: 1
+        case .pub, .jspub: 0
+        case .pubsub, .reqrep, .falco, .jsconsume: 1
         case .wildcard: 2
         case .fanout, .queue: subs ?? 4
         }
         return BenchConfig(url: url, scenario: scenario, size: size, msgs: msgs, subs: subscribers, alertsPath: alerts,
                            cycleAlerts: cycle, drainTimeout: .milliseconds(Int64(drainTimeout * 1000)),
                            requestTimeout: .milliseconds(Int64(requestTimeout * 1000)), progress: !quiet,
-                           maxPendingBytes: pendingBytes)
+                           maxPendingBytes: pendingBytes, window: window, keepStream: keepStream)
     }
 
     /// Exit status 1 for bad arguments too (the contract: 0 ok, 2 integrity, 1 error); --help exits 0.

@@ -24,6 +24,8 @@ struct BenchResult {
     var countedBytes: Double
     /// Disconnects, slow-consumer reports, server errors, foreign messages, skipped alert lines.
     var notes: [String]
+    /// Scenario-specific JSON fields (name, JSON value text), appended after the standard ones.
+    var extras: [(String, String)] = []
 
     var countedMessages: Int { scenario == .pub ? published : delivered }
     var msgsPerSec: Double { seconds > 0 ? Double(countedMessages) / seconds : 0 }
@@ -63,6 +65,7 @@ struct BenchResult {
         fields.append(("publish_msgs_per_sec", Self.number(publishRate, digits: 1)))
         fields.append(("latency_max_us", percentile(100).map { Self.number($0, digits: 3) } ?? "null"))
         fields.append(("notes", "[" + notes.map(Self.quote).joined(separator: ", ") + "]"))
+        fields += extras
         return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
     }
 
@@ -70,6 +73,8 @@ struct BenchResult {
         var lines: [String] = []
         let subsText = switch scenario {
         case .pub: "no subscribers"
+        case .jspub: "window \(extras.first { $0.0 == "window" }?.1 ?? "?") PubAcks"
+        case .jsconsume: "1 durable push consumer, explicit acks"
         case .reqrep: "1 responder"
         case .queue: "a queue group of \(subs)"
         default: "\(subs) subscriber\(subs == 1 ? "" : "s")"
@@ -79,19 +84,20 @@ struct BenchResult {
         lines.append("  \(verb)    \(Self.grouped(published)) in \(Self.fixed(publishSeconds, 3)) s "
                      + "(\(Self.grouped(Int(publishRate.rounded()))) msgs/s, to the end of the flush)")
         if scenario != .pub {
-            let what = scenario == .reqrep ? "replies  " : "delivered"
+            let what = scenario == .reqrep ? "replies  " : (scenario == .jspub ? "acked    " : "delivered")
             lines.append("  \(what)    \(Self.grouped(delivered)) in \(Self.fixed(seconds, 3)) s")
         }
         lines.append("  throughput   \(Self.grouped(Int(msgsPerSec.rounded()))) msgs/s, \(Self.fixed(mbPerSec, 2)) MB/s"
-                     + (scenario == .pub ? " (published)" : " (delivered)"))
+                     + (scenario == .pub ? " (published)" : (scenario == .jspub ? " (acked)" : " (delivered)")))
         let integrity = "lost \(Self.grouped(lost)), duplicated \(Self.grouped(duplicated)), reordered \(Self.grouped(reordered))"
         lines.append("  integrity    \(integrityFailed ? "FAILED" : "ok"): \(integrity)")
         if let p50 = percentile(50), let p90 = percentile(90), let p99 = percentile(99), let p999 = percentile(99.9),
            let max = percentile(100) {
-            let label = scenario == .reqrep ? "round trip" : "latency   "
+            let label = scenario == .reqrep ? "round trip" : (scenario == .jspub ? "pub->ack  " : "latency   ")
             lines.append("  \(label)   p50 \(Self.fixed(p50, 1)) us, p90 \(Self.fixed(p90, 1)) us, p99 \(Self.fixed(p99, 1)) us, "
                          + "p99.9 \(Self.fixed(p999, 1)) us, max \(Self.fixed(max, 1)) us")
         }
+        for (name, value) in extras { lines.append("  \(name): \(value)") }
         for note in notes { lines.append("  note: \(note)") }
         return lines.joined(separator: "\n")
     }

@@ -6,7 +6,7 @@ import NIOPosix
 import Synchronization
 
 enum Scenario: String, CaseIterable, Sendable {
-    case pub, pubsub, fanout, queue, wildcard, reqrep, falco
+    case pub, pubsub, fanout, queue, wildcard, reqrep, falco, jspub, jsconsume
 }
 
 enum BenchError: Error, CustomStringConvertible {
@@ -33,6 +33,10 @@ struct BenchConfig: Sendable {
     var progress: Bool
     /// The client's outbound window (`NATSOptions.maxPendingOutboundBytes`); nil keeps ClientLib's default.
     var maxPendingBytes: Int?
+    /// jspub/jsconsume: PubAcks a publisher may wait for at once (1 = synchronous publish).
+    var window: Int = 256
+    /// jspub/jsconsume: leave the stream in place at the end (to measure recovery or disk use afterwards).
+    var keepStream: Bool = false
 }
 
 /// Runs one scenario: connects every publisher and subscriber on its own `NATSClient`, publishes, drains,
@@ -44,8 +48,8 @@ final class Runner: @unchecked Sendable {
     /// Event loop groups of our own (reqrep), shut down after the clients close.
     private var groups: [MultiThreadedEventLoopGroup] = []
     /// Published so far (read by the progress reporter).
-    private let publishedCount = Atomic<Int>(0)
-    private let notes = Mutex<[String]>([])
+    let publishedCount = Atomic<Int>(0)
+    let notes = Mutex<[String]>([])
     /// Set when the run is over. ClientLib reports `.disconnected` for a connection that `close()` itself shut
     /// (connectionLost's guard only leaves its locked closure), so disconnects from then on are not news.
     private let closing = Atomic<Bool>(false)
@@ -71,6 +75,8 @@ final class Runner: @unchecked Sendable {
             return try await runSized(subjects: Self.falcoSubjects, subscriptions: [("FALCO.*", nil), ("FALCO.>", nil)], grouped: false)
         case .reqrep: return try await runRequestReply()
         case .falco: return try await runFalco()
+        case .jspub: return try await runJetStreamPublish()
+        case .jsconsume: return try await runJetStreamConsume()
         }
     }
 
@@ -83,7 +89,7 @@ final class Runner: @unchecked Sendable {
 
     // MARK: - Connections
 
-    private func connect(_ name: String, group: (any EventLoopGroup)? = nil) async throws -> NATSClient {
+    func connect(_ name: String, group: (any EventLoopGroup)? = nil) async throws -> NATSClient {
         var options = NATSOptions(servers: [config.url])
         options.name = "brokerd-bench-\(name)"
         // A run measures one connection each: a lost connection is reported, not papered over.
@@ -190,7 +196,7 @@ final class Runner: @unchecked Sendable {
         }
     }
 
-    private func flushPublisher(_ publisher: NATSClient) async throws {
+    func flushPublisher(_ publisher: NATSClient) async throws {
         do {
             // Everything published may still sit in the client's outbound buffer (up to 32 MB): be generous.
             try await publisher.flush(timeout: .seconds(120))
@@ -380,6 +386,12 @@ final class Runner: @unchecked Sendable {
 
     /// Every second on stderr: published and delivered so far, and the rates over the last second.
     private func startProgress(trackers: [Tracker]) -> Task<Void, Never> {
+        let label = config.scenario == .reqrep ? "replies" : "delivered"
+        return startProgress(label: trackers.isEmpty ? nil : label) { trackers.reduce(0) { $0 + $1.received } }
+    }
+
+    /// Every second on stderr: published so far and, when `label` is set, `counted()` (delivered, acked, ...).
+    func startProgress(label: String?, counted: @escaping @Sendable () -> Int) -> Task<Void, Never> {
         guard config.progress else { return Task {} }
         let begin = ContinuousClock.now
         return Task { [weak self] in
@@ -388,13 +400,13 @@ final class Runner: @unchecked Sendable {
                 try? await Task.sleep(for: .seconds(1))
                 guard let self, !Task.isCancelled else { return }
                 let published = self.publishedCount.load(ordering: .relaxed)
-                let delivered = trackers.reduce(0) { $0 + $1.received }
+                let delivered = counted()
                 let elapsed = ContinuousClock.now - begin
                 let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
                 let verb = self.config.scenario == .reqrep ? "requests" : "published"
                 var line = "[\(BenchResult.fixed(seconds, 1))s] \(verb) \(BenchResult.grouped(published)) (+\(BenchResult.grouped(published - lastPublished))/s)"
-                if !trackers.isEmpty {
-                    line += ", \(self.config.scenario == .reqrep ? "replies" : "delivered") \(BenchResult.grouped(delivered)) (+\(BenchResult.grouped(delivered - lastDelivered))/s)"
+                if let label {
+                    line += ", \(label) \(BenchResult.grouped(delivered)) (+\(BenchResult.grouped(delivered - lastDelivered))/s)"
                 }
                 FileHandle.standardError.write(Data((line + "\n").utf8))
                 lastPublished = published
