@@ -529,3 +529,27 @@ async def test_max_file_store_refuses_big_streams_and_publishes_past_the_limit(s
         assert (await js.stream_info("FALCO")).state.messages == acked
     finally:
         await nc.close()
+
+
+async def test_ack_all_releases_everything_below_it(js_server):
+    nc = await nats.connect(js_server.url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name="WQ", subjects=["wq.>"], retention="workqueue")
+        await js.add_stream(name="IN", subjects=["in.>"], retention="interest")
+        cfg = nats.js.api.ConsumerConfig(ack_policy=nats.js.api.AckPolicy.ALL)
+        with pytest.raises(nats.js.errors.BadRequestError) as refused:
+            await js.pull_subscribe("wq.>", durable="w", config=cfg)
+        assert refused.value.err_code == 10098
+        assert refused.value.description == "workqueue stream requires explicit ack"
+        sub = await js.pull_subscribe("in.>", durable="i", config=cfg)
+        for n in range(5):
+            await js.publish("in.item", b"%d" % n, timeout=WAIT)
+        got = await sub.fetch(5, timeout=5)
+        assert len(got) == 5
+        await got[3].ack_sync()  # acks 1..4
+        assert (await js.stream_info("IN")).state.messages == 1
+        await got[4].ack_sync()
+        assert (await js.stream_info("IN")).state.messages == 0
+    finally:
+        await nc.close()

@@ -72,6 +72,9 @@ extension JetStream {
             return Self.errorJSON(code: 400, errCode: 10148, description: "consumer already exists", type: type)
         }
         let ackPolicy = ConsumerStateMachine.AckPolicy(rawValue: config["ack_policy"] as? String ?? "explicit") ?? .explicit
+        if entry.stream.config.retention == .workqueue, ackPolicy != .explicit {
+            return Self.errorJSON(code: 400, errCode: 10098, description: "workqueue stream requires explicit ack", type: type)
+        }
         var machineConfig = ConsumerStateMachine.Configuration()
         machineConfig.ackPolicy = ackPolicy
         machineConfig.ackWait = (config["ack_wait"] as? NSNumber)?.int64Value ?? 30_000_000_000
@@ -170,19 +173,33 @@ extension JetStream {
         let body = String(decoding: payload, as: UTF8.self).trimmingCharacters(in: .whitespaces)
         let time = now()
         if body.isEmpty || body.hasPrefix("+ACK") || body.hasPrefix("+NXT") {
+            let floorBefore = consumer.machine.ackFloorStream
             consumer.machine.ack(sequence)
-            if let entry = streamEntry(consumer.stream) {
-                switch entry.stream.config.retention {
-                case .workqueue:
-                    // An acknowledged message is done and leaves the stream.
-                    _ = try? entry.stream.removeMessage(sequence)
-                case .interest:
-                    // A message every consumer has acknowledged leaves the stream.
-                    let all = (consumers[consumer.stream] ?? [:]).values
-                    let everyone = all.allSatisfy { $0.machine.ackFloorStream >= sequence || ($0.machine.pending[sequence] == nil && $0.machine.deliveredStream >= sequence) }
-                    if everyone { _ = try? entry.stream.removeMessage(sequence) }
-                case .limits:
-                    break
+            if let entry = streamEntry(consumer.stream), entry.stream.config.retention != .limits {
+                // Under ack policy all one ack covers everything below it: each of those is done too.
+                var done: [UInt64] = [sequence]
+                let floor = consumer.machine.ackFloorStream
+                if consumer.machine.configuration.ackPolicy == .all, floor > floorBefore {
+                    let store = entry.stream.store
+                    done = (floorBefore + 1...min(floor, floorBefore + 100_000)).filter { s in
+                        guard s != sequence, let m = try? store.load(s) else { return s == sequence }
+                        return consumer.filter.map { Self.subjectMatches(filter: $0, subject: m.subject) } ?? true
+                    }
+                    if !done.contains(sequence) { done.append(sequence) }
+                }
+                let all = (consumers[consumer.stream] ?? [:]).values
+                for s in done {
+                    switch entry.stream.config.retention {
+                    case .workqueue:
+                        // An acknowledged message is done and leaves the stream.
+                        _ = try? entry.stream.removeMessage(s)
+                    case .interest:
+                        // A message every consumer has acknowledged leaves the stream.
+                        let everyone = all.allSatisfy { $0.machine.ackFloorStream >= s || ($0.machine.pending[s] == nil && $0.machine.deliveredStream >= s) }
+                        if everyone { _ = try? entry.stream.removeMessage(s) }
+                    case .limits:
+                        break
+                    }
                 }
             }
         } else if body.hasPrefix("-NAK") {
