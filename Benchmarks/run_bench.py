@@ -26,7 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent  # the repository root (Benchmarks
 HOST = "127.0.0.1"  # loopback only, never 0.0.0.0
 SERVERS = ("brokerd", "nats-server")  # A, B: the order of every round
 SIZED_SCENARIOS = ("pub", "pubsub", "fanout", "queue", "wildcard")
-ALL_SCENARIOS = SIZED_SCENARIOS + ("reqrep", "falco")
+JS_ROW_SCENARIOS = ("jspub", "jsconsume")  # tool rows against the JetStream-enabled servers
+JS_EXTRA_SCENARIOS = ("jsrecovery", "jsdisk")  # one-off measurements, not table rows
+JS_SCENARIOS = JS_ROW_SCENARIOS + JS_EXTRA_SCENARIOS
+ALL_SCENARIOS = SIZED_SCENARIOS + ("reqrep", "falco") + JS_SCENARIOS
 DEFAULT_SIZES = (16, 128, 1024, 65536)
 
 # Messages *delivered* per run at --scale 1 (published, for pub). Sized so one run takes a few seconds on a
@@ -38,6 +41,18 @@ REQREP_BUDGET = 20_000  # one request at a time: ~50-100 us each on loopback
 FALCO_BUDGET = 200_000  # alerts (~0.8 KB each); the tool cycles the file when N > its lines
 MIN_MSGS = 1_000
 QUICK_SCALE = 0.05
+
+# JetStream (servers started with -js -sd <dir of --out>/jsstore/...). brokerd fsyncs before each PubAck, so
+# the synchronous row (one message in flight) is bounded by the disk's fsync latency: a small budget.
+JS_SIZE = 128
+JS_ASYNC_WINDOW = 256
+JS_SYNC_BUDGET = 3_000
+JS_ASYNC_BUDGET = 200_000
+JS_FALCO_BUDGET = 100_000
+JS_CONSUME_BUDGET = 100_000
+JS_RECOVERY_MSGS = 1_000_000  # x 128 B, filled with window 256, then SIGTERM and restart
+JS_DISK_ALERTS = 100_000  # the alerts file cycled to this many
+JS_DISK_MIN_QUICK = 20_000  # at least two brokerd blocks of 8 MiB are sealed (compressed)
 
 RESULT_KEYS = ("scenario", "size", "msgs", "subs", "seconds", "msgs_per_sec", "mb_per_sec",
                "delivered", "lost", "duplicated", "reordered", "latency_us")
@@ -61,7 +76,28 @@ what it does
      --settle seconds after it exits, and reports CPU seconds per million messages: delivered
      messages (the tool's "delivered"), or published ones for pub. The tool's own CPU time is
      recorded in the JSON too (client_cpu_seconds).
-  4. Prints ONE table on stdout (the exact command line and the setup first), each figure the
+  4. JetStream (scenarios jspub, jsconsume, jsrecovery, jsdisk): after the core rows the plain servers
+     are stopped and a second pair is started as `BIN -a {HOST} -p PORT -js -sd DIR`, each with a
+     fresh store DIR under <dir of --out>/jsstore/. Rows (same A B A B rounds):
+       jspub/1      --scenario jspub --window 1 --size {JS_SIZE}: synchronous publish, one PubAck awaited
+                    at a time ({JS_SYNC_BUDGET:,} msgs); latency = publish -> PubAck
+       jspub/256    --window {JS_ASYNC_WINDOW} ({JS_ASYNC_BUDGET:,} msgs): async publish, PubAcks/s
+       jsfalco/256  the Falco alerts to FALCO.<priority>, stream BENCHFALCO, --window {JS_ASYNC_WINDOW}
+                    ({JS_FALCO_BUDGET:,} alerts)
+       jsconsume    fill {JS_CONSUME_BUDGET:,} x {JS_SIZE} B (not timed), then a durable push consumer with
+                    explicit acks drains it: delivered msgs/s
+     brokerd fsyncs before every PubAck (group commit); nats-server by default does not (it syncs every
+     2 minutes), so the rows compare fsync-per-ack against page-cache-only.
+     One-off figures (round 1 only, each server on its own fresh store, stores deleted afterwards):
+       jsrecovery   fill {JS_RECOVERY_MSGS:,} x {JS_SIZE} B (jspub --window {JS_ASYNC_WINDOW} --keep-stream), SIGTERM,
+                    start again; time from spawn to the first INFO and until $JS.API.STREAM.INFO.BENCH
+                    reports all the messages (polled every 5 ms)
+       jsdisk       {JS_DISK_ALERTS:,} alerts (the file cycled) into BENCHFALCO, SIGTERM, then the store's
+                    disk use (allocated blocks, as du; and apparent size) per alert, next to the raw
+                    JSON bytes per alert
+     --quick scales these counts too (recovery {int(JS_RECOVERY_MSGS * QUICK_SCALE):,} msgs, disk
+     {JS_DISK_MIN_QUICK:,} alerts).
+  5. Prints ONE table on stdout (the exact command line and the setup first), each figure the
      --stat (median by default) over the rounds of that row and server, with the ratios
      brokerd/nats-server. Progress goes to stderr.
 
@@ -70,6 +106,8 @@ message counts (N per run, --scale 1)
   pub/pubsub/queue publish the budget, fanout budget/K, wildcard budget/2 (two subscribers);
   reqrep {REQREP_BUDGET:,} requests; falco {FALCO_BUDGET:,} alerts. N = max({MIN_MSGS:,}, budget x scale).
   --quick is --scale {QUICK_SCALE} (unless --scale is given): a ~1 minute smoke run.
+  JetStream: jspub/1 {JS_SYNC_BUDGET:,}, jspub/256 {JS_ASYNC_BUDGET:,}, jsfalco/256 {JS_FALCO_BUDGET:,},
+  jsconsume {JS_CONSUME_BUDGET:,} (scaled likewise, --msgs overrides them too, not jsrecovery/jsdisk).
 
 reading the table
   msgs/s     messages published per second (pub) or delivered per second (all others; fanout counts
@@ -97,6 +135,7 @@ examples
   python3 Benchmarks/run_bench.py --quick               # ~1 minute smoke run
   python3 Benchmarks/run_bench.py --scenarios pubsub,fanout --sizes 128 --rounds 4
   python3 Benchmarks/run_bench.py --servers brokerd --scenarios reqrep --dry-run
+  python3 Benchmarks/run_bench.py --scenarios jspub,jsconsume,jsrecovery,jsdisk   # JetStream only
 """
 
 
@@ -163,6 +202,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     g = p.add_argument_group("what to run")
     g.add_argument("--scenarios", type=csv_list(str, ALL_SCENARIOS), default=list(ALL_SCENARIOS),
                    metavar="LIST", help=f"comma-separated subset of {','.join(ALL_SCENARIOS)} (default: all)")
+    g.add_argument("--skip", type=csv_list(str, ALL_SCENARIOS), default=[], metavar="LIST",
+                   help="scenarios to leave out of --scenarios (e.g. --skip jsrecovery,jsdisk)")
     g.add_argument("--sizes", type=csv_list(int), default=list(DEFAULT_SIZES), metavar="LIST",
                    help="payload sizes in bytes for pub,pubsub,fanout,queue,wildcard "
                         f"(default: {','.join(map(str, DEFAULT_SIZES))}); reqrep and falco ignore it")
@@ -203,6 +244,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         a.scale = QUICK_SCALE if a.quick else 1.0
     if a.settle < 0:
         p.error("--settle must be >= 0")
+    a.scenarios = [sc for sc in a.scenarios if sc not in a.skip]
+    if not a.scenarios:
+        p.error("--skip leaves no scenario to run")
     return a
 
 
@@ -332,6 +376,11 @@ class Server:
     starts: int = 0
     broken: Optional[str] = None  # set when it could not be (re)started: later runs fail fast
     history: list[dict] = field(default_factory=list)  # one entry per process started
+    extra_args: list[str] = field(default_factory=list)  # e.g. -js -sd DIR
+    tag: str = ""  # log file names: <name><tag>-<n>.log
+    poll: float = 0.05  # seconds between readiness probes
+    spawned_at: float = 0.0  # time.monotonic() just before the last spawn
+    ready_at: float = 0.0  # time.monotonic() when the last spawn sent its INFO
 
     @property
     def url(self) -> str:
@@ -362,9 +411,10 @@ class Server:
         self.stop()  # records the exit code of a process that died (or cleans up a half-started one)
         self.starts += 1
         self.port = free_port()
-        self.log_path = self.log_dir / f"{self.name}-{self.starts}.log"
-        argv = [self.binary, "-a", HOST, "-p", str(self.port)]
+        self.log_path = self.log_dir / f"{self.name}{self.tag}-{self.starts}.log"
+        argv = [self.binary, "-a", HOST, "-p", str(self.port)] + self.extra_args
         logf = open(self.log_path, "wb")
+        self.spawned_at = time.monotonic()
         try:
             # Own session: a Ctrl-C on the terminal reaches the tool and this script, not the servers, which
             # are then stopped here in order (SIGTERM, bounded wait, SIGKILL). PDEATHSIG covers a hard kill.
@@ -387,12 +437,13 @@ class Server:
                                   f"log tail:\n{file_tail(self.log_path, 600)}")
             ok, last = self._info_ready(min(1.0, max(0.05, deadline - time.monotonic())))
             if ok:
+                self.ready_at = time.monotonic()
                 try:
                     entry["exe"] = os.readlink(f"/proc/{self.proc.pid}/exe")
                 except OSError:
                     pass
                 return
-            time.sleep(0.05)
+            time.sleep(self.poll)
         self.stop()
         raise ServerError(f"{shlex.join(argv)}: no INFO line within {self.start_timeout:g}s ({last})")
 
@@ -447,13 +498,23 @@ class Row:
     size: int
     msgs: int
     subs: Optional[int]  # passed as --subs (fanout, queue)
+    window: Optional[int] = None  # jspub/jsconsume: --window
+    alerts: bool = False  # jspub: publish the Falco alerts (--alerts --cycle)
+
+    @property
+    def jetstream(self) -> bool:
+        return self.scenario in JS_ROW_SCENARIOS
 
     @property
     def key(self) -> str:
+        if self.scenario == "jspub":
+            return f"{self.scenario}/{'falco' if self.alerts else self.size}/w{self.window}"
         return f"{self.scenario}/{self.size}"
 
     @property
     def label(self) -> str:
+        if self.scenario == "jspub":
+            return f"{'jsfalco' if self.alerts else 'jspub'}/{self.window}"
         return f"{self.scenario}/{self.subs}" if self.subs else self.scenario
 
 
@@ -490,6 +551,13 @@ def plan(a: argparse.Namespace, falco_size: int) -> list[Row]:
             rows.append(Row(sc, a.reqrep_size, msgs_for(REQREP_BUDGET, 1, a), None))
         elif sc == "falco":
             rows.append(Row(sc, falco_size, msgs_for(FALCO_BUDGET, 1, a), None))
+        elif sc == "jspub":
+            rows.append(Row(sc, JS_SIZE, msgs_for(JS_SYNC_BUDGET, 1, a), None, window=1))
+            rows.append(Row(sc, JS_SIZE, msgs_for(JS_ASYNC_BUDGET, 1, a), None, window=JS_ASYNC_WINDOW))
+            rows.append(Row(sc, falco_size, msgs_for(JS_FALCO_BUDGET, 1, a), None, window=JS_ASYNC_WINDOW,
+                            alerts=True))
+        elif sc == "jsconsume":
+            rows.append(Row(sc, JS_SIZE, msgs_for(JS_CONSUME_BUDGET, 1, a), None))
     return rows
 
 
@@ -498,9 +566,11 @@ def tool_argv(a: argparse.Namespace, tool: str, row: Row, url: str) -> list[str]
     if row.subs:
         argv += ["--subs", str(row.subs)]
     argv.append("--json")
-    if row.scenario == "falco":
+    if row.scenario == "falco" or row.alerts:
         # --cycle: go round the alerts file until --msgs alerts were sent (5,000 lines alone are ~15 ms).
         argv += ["--alerts", a.alerts, "--cycle"]
+    if row.window:
+        argv += ["--window", str(row.window)]
     return argv
 
 
@@ -536,7 +606,7 @@ def parse_result(stdout: str) -> tuple[Optional[dict], Optional[str]]:
 def execute(a: argparse.Namespace, tool: str, row: Row, server: Server, rnd: int) -> dict:
     rec: dict[str, Any] = {
         "scenario": row.scenario, "size": row.size, "msgs": row.msgs, "subs": row.subs, "server": server.name,
-        "round": rnd, "argv": None, "server_pid": None, "server_port": None, "exit_code": None,
+        "key": row.key, "label": row.label, "window": row.window, "round": rnd, "argv": None, "server_pid": None, "server_port": None, "exit_code": None,
         "wall_seconds": None, "server_cpu_seconds": None, "client_cpu_seconds": None, "counted_msgs": None,
         "cpu_s_per_million": None, "result": None, "status": "error", "error": None, "stderr_tail": None,
     }
@@ -613,6 +683,207 @@ def execute(a: argparse.Namespace, tool: str, row: Row, server: Server, rnd: int
 
 
 # --------------------------------------------------------------------------------------------------
+# JetStream: recovery time and disk use
+# --------------------------------------------------------------------------------------------------
+
+
+def nats_request(port: int, subject: str, payload: bytes = b"", timeout: float = 2.0) -> Optional[bytes]:
+    """One request over a fresh connection (plain NATS protocol): the reply payload, or None when there is
+    no reply in time, no responders (503), or the connection fails."""
+    inbox = "_INBOX.runbench"
+    try:
+        with socket.create_connection((HOST, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            f = sock.makefile("rb")
+            if not f.readline().startswith(b"INFO "):
+                return None
+            sock.sendall(b'CONNECT {"verbose":false,"pedantic":false,"headers":true,"no_responders":true,'
+                         b'"protocol":1,"name":"run_bench"}\r\n'
+                         + f"SUB {inbox} 1\r\nPUB {subject} {inbox} {len(payload)}\r\n".encode()
+                         + payload + b"\r\n")
+            while True:
+                line = f.readline()
+                if not line:
+                    return None
+                if line.startswith(b"PING"):
+                    sock.sendall(b"PONG\r\n")
+                elif line.startswith(b"MSG "):
+                    n = int(line.split()[-1])
+                    return f.read(n + 2)[:n]
+                elif line.startswith(b"HMSG "):
+                    parts = line.split()
+                    hdr, total = int(parts[-2]), int(parts[-1])
+                    body = f.read(total + 2)[:total]
+                    if body[:hdr].startswith(b"NATS/1.0 503"):
+                        return None
+                    return body[hdr:]
+                elif line.startswith(b"-ERR"):
+                    return None
+    except (OSError, ValueError):
+        return None
+
+
+def stream_info(port: int, stream: str, timeout: float = 2.0) -> Optional[dict]:
+    data = nats_request(port, f"$JS.API.STREAM.INFO.{stream}", b"", timeout)
+    if data is None:
+        return None
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) and "state" in doc else None
+
+
+def disk_usage(path: Path) -> tuple[int, int, int]:
+    """(allocated bytes as du counts them, apparent bytes, files) under path."""
+    alloc = apparent = files = 0
+    for root, _dirs, names in os.walk(path):
+        for n in names:
+            try:
+                st = os.lstat(os.path.join(root, n))
+            except OSError:
+                continue
+            alloc += st.st_blocks * 512
+            apparent += st.st_size
+            files += 1
+    return alloc, apparent, files
+
+
+def run_tool_json(a: argparse.Namespace, argv: list[str]) -> tuple[Optional[dict], Optional[str]]:
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, errors="replace", timeout=max(a.run_timeout, 600),
+                           stdin=subprocess.DEVNULL, cwd=ROOT)
+    except (OSError, subprocess.SubprocessError) as e:
+        return None, f"{shlex.join(argv)}: {e}"
+    obj, perr = parse_result(r.stdout)
+    if perr or r.returncode != 0:
+        return obj, f"tool exited {r.returncode}: {perr or ''} {tail(r.stderr, 600)}"
+    return obj, None
+
+
+def js_server(a: argparse.Namespace, name: str, binary: str, log_dir: Path, store: Path, tag: str) -> Server:
+    if store.exists():
+        shutil.rmtree(store)
+    store.mkdir(parents=True)
+    return Server(name, binary, log_dir, a.start_timeout, max(a.stop_timeout, 60.0),
+                  extra_args=["-js", "-sd", str(store)], tag=tag)
+
+
+def measure_recovery(a: argparse.Namespace, tool: str, name: str, binary: str, out_dir: Path, n: int) -> dict:
+    """Fill BENCH with n x 128 B, SIGTERM, start again on the same store: seconds from spawn to the first
+    INFO and until STREAM.INFO reports n messages."""
+    store = out_dir / "jsstore" / f"recovery-{name}"
+    rec: dict[str, Any] = {"server": name, "msgs": n, "size": JS_SIZE, "store": str(store), "error": None}
+    s = js_server(a, name, binary, out_dir / "logs", store, "-jsrecovery")
+    try:
+        s.start()
+        argv = [tool, "--url", s.url, "--scenario", "jspub", "--size", str(JS_SIZE), "--msgs", str(n),
+                "--window", str(JS_ASYNC_WINDOW), "--keep-stream", "--json", "--quiet"]
+        obj, err = run_tool_json(a, argv)
+        rec["fill"] = obj
+        if err:
+            rec["error"] = "fill: " + err
+            return rec
+        rec["fill_msgs_per_sec"] = obj["msgs_per_sec"]
+        info = stream_info(s.port, "BENCH")
+        rec["messages_before"] = info["state"]["messages"] if info else None
+        t0 = time.monotonic()
+        s.stop()
+        rec["stop_seconds"] = round(time.monotonic() - t0, 3)
+        rec["stop_exit_code"] = s.history[-1].get("exit_code")
+        rec["store_bytes"] = disk_usage(store)[0]
+        s.poll = 0.005
+        s.start()
+        rec["info_seconds"] = round(s.ready_at - s.spawned_at, 4)
+        deadline = time.monotonic() + 300
+        last = None
+        while time.monotonic() < deadline:
+            info = stream_info(s.port, "BENCH", timeout=5.0)
+            if info is not None:
+                last = info["state"].get("messages")
+                if last == n:
+                    rec["recovery_seconds"] = round(time.monotonic() - s.spawned_at, 4)
+                    break
+            time.sleep(0.005)
+        rec["messages_after"] = last
+        if "recovery_seconds" not in rec:
+            rec["error"] = f"STREAM.INFO did not report {n} messages within 300 s after the restart (last: {last})"
+    except ServerError as e:
+        rec["error"] = str(e)
+    finally:
+        s.stop()
+        rec["processes"] = s.history
+        shutil.rmtree(store, ignore_errors=True)
+    return rec
+
+
+def measure_disk(a: argparse.Namespace, tool: str, name: str, binary: str, out_dir: Path, n: int) -> dict:
+    """n Falco alerts (the file cycled) into BENCHFALCO, SIGTERM, then the store's size per alert."""
+    store = out_dir / "jsstore" / f"disk-{name}"
+    rec: dict[str, Any] = {"server": name, "alerts": n, "store": str(store), "error": None}
+    s = js_server(a, name, binary, out_dir / "logs", store, "-jsdisk")
+    try:
+        s.start()
+        argv = [tool, "--url", s.url, "--scenario", "jspub", "--alerts", a.alerts, "--cycle", "--msgs", str(n),
+                "--window", str(JS_ASYNC_WINDOW), "--keep-stream", "--json", "--quiet"]
+        obj, err = run_tool_json(a, argv)
+        rec["fill"] = obj
+        if err:
+            rec["error"] = "fill: " + err
+            return rec
+        rec["raw_bytes_per_alert"] = obj["size"]
+        info = stream_info(s.port, "BENCHFALCO")
+        if info:
+            rec["stream_messages"] = info["state"].get("messages")
+            rec["stream_bytes"] = info["state"].get("bytes")
+        s.stop()
+        alloc, apparent, files = disk_usage(store)
+        rec.update(du_bytes=alloc, apparent_bytes=apparent, files=files,
+                   du_bytes_per_alert=round(alloc / n, 1), apparent_bytes_per_alert=round(apparent / n, 1))
+    except ServerError as e:
+        rec["error"] = str(e)
+    finally:
+        s.stop()
+        rec["processes"] = s.history
+        shutil.rmtree(store, ignore_errors=True)
+    return rec
+
+
+def render_js_extras(js: dict, servers: list[str]) -> list[str]:
+    out = []
+    rec = js.get("recovery") or {}
+    if rec:
+        n = next((r["msgs"] for r in rec.values()), 0)
+        out.append(f"JetStream recovery: {n:,} x {JS_SIZE} B in stream BENCH, SIGTERM, restart on the same store")
+        for name in servers:
+            r = rec.get(name)
+            if not r:
+                continue
+            if r.get("error"):
+                out.append(f"  {name:<12} ERROR: {' '.join(r['error'].split())[:300]}")
+                continue
+            out.append(f"  {name:<12} first INFO {r['info_seconds']:.3f} s, stream answers with all {n:,} msgs after "
+                       f"{r['recovery_seconds']:.3f} s (store {r['store_bytes'] / 1e6:.0f} MB; fill "
+                       f"{fmt_rate(r.get('fill_msgs_per_sec'))} msgs/s; SIGTERM took {r['stop_seconds']:.2f} s)")
+    disk = js.get("disk") or {}
+    if disk:
+        n = next((r["alerts"] for r in disk.values()), 0)
+        out.append(f"JetStream disk use: {n:,} Falco alerts (the file cycled) in stream BENCHFALCO, after SIGTERM")
+        for name in servers:
+            r = disk.get(name)
+            if not r:
+                continue
+            if r.get("error"):
+                out.append(f"  {name:<12} ERROR: {' '.join(r['error'].split())[:300]}")
+                continue
+            out.append(f"  {name:<12} {r['du_bytes_per_alert']:.0f} B/alert on disk (du; apparent "
+                       f"{r['apparent_bytes_per_alert']:.0f} B) for {r['raw_bytes_per_alert']} B of JSON per alert "
+                       f"= {r['du_bytes_per_alert'] / r['raw_bytes_per_alert']:.2f}x; store {r['du_bytes'] / 1e6:.1f} MB "
+                       f"in {r['files']} files")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
 # summary and table
 # --------------------------------------------------------------------------------------------------
 
@@ -632,9 +903,10 @@ def summarise(rows: list[Row], runs: list[dict], servers: list[str], stat: str) 
     out = []
     for row in rows:
         entry: dict[str, Any] = {"scenario": row.scenario, "size": row.size, "msgs": row.msgs, "subs": row.subs,
+                                 "key": row.key, "label": row.label, "window": row.window,
                                  "servers": {}, "ratios": None, "integrity_failed": False, "errors": False}
         for name in servers:
-            rs = [r for r in runs if r["scenario"] == row.scenario and r["size"] == row.size and r["server"] == name]
+            rs = [r for r in runs if r.get("key", f"{r['scenario']}/{r['size']}") == row.key and r["server"] == name]
             if not rs:
                 continue
             good = [r for r in rs if r["status"] in ("ok", "integrity")]
@@ -722,9 +994,10 @@ def render_table(summary: list[dict], servers: list[str]) -> tuple[str, list[str
     footnotes: list[str] = []
     for e in summary:
         mark = "!!" if e["integrity_failed"] else ("E " if e["errors"] else "  ")
-        size = f"~{e['size']}" if e["scenario"] == "falco" else str(e["size"])
+        size = f"~{e['size']}" if e["scenario"] == "falco" or "falco" in e.get("label", "") else str(e["size"])
         msgs = next((s["reported_msgs"] for s in e["servers"].values() if s["reported_msgs"]), e["msgs"])
-        line = f"{mark} {(e['scenario'] if not e['subs'] else e['scenario'] + '/' + str(e['subs'])):<11} " \
+        label = e.get("label") or (e['scenario'] if not e['subs'] else e['scenario'] + '/' + str(e['subs']))
+        line = f"{mark} {label:<11} " \
                f"{size:>6} {msgs:>9} "
         notes = []
         for name in servers:
@@ -741,11 +1014,11 @@ def render_table(summary: list[dict], servers: list[str]) -> tuple[str, list[str
                 notes.append(f"!! {name} LOST={s['lost']} DUP={s['duplicated']} REORD={s['reordered']}"
                              f" ({s['integrity_runs']}/{s['rounds']} runs)")
             if s["errors"]:
-                footnotes.append(f"{name} {e['scenario']}/{e['size']}: " + s["errors"][0]
+                footnotes.append(f"{name} {label}/{e['size']}: " + s["errors"][0]
                                  + (f" (and {len(s['errors']) - 1} more)" if len(s["errors"]) > 1 else ""))
                 notes.append(f"ERR {name} {len(s['errors'])}/{s['rounds']} failed [{len(footnotes)}]")
             if s["tool_notes"]:
-                footnotes.append(f"{name} {e['scenario']}/{e['size']}, tool notes: " + "; ".join(s["tool_notes"][:5])
+                footnotes.append(f"{name} {label}/{e['size']}, tool notes: " + "; ".join(s["tool_notes"][:5])
                                  + (f" (and {len(s['tool_notes']) - 5} more)" if len(s["tool_notes"]) > 5 else ""))
                 notes.append(f"{name} notes [{len(footnotes)}]")
         if both:
@@ -825,7 +1098,7 @@ def main(argv: list[str]) -> int:
         problems.append(f"load tool not found or not executable: {a.bench_tool} "
                         "(build it: swift build -c release --product brokerd-bench, or --bench-tool PATH)")
     falco_size = 0
-    if "falco" in a.scenarios:
+    if {"falco", "jspub", "jsdisk"} & set(a.scenarios):
         try:
             a.alerts = str(Path(a.alerts).resolve())
             n_alerts, falco_size = alerts_stats(a.alerts)
@@ -834,13 +1107,16 @@ def main(argv: list[str]) -> int:
         except OSError as e:
             problems.append(f"cannot read the alerts file (--alerts): {e}")
     rows = plan(a, falco_size)
-    if not rows:
+    if not rows and not set(JS_EXTRA_SCENARIOS) & set(a.scenarios):
         problems.append("nothing to run (check --scenarios and --sizes)")
 
     if a.dry_run:
         print(f"# command: {command}")
         for row in rows:
             print(shlex.join(tool_argv(a, tool or a.bench_tool, row, f"nats://{HOST}:PORT")))
+        for sc in JS_EXTRA_SCENARIOS:
+            if sc in a.scenarios:
+                print(f"# then {sc} for {', '.join(a.servers)} (see --help)")
         for p in problems:
             print(f"# problem: {p}")
         print(f"# {len(rows)} rows x {len(a.servers)} servers x {a.rounds} rounds = "
@@ -867,17 +1143,24 @@ def main(argv: list[str]) -> int:
         "settings": {"servers": a.servers, "scenarios": a.scenarios, "sizes": a.sizes, "subs": a.subs,
                      "reqrep_size": a.reqrep_size, "rounds": a.rounds, "scale": a.scale, "msgs": a.msgs,
                      "stat": a.stat, "run_timeout": a.run_timeout, "settle": a.settle, "bench_tool": tool,
-                     "alerts": a.alerts if "falco" in a.scenarios else None},
-        "servers": {}, "startup_errors": [], "runs": [], "summary": [],
+                     "alerts": a.alerts if {"falco", "jspub", "jsdisk"} & set(a.scenarios) else None},
+        "servers": {}, "startup_errors": [], "runs": [], "summary": [], "jetstream": {},
     }
 
     servers: dict[str, Server] = {}
     for name in a.servers:
         servers[name] = Server(name, binaries[name], log_dir, a.start_timeout, a.stop_timeout)
+    # The JetStream rows run against a second pair, started with -js -sd <fresh dir> when the first such row
+    # comes (after the plain servers are stopped).
+    js_servers: dict[str, Server] = {}
+    js_doc: dict[str, Any] = doc["jetstream"]
 
     def save():
         doc["servers"] = {n: {"binary": s.binary, "version": versions.get(n), "starts": s.starts,
                               "processes": s.history} for n, s in servers.items()}
+        doc["servers"].update({f"{n} -js": {"binary": s.binary, "version": versions.get(n), "starts": s.starts,
+                                           "args": s.extra_args, "processes": s.history}
+                               for n, s in js_servers.items()})
         doc["summary"] = summarise(rows, doc["runs"], a.servers, a.stat)
         write_json(out_path, doc)
 
@@ -886,24 +1169,35 @@ def main(argv: list[str]) -> int:
     total = len(rows) * len(a.servers) * a.rounds
     done = 0
     t_start = time.monotonic()
-    try:
-        for name, s in servers.items():
-            log(f"starting {name}: {s.binary} -a {HOST} -p <free port>")
+    def start_all(group: dict[str, Server]):
+        for name, s in group.items():
+            log(f"starting {name}: {shlex.join([s.binary, '-a', HOST, '-p', '<free port>'] + s.extra_args)}")
             try:
                 s.start()
                 log(f"  {name} ready on {s.url} (pid {s.pid}, log {s.log_path})")
             except ServerError as e:
                 log(f"  {e}")
                 doc["startup_errors"].append(str(e))
+
+    try:
+        if any(not r.jetstream for r in rows):
+            start_all(servers)
         save()
         for row in rows:
+            if row.jetstream and not js_servers:
+                for s in servers.values():
+                    s.stop()
+                for name in a.servers:
+                    js_servers[name] = js_server(a, name, binaries[name], log_dir,
+                                                 out_path.parent / "jsstore" / f"rows-{name}", "-js")
+                start_all(js_servers)
             for rnd in range(1, a.rounds + 1):
                 for name in a.servers:
                     done += 1
-                    s = servers[name]
+                    s = js_servers[name] if row.jetstream else servers[name]
                     elapsed = time.monotonic() - t_start
                     eta = f", ~{(elapsed / (done - 1)) * (total - done + 1):.0f}s left" if done > 1 else ""
-                    log(f"[{done:>3}/{total}] {row.label:<10} {row.size:>6} B  {name:<11} round {rnd}/{a.rounds}"
+                    log(f"[{done:>3}/{total}] {row.label:<11} {row.size:>6} B  {name:<11} round {rnd}/{a.rounds}"
                         f"  ({row.msgs:,} msgs{eta})")
                     rec = execute(a, tool, row, s, rnd)
                     doc["runs"].append(rec)
@@ -920,11 +1214,33 @@ def main(argv: list[str]) -> int:
                                                                          res["reordered"])
                                if rec["status"] == "integrity" else ""))
                     save()
+        for s in list(servers.values()) + list(js_servers.values()):
+            s.stop()
+        if "jsrecovery" in a.scenarios:
+            n = JS_RECOVERY_MSGS if a.scale >= 1 else max(MIN_MSGS, int(JS_RECOVERY_MSGS * a.scale))
+            js_doc["recovery"] = {}
+            for name in a.servers:
+                log(f"[jsrecovery] {name}: fill {n:,} x {JS_SIZE} B, SIGTERM, restart, wait for STREAM.INFO")
+                r = measure_recovery(a, tool, name, binaries[name], out_path.parent, n)
+                js_doc["recovery"][name] = r
+                log(f"      ERROR: {r['error'][:300]}" if r.get("error") else
+                    f"      first INFO {r['info_seconds']:.3f}s, all {n:,} msgs after {r['recovery_seconds']:.3f}s")
+                save()
+        if "jsdisk" in a.scenarios:
+            n = JS_DISK_ALERTS if a.scale >= 1 else max(JS_DISK_MIN_QUICK, int(JS_DISK_ALERTS * a.scale))
+            js_doc["disk"] = {}
+            for name in a.servers:
+                log(f"[jsdisk] {name}: {n:,} alerts into BENCHFALCO, SIGTERM, du of the store")
+                r = measure_disk(a, tool, name, binaries[name], out_path.parent, n)
+                js_doc["disk"][name] = r
+                log(f"      ERROR: {r['error'][:300]}" if r.get("error") else
+                    f"      {r['du_bytes_per_alert']:.0f} B/alert on disk for {r['raw_bytes_per_alert']} B of JSON")
+                save()
     except (KeyboardInterrupt, Interrupted):
         interrupted = True
         log("\ninterrupted: stopping the servers and printing what was measured")
     finally:
-        for name, s in servers.items():
+        for s in list(servers.values()) + list(js_servers.values()):
             s.stop()
         signal.signal(signal.SIGTERM, old_term)
 
@@ -934,6 +1250,7 @@ def main(argv: list[str]) -> int:
     table, footnotes = render_table(measured, a.servers)
     integrity_runs = sum(1 for r in doc["runs"] if r["status"] == "integrity")
     error_runs = sum(1 for r in doc["runs"] if r["status"] == "error")
+    js_errors = sum(1 for part in ("recovery", "disk") for r in (js_doc.get(part) or {}).values() if r.get("error"))
     # 1 clock tick is 10 ms: a run under 0.5 s, or whose server used under 0.2 CPU-s, is coarse.
     short = [r for r in doc["runs"] if r["status"] == "ok" and (
         r["result"]["seconds"] < 0.5 or (r["server_cpu_seconds"] is not None and r["server_cpu_seconds"] < 0.2))]
@@ -954,6 +1271,10 @@ def main(argv: list[str]) -> int:
                "1M msgs; ratios brokerd/nats")
     out.append("")
     out.append(table)
+    extras = render_js_extras(js_doc, a.servers)
+    if extras:
+        out.append("")
+        out += extras
     if footnotes:
         out.append("")
         for i, f in enumerate(footnotes, 1):
@@ -963,7 +1284,7 @@ def main(argv: list[str]) -> int:
     if short:
         out.append(f"# note: {len(short)} run(s) took under 0.5 s or under 0.2 server CPU-s (CPU is read in "
                    f"{1000 / CLK_TCK:g} ms ticks); their figures are noisy (raise --scale)")
-    for name, s in servers.items():
+    for name, s in list(servers.items()) + list(js_servers.items()):
         for p in s.history:
             if p.get("killed") or (p.get("exit_code") not in (0, None)):
                 out.append(f"# note: {name} pid {p['pid']} exit {p.get('exit_code')}"
@@ -972,6 +1293,8 @@ def main(argv: list[str]) -> int:
         bar = "!" * 78
         out += ["", bar, f"!! INTEGRITY FAILURE: {integrity_runs} run(s) lost, duplicated or reordered messages "
                          "(rows marked !!)", bar]
+    if js_errors:
+        out.append(f"\n{js_errors} JetStream recovery/disk measurement(s) failed (see above)")
     if error_runs or doc["startup_errors"]:
         out.append(f"\n{error_runs} run(s) failed (rows marked E / ERR)"
                    + (f"; {len(doc['startup_errors'])} server start failure(s)" if doc["startup_errors"] else ""))
@@ -984,7 +1307,7 @@ def main(argv: list[str]) -> int:
         status = EXIT_INTERRUPTED
     elif integrity_runs:
         status = EXIT_INTEGRITY
-    elif error_runs or doc["startup_errors"]:
+    elif error_runs or js_errors or doc["startup_errors"]:
         status = EXIT_ERROR
     else:
         status = EXIT_OK
