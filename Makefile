@@ -6,8 +6,9 @@ PORT         ?= 4222
 ARGS         ?=
 BROKERD_BIN  ?= $(CURDIR)/.build/debug/brokerd
 BENCH_ARGS   ?=
+IMAGE        ?= brokerd:dev
 
-.PHONY: all build release run test unit-test integration-test bench microbench lint fmt clean
+.PHONY: all build release run test unit-test integration-test bench microbench lint fmt clean image push
 
 all: build
 
@@ -49,3 +50,10 @@ fmt:
 
 clean:
 	rm -rf .build
+
+## Container image (Dockerfile; deploy/ and docs/falco.md use it): make image push IMAGE=registry.example.com/brokerd:0.1
+image:
+	docker build -t $(IMAGE) .
+
+push:
+	docker push $(IMAGE)
