@@ -60,6 +60,7 @@ let package = Package(
             name: "brokerd",
             dependencies: [
                 "Broker",
+                "ClientLib",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

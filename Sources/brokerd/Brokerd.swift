@@ -16,7 +16,8 @@ struct Brokerd: AsyncParsableCommand {
             configuration file. Command-line flags override the configuration file.
             Signals: SIGTERM/SIGINT shut down gracefully, SIGHUP reloads the configuration file, SIGUSR2 enters \
             lame-duck mode.
-            """
+            """,
+        subcommands: [FalcoPipe.self]
     )
 
     @Option(name: [.customShort("a"), .customLong("addr"), .customLong("net")], help: "Bind to host address (default: 0.0.0.0).")
@@ -48,6 +49,9 @@ struct Brokerd: AsyncParsableCommand {
 
     @Option(name: [.customLong("sd", withSingleDash: true), .customLong("store_dir")], help: "Directory for JetStream storage.")
     var storeDir: String?
+
+    @Option(name: .customLong("falco_http_port"), help: "Serve Falco's http_output on this port (2801 is the usual one).")
+    var falcoHTTPPort: Int?
 
     @Flag(name: [.customShort("D"), .customLong("debug")], help: "Enable debugging output.")
     var debug = false
@@ -122,6 +126,7 @@ struct Brokerd: AsyncParsableCommand {
         }
         if jetstream { options.jetStream = true }
         if let storeDir { options.storeDirectory = storeDir }
+        if let falcoHTTPPort { options.falcoHTTPPort = falcoHTTPPort }
         if debug { options.debug = true }
         if trace { options.trace = true }
         if let log { options.logFile = log }
@@ -144,6 +149,12 @@ struct BrokerService: Service {
             let m = MonitorServer(broker: server, logger: logger)
             try await m.start(host: server.options.httpHost ?? server.options.host, port: httpPort)
             monitor = m
+        }
+        var falcoHTTP: FalcoHTTPServer?
+        if let port = server.options.falcoHTTPPort, let falco = server.falcoIngest {
+            let f = FalcoHTTPServer(broker: server, falco: falco, maxBody: server.options.falcoMaxBody, logger: logger)
+            try await f.start(host: server.options.falcoHTTPHost ?? server.options.host, port: port)
+            falcoHTTP = f
         }
         let (lameDuckDone, lameDuckFinished) = AsyncStream.makeStream(of: Void.self)
         await withTaskGroup(of: Void.self) { tasks in
@@ -171,6 +182,7 @@ struct BrokerService: Service {
             await tasks.next()
             tasks.cancelAll()
         }
+        await falcoHTTP?.stop()
         await monitor?.stop()
         await server.shutdown()
     }

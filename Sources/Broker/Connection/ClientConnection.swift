@@ -343,6 +343,21 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
             fail(.invalidPublishSubject)
         }
         if options.verbose { writeOK() }
+        var publish = publish
+        if let mapper = server.subjectMapper, let mapped = mapper.map(publish.subject) {
+            publish.subject = mapped
+        }
+        let first = publish.subject.readableBytes > 6 ? publish.subject.getInteger(at: publish.subject.readerIndex, as: UInt8.self) : nil
+        if first == UInt8(ascii: "$") || first == UInt8(ascii: "f"), let falco = server.falcoIngest {
+            if publish.subject.hasPrefix("$FALCO.INGEST") {
+                ingestFromPipe(publish, falco)
+                return
+            }
+            if server.mapSidekickSubjects && publish.subject.hasPrefix("falco.") {
+                guard let mapped = mapSidekick(publish, falco) else { return }
+                publish = mapped
+            }
+        }
         var captured = false
         if let jetStream = server.jetStream {
             switch handleJetStream(publish, jetStream) {
@@ -353,6 +368,90 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
         }
         // A stream that captured it answers the request (the PubAck): no no-responders status then.
         route(publish, noResponders: !captured)
+    }
+
+    // MARK: - Falco ingest
+
+    /// falcosidekick's NATS output publishes on `falco.<lower-case priority>.<rule slug>` with no headers: the
+    /// alert is checked as every ingest path checks it and goes on as `FALCO.<Priority>` with the Falco
+    /// headers. A bad alert is counted, logged and not routed (nil).
+    private func mapSidekick(_ publish: Publish, _ falco: FalcoIngest) -> Publish? {
+        let body = publish.payload.readableBytesView.dropFirst(publish.headerLength ?? 0)
+        let result = body.withContiguousStorageIfAvailable { FalcoAlert.validate(UnsafeRawBufferPointer($0)) }
+            ?? FalcoAlert.validate(Array(body))
+        switch result {
+        case .failure(let rejection):
+            falco.countRejected(.sidekick, reason: rejection.reason.rawValue, detail: rejection.detail)
+            return nil
+        case .success(let alert):
+            falco.countAccepted(.sidekick)
+            return Self.falcoPublish(alert, body: body, reply: publish.reply)
+        }
+    }
+
+    static func falcoPublish(_ alert: FalcoAlert, body: some Collection<UInt8>, reply: ByteBuffer?) -> Publish {
+        let headers = alert.headerBlock()
+        var payload = ByteBufferAllocator().buffer(capacity: headers.count + body.count)
+        payload.writeBytes(headers)
+        payload.writeBytes(body)
+        return Publish(subject: ByteBuffer(string: alert.subject), reply: reply, headerLength: headers.count, payload: payload)
+    }
+
+    /// `falco-pipe` sends each line it reads to `$FALCO.INGEST` with a reply subject: brokerd checks it,
+    /// publishes it, and answers once it is accepted (stored and synced when a stream captures FALCO.>):
+    /// `{"ok":true,"subject":...}`, or `{"error":...,"reason":...,"retry":bool}`.
+    private func ingestFromPipe(_ publish: Publish, _ falco: FalcoIngest) {
+        let replyTo = publish.reply.map(Self.compact)
+        let answer: @Sendable (String) -> Void = { [self] text in
+            guard let replyTo else { return }
+            loop.eventLoop.execute { [self] in deliverFromServer(subject: replyTo, payload: ByteBuffer(string: text)) }
+        }
+        let body = Array(publish.payload.readableBytesView.dropFirst(publish.headerLength ?? 0))
+        switch FalcoAlert.validate(body) {
+        case .failure(let rejection):
+            falco.countRejected(.pipe, reason: rejection.reason.rawValue, detail: rejection.detail)
+            answer(#"{"error":\#(ServerInfo.quote(rejection.detail)),"reason":"\#(rejection.reason.rawValue)","retry":false}"#)
+        case .success(let alert):
+            ingest(alert, body: body, path: .pipe, falco) { outcome in
+                switch outcome {
+                case .accepted:
+                    answer(#"{"ok":true,"subject":"\#(alert.subject)","id":\#(ServerInfo.quote(alert.messageID))}"#)
+                case .failed(let description, let overloaded):
+                    answer(#"{"error":\#(ServerInfo.quote(description)),"reason":"\#(overloaded ? "overloaded" : "store_failed")","retry":true}"#)
+                }
+            }
+        }
+    }
+
+    /// Publishes a checked alert as the server (runs on this connection's loop): routed to subscribers at
+    /// once and, when a stream captures its subject, stored; `completion` runs once it is accepted (after
+    /// the stream's fsync) or refused. Counts the outcome for `path`.
+    func ingest(_ alert: FalcoAlert, body: some Collection<UInt8>, path: FalcoIngest.Path, _ falco: FalcoIngest,
+                completion: @escaping @Sendable (FalcoIngest.Outcome) -> Void) {
+        let publish = Self.falcoPublish(alert, body: body, reply: nil)
+        if let jetStream = server.jetStream, JetStream.captures(publish.subject, filters: jetStream.currentFilters()) {
+            let headerLength = publish.headerLength ?? 0
+            let all = Array(publish.payload.readableBytesView)
+            falco.inFlight.add(1, ordering: .relaxed)
+            jetStream.capture(subject: Array(publish.subject.readableBytesView), headers: Array(all[..<headerLength]),
+                              payload: Array(all[headerLength...])) { response in
+                falco.inFlight.subtract(1, ordering: .relaxed)
+                let outcome = FalcoIngest.outcome(ofPubAck: response)
+                switch outcome {
+                case .accepted: falco.countAccepted(path)
+                case .failed(let description, let overloaded):
+                    falco.countRejected(path, reason: overloaded ? "overloaded" : "store_failed", detail: description)
+                }
+                completion(outcome)
+            }
+            route(publish, fromServer: true, noResponders: false)
+            loop.flushPending()
+            return
+        }
+        route(publish, fromServer: true, noResponders: false)
+        loop.flushPending()
+        falco.countAccepted(path)
+        completion(.accepted)
     }
 
     // MARK: - JetStream

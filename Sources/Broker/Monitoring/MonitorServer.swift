@@ -121,7 +121,23 @@ public final class MonitorServer: @unchecked Sendable {
             "subscriptions": broker.sublist.count,
             "config_load_time": Self.timestamp(broker.configLoadTime),
             "lame_duck_mode": broker.isLameDuck,
+            "falco": falcoz(),
         ]
+    }
+
+    /// Falco ingest counters (brokerd's own /varz section): accepted and rejected-by-reason per path.
+    func falcoz() -> [String: Any] {
+        let opts = broker.options
+        guard let falco = broker.falcoIngest else { return [:] }
+        let s = falco.snapshot()
+        var paths: [String: Any] = [:]
+        for path in FalcoIngest.Path.allCases {
+            let rejected = s.rejected[path.name] ?? [:]
+            paths[path.name] = ["accepted": s.accepted[path.name] ?? 0, "rejected": rejected.values.reduce(0, +),
+                                "rejected_by_reason": rejected]
+        }
+        return ["http_port": opts.falcoHTTPPort ?? 0, "map_sidekick_subjects": opts.mapSidekickSubjects,
+                "waiting_for_store": s.inFlight, "ingest": paths]
     }
 
     func connz(offset: Int, limit: Int, subs: Bool) async -> [String: Any] {
@@ -228,6 +244,22 @@ public final class MonitorServer: @unchecked Sendable {
         metric("brokerd_slow_consumers_total", "counter", "Clients cut off as slow consumers.", "\(broker.slowConsumers)")
         metric("brokerd_lame_duck", "gauge", "1 while in lame-duck mode.", broker.isLameDuck ? "1" : "0")
         metric("brokerd_uptime_seconds", "gauge", "Seconds since start.", String(format: "%.3f", Date().timeIntervalSince(broker.startTime)))
+        if let falco = broker.falcoIngest {
+            let s = falco.snapshot()
+            out += "# HELP brokerd_falco_alerts_accepted_total Falco alerts accepted, by ingest path.\n"
+            out += "# TYPE brokerd_falco_alerts_accepted_total counter\n"
+            for path in FalcoIngest.Path.allCases {
+                out += "brokerd_falco_alerts_accepted_total{path=\"\(path.name)\"} \(s.accepted[path.name] ?? 0)\n"
+            }
+            out += "# HELP brokerd_falco_alerts_rejected_total Falco alerts rejected, by ingest path and reason.\n"
+            out += "# TYPE brokerd_falco_alerts_rejected_total counter\n"
+            for path in FalcoIngest.Path.allCases {
+                for reason in FalcoIngest.reasons {
+                    out += "brokerd_falco_alerts_rejected_total{path=\"\(path.name)\",reason=\"\(reason)\"} \(s.rejected[path.name]?[reason] ?? 0)\n"
+                }
+            }
+            metric("brokerd_falco_alerts_waiting_for_store", "gauge", "Falco alerts published and waiting for their stream's fsync.", "\(s.inFlight)")
+        }
         return out
     }
 

@@ -38,6 +38,29 @@ public struct BrokerOptions: Sendable, Equatable {
     public var jetStreamMaxMemory: Int64? = nil
     public var jetStreamMaxStore: Int64? = nil
 
+    /// Falco ingest (`falco { ... }`, `--falco_http_port`): the port of the HTTP endpoint Falco's
+    /// `http_output` posts to (off unless set; 2801 is the usual one), its host (default: `host`), the largest
+    /// request body, and how many alerts may wait for their stream's fsync before the endpoint answers 503.
+    public var falcoHTTPPort: Int? = nil
+    public var falcoHTTPHost: String? = nil
+    public var falcoMaxBody: Int = 1024 * 1024
+    public var falcoMaxPending: Int = 16_384
+    /// Rewrite falcosidekick's `falco.<priority>.<rule>` subjects to `FALCO.<Priority>`.
+    public var mapSidekickSubjects: Bool = false
+    /// nats-server's `mappings { source: destination }` (a destination list carries weights in percent).
+    public var subjectMappings: [SubjectMapping] = []
+
+    public struct SubjectMapping: Sendable, Equatable {
+        public var source: String
+        public var destinations: [Destination]
+        public struct Destination: Sendable, Equatable {
+            public var subject: String
+            public var weight: Int
+            public init(subject: String, weight: Int) { self.subject = subject; self.weight = weight }
+        }
+        public init(source: String, destinations: [Destination]) { self.source = source; self.destinations = destinations }
+    }
+
     public enum JetStreamSync: String, Sendable, Equatable {
         /// fsync after every message, before its PubAck.
         case always

@@ -36,7 +36,22 @@ public final class BrokerServer: @unchecked Sendable {
     /// JetStream, when enabled (`-js`). Set in `start()` before the first connection is accepted.
     public private(set) var jetStream: JetStream?
 
+    /// `mappings { }`, applied to every published subject (nil when there are none). Fixed at start.
+    public private(set) var subjectMapper: SubjectMapper?
+    /// Falco ingest counters and limits; `$FALCO.INGEST` (falco-pipe) works on every server.
+    public private(set) var falcoIngest: FalcoIngest?
+    /// `falco { map_sidekick_subjects: true }`: falcosidekick's `falco.<priority>.<rule>` -> `FALCO.<Priority>`.
+    public private(set) var mapSidekickSubjects = false
+    /// One internal client per event loop, for what the server publishes itself (Falco HTTP ingest).
+    private var ingestConnections: [ClientConnection] = []
+
     public var options: BrokerOptions { optionsLock.withLockedValue { $0 } }
+
+    /// The internal publishing client of `eventLoop` (one of the server's loops), for ingest handlers.
+    func ingestConnection(on eventLoop: any EventLoop) -> ClientConnection? {
+        guard let index = loops.firstIndex(where: { $0.eventLoop === eventLoop }), index < ingestConnections.count else { return nil }
+        return ingestConnections[index]
+    }
     public var isLameDuck: Bool { lameDuck.load(ordering: .relaxed) }
 
     public init(options: BrokerOptions, logger: Logger, group: MultiThreadedEventLoopGroup? = nil, randomSeed: UInt64? = nil) {
@@ -93,6 +108,21 @@ public final class BrokerServer: @unchecked Sendable {
             js.startTicking()
             jetStream = js
             logger.info("JetStream enabled", metadata: ["store_dir": "\(base.appendingPathComponent("jetstream").path)"])
+        }
+        if !opts.subjectMappings.isEmpty {
+            var mapper = SubjectMapper()
+            for m in opts.subjectMappings {
+                try mapper.add(source: m.source, destinations: m.destinations.map { ($0.subject, $0.weight) })
+            }
+            subjectMapper = mapper
+        }
+        mapSidekickSubjects = opts.mapSidekickSubjects
+        falcoIngest = FalcoIngest(maxInFlight: opts.falcoMaxPending, logger: logger)
+        ingestConnections = loops.map { loop in
+            ClientConnection(id: 0, server: self, loop: loop, settings: ConnectionSettings(
+                maxPayload: opts.maxPayload, maxControlLine: opts.maxControlLine, maxPending: opts.maxPending,
+                pingInterval: .hours(1), pingMax: 1, writeDeadline: .hours(1), authTimeout: .hours(1), authRequired: false),
+                loopCount: loops.count, logger: logger)
         }
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)

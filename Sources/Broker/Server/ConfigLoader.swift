@@ -24,7 +24,7 @@ public enum ConfigLoader {
     /// Top-level keys nats-server knows but brokerd has no feature for. They are accepted and
     /// returned by `load`/`apply` so that brokerd can warn that they have no effect.
     public static let ignoredKeys: Set<String> = [
-        "client_advertise", "logtime", "logtime_utc", "mappings", "maps",
+        "client_advertise", "logtime", "logtime_utc",
         "disable_sublist_cache", "no_sublist_cache", "default_sentinel",
         "https", "https_port", "http_base_path", "cluster", "gateway", "leaf", "leafnodes",
         "storedir", "logfile_size_limit", "log_size_limit",
@@ -149,6 +149,10 @@ public enum ConfigLoader {
                 options.lameDuckGracePeriod = try field.duration(acceptingSeconds: false) ?? defaults.lameDuckGracePeriod
             case "jetstream":
                 try applyJetStream(field, to: &options)
+            case "falco":
+                try applyFalco(field, to: &options)
+            case "mappings", "maps":
+                try applyMappings(field, to: &options)
             case "store_dir":
                 options.storeDirectory = try field.string()
             case "debug":
@@ -221,6 +225,70 @@ public enum ConfigLoader {
             }
         default:
             throw block.typeMismatch("enabled/disabled or a map")
+        }
+    }
+
+    /// `falco { http_port, host, max_body, max_pending, map_sidekick_subjects }`.
+    private static func applyFalco(_ block: Field, to options: inout BrokerOptions) throws {
+        guard case .map(let map) = block.entry.value else { throw block.typeMismatch("a map") }
+        for entry in map.entries {
+            let field = Field(entry: entry, name: "falco.\(entry.key)")
+            switch entry.key.lowercased() {
+            case "http_port", "port":
+                options.falcoHTTPPort = try field.port()
+            case "host", "http_host":
+                options.falcoHTTPHost = try field.string()
+            case "max_body", "max_body_size":
+                options.falcoMaxBody = try field.size(max: 64 * 1024 * 1024) ?? 1024 * 1024
+            case "max_pending":
+                options.falcoMaxPending = Int(try field.integer(in: 1 ... 10_000_000))
+            case "map_sidekick_subjects":
+                options.mapSidekickSubjects = try field.bool()
+            default:
+                throw field.fail("unknown key \"\(entry.key)\" in falco")
+            }
+        }
+    }
+
+    /// nats-server's `mappings { "src": "dest" }` or `"src": [{ destination: "a", weight: 80% }, ...]`.
+    private static func applyMappings(_ block: Field, to options: inout BrokerOptions) throws {
+        guard case .map(let map) = block.entry.value else { throw block.typeMismatch("a map") }
+        var mapper = SubjectMapper()
+        for entry in map.entries {
+            let field = Field(entry: entry, name: "mappings.\(entry.key)")
+            var destinations: [BrokerOptions.SubjectMapping.Destination] = []
+            switch entry.value {
+            case .string(let subject):
+                destinations = [.init(subject: subject, weight: 100)]
+            case .array(let items):
+                for item in items {
+                    guard case .map(let m) = item else { throw field.typeMismatch("a list of { destination, weight }") }
+                    var subject: String?
+                    var weight = 100
+                    for e in m.entries {
+                        switch (e.key.lowercased(), e.value) {
+                        case ("destination", .string(let d)), ("dest", .string(let d)): subject = d
+                        case ("weight", .integer(let n)): weight = Int(n)
+                        case ("weight", .string(let text)) where Int(text.trimmingCharacters(in: CharacterSet(charactersIn: "% "))) != nil:
+                            weight = Int(text.trimmingCharacters(in: CharacterSet(charactersIn: "% ")))!
+                        case ("cluster", _):
+                            break
+                        default:
+                            throw field.fail("invalid key \"\(e.key)\" in a mapping destination for \"\(entry.key)\"")
+                        }
+                    }
+                    guard let subject else { throw field.fail("a mapping destination for \"\(entry.key)\" needs \"destination\"") }
+                    destinations.append(.init(subject: subject, weight: weight))
+                }
+            default:
+                throw field.typeMismatch("a subject or a list of { destination, weight }")
+            }
+            do {
+                try mapper.add(source: entry.key, destinations: destinations.map { ($0.subject, $0.weight) })
+            } catch {
+                throw field.fail(error.description)
+            }
+            options.subjectMappings.append(.init(source: entry.key, destinations: destinations))
         }
     }
 

@@ -112,7 +112,11 @@ public final class JetStream: @unchecked Sendable {
         queue.async { [self] in
             guard let (name, entry) = streams.first(where: { _, e in
                 e.stream.config.subjects.contains { Self.subjectMatches(filter: Array($0.utf8), subject: subject) }
-            }) else { return }
+            }) else {
+                // The stream went away between the publisher's check and now: say so rather than stay silent.
+                deliverAck?(ByteBuffer(string: Self.errorJSON(code: 503, errCode: 10077, description: "no stream captures this subject")))
+                return
+            }
             let response: String
             if let limit = limit(for: entry.stream.config.storage),
                usage(of: entry.stream.config.storage) + UInt64(subject.count + headers.count + payload.count + 16) > UInt64(limit) {

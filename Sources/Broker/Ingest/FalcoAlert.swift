@@ -1,0 +1,470 @@
+/// One Falco alert (Falco's `json_output`), checked and ready to publish on `FALCO.<Priority>`.
+///
+/// Every ingest path (HTTP `http_output`, `falco-pipe`, falcosidekick's NATS output) goes through `validate`,
+/// so they accept and reject exactly the same alerts. The alert's bytes are published unchanged; what brokerd
+/// reads out of them goes into headers, so consumers can filter and dedupe without parsing JSON.
+public struct FalcoAlert: Sendable, Equatable {
+    /// Falco's priorities, in its own order and spelling.
+    public static let priorities = ["Emergency", "Alert", "Critical", "Error", "Warning", "Notice", "Informational", "Debug"]
+
+    /// The canonical priority ("Notice" for "notice" or "NOTICE").
+    public var priority: String
+    public var rule: String?
+    public var hostname: String?
+    public var source: String?
+    /// Falcosidekick adds a uuid; otherwise the id is a hash of the alert's bytes.
+    public var uuid: String?
+    /// `Nats-Msg-Id`: the uuid, or `sha256:<first 16 bytes of SHA-256 of the alert, hex>`.
+    public var messageID: String
+
+    /// `FALCO.<Priority>`.
+    public var subject: String { "FALCO." + priority }
+
+    /// Why an alert was refused. `reason` is the counter label; `description` is what the sender is told.
+    public struct Rejection: Error, Sendable, Equatable, CustomStringConvertible {
+        public var reason: Reason
+        public var detail: String
+
+        public enum Reason: String, Sendable, CaseIterable {
+            case empty = "empty"
+            case invalidJSON = "invalid_json"
+            case notAnObject = "not_an_object"
+            case missingPriority = "missing_priority"
+            case badPriority = "bad_priority"
+            case unknownPriority = "unknown_priority"
+            case badField = "bad_field"
+            case tooLarge = "too_large"
+        }
+
+        public var description: String { detail }
+    }
+
+    /// The priority's canonical spelling, matched ignoring ASCII case; nil for anything else.
+    public static func canonicalPriority(_ text: some Collection<UInt8>) -> String? {
+        for name in priorities where name.utf8.count == text.count {
+            if zip(name.utf8, text).allSatisfy({ a, b in a == b || (b >= 0x41 && b <= 0x5A && a == b | 0x20) || (b >= 0x61 && b <= 0x7A && a == b & ~0x20) }) {
+                return name
+            }
+        }
+        return nil
+    }
+
+    /// Checks one alert: a whole JSON object whose "priority" is one of Falco's (any case). "rule",
+    /// "hostname", "source" and "uuid", when present, must be strings without control characters (they go
+    /// into headers; CR or LF there could forge protocol lines).
+    public static func validate(_ bytes: UnsafeRawBufferPointer) -> Result<FalcoAlert, Rejection> {
+        var scanner = JSONScanner(bytes)
+        scanner.skipWhitespace()
+        if scanner.atEnd { return .failure(.init(reason: .empty, detail: "empty alert: expected a JSON object")) }
+        guard scanner.peek == UInt8(ascii: "{") else {
+            return .failure(.init(reason: .notAnObject, detail: "an alert must be a JSON object"))
+        }
+        var fields = Fields()
+        do {
+            try scanner.object(top: &fields)
+            scanner.skipWhitespace()
+            guard scanner.atEnd else { throw JSONScanner.Failure(offset: scanner.offset, what: "unexpected data after the object") }
+        } catch let failure as JSONScanner.Failure {
+            return .failure(.init(reason: .invalidJSON, detail: "invalid JSON at byte \(failure.offset): \(failure.what)"))
+        } catch {
+            return .failure(.init(reason: .invalidJSON, detail: "invalid JSON"))
+        }
+        guard let priorityField = fields.priority else {
+            return .failure(.init(reason: .missingPriority, detail: "missing \"priority\""))
+        }
+        guard case .string(let priorityText) = priorityField else {
+            return .failure(.init(reason: .badPriority, detail: "\"priority\" must be a string"))
+        }
+        guard let priority = canonicalPriority(priorityText.utf8) else {
+            return .failure(.init(reason: .unknownPriority, detail: "unknown priority \(Self.quoted(priorityText)): expected one of \(priorities.joined(separator: ", "))"))
+        }
+        var alert = FalcoAlert(priority: priority, messageID: "")
+        for (name, value, keyPath) in [("rule", fields.rule, \FalcoAlert.rule), ("hostname", fields.hostname, \.hostname),
+                                       ("source", fields.source, \.source), ("uuid", fields.uuid, \.uuid)] {
+            guard let value else { continue }
+            switch value {
+            case .string(let text):
+                if text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+                    return .failure(.init(reason: .badField, detail: "\"\(name)\" contains control characters"))
+                }
+                alert[keyPath: keyPath] = text
+            case .other:
+                return .failure(.init(reason: .badField, detail: "\"\(name)\" must be a string"))
+            }
+        }
+        if let uuid = alert.uuid, !uuid.isEmpty, uuid.utf8.count <= 128, !uuid.contains(" ") {
+            alert.messageID = uuid
+        } else {
+            alert.messageID = "sha256:" + SHA256.hex(SHA256.hash(bytes).prefix(16))
+        }
+        return .success(alert)
+    }
+
+    public static func validate(_ bytes: [UInt8]) -> Result<FalcoAlert, Rejection> {
+        bytes.withUnsafeBytes { validate($0) }
+    }
+
+    /// The header block: `NATS/1.0`, then Falco-Rule, Falco-Priority, Falco-Hostname, Falco-Source and
+    /// Nats-Msg-Id (the ones the alert has).
+    public func headerBlock() -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(160)
+        out.append(contentsOf: "NATS/1.0\r\n".utf8)
+        func add(_ name: String, _ value: String?) {
+            guard let value else { return }
+            out.append(contentsOf: name.utf8)
+            out.append(contentsOf: ": ".utf8)
+            out.append(contentsOf: value.utf8)
+            out.append(contentsOf: "\r\n".utf8)
+        }
+        add("Falco-Rule", rule)
+        add("Falco-Priority", priority)
+        add("Falco-Hostname", hostname)
+        add("Falco-Source", source)
+        add("Nats-Msg-Id", messageID)
+        out.append(contentsOf: "\r\n".utf8)
+        return out
+    }
+
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars.prefix(64) {
+            switch scalar {
+            case "\r": out += "\\r"
+            case "\n": out += "\\n"
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            default:
+                if scalar.value < 0x20 || scalar.value == 0x7F {
+                    out += "\\u" + String(scalar.value, radix: 16).leftPadded(to: 4)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + (text.unicodeScalars.count > 64 ? "...\"" : "\"")
+    }
+
+    /// The top-level fields brokerd reads.
+    struct Fields {
+        enum Value { case string(String), other }
+        var priority: Value?
+        var rule: Value?
+        var hostname: Value?
+        var source: Value?
+        var uuid: Value?
+    }
+}
+
+extension String {
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}
+
+/// A strict JSON (RFC 8259) syntax checker that reads the few top-level string fields an alert needs and
+/// skips everything else without building it: much cheaper than decoding the whole document.
+struct JSONScanner {
+    struct Failure: Error {
+        var offset: Int
+        var what: String
+    }
+
+    let bytes: UnsafeRawBufferPointer
+    var offset = 0
+    var depth = 0
+    static let maxDepth = 64
+
+    init(_ bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+    var atEnd: Bool { offset >= bytes.count }
+    var peek: UInt8? { offset < bytes.count ? bytes[offset] : nil }
+
+    mutating func skipWhitespace() {
+        while offset < bytes.count {
+            switch bytes[offset] {
+            case 0x20, 0x09, 0x0A, 0x0D: offset += 1
+            default: return
+            }
+        }
+    }
+
+    private func fail(_ what: String) -> Failure { Failure(offset: offset, what: what) }
+
+    private mutating func expect(_ byte: UInt8, _ what: String) throws {
+        skipWhitespace()
+        guard peek == byte else { throw fail(atEnd ? "unexpected end (truncated?)" : "expected \(what)") }
+        offset += 1
+    }
+
+    /// The top-level object: fills `fields` with the keys it knows.
+    mutating func object(top fields: inout FalcoAlert.Fields) throws {
+        try expect(UInt8(ascii: "{"), "'{'")
+        depth += 1
+        skipWhitespace()
+        if peek == UInt8(ascii: "}") { offset += 1; return }
+        while true {
+            skipWhitespace()
+            guard peek == UInt8(ascii: "\"") else { throw fail(atEnd ? "unexpected end (truncated?)" : "expected a key") }
+            let key = try string()
+            try expect(UInt8(ascii: ":"), "':'")
+            skipWhitespace()
+            var slot: FalcoAlert.Fields.Value?
+            if peek == UInt8(ascii: "\"") {
+                slot = .string(try string())
+            } else {
+                try value()
+                slot = .other
+            }
+            switch key {
+            case "priority": fields.priority = slot
+            case "rule": fields.rule = slot
+            case "hostname": fields.hostname = slot
+            case "source": fields.source = slot
+            case "uuid": fields.uuid = slot
+            default: break
+            }
+            skipWhitespace()
+            guard let next = peek else { throw fail("unexpected end (truncated?)") }
+            offset += 1
+            if next == UInt8(ascii: "}") { return }
+            guard next == UInt8(ascii: ",") else { offset -= 1; throw fail("expected ',' or '}'") }
+        }
+    }
+
+    /// Any JSON value, checked and skipped.
+    mutating func value() throws {
+        skipWhitespace()
+        guard let c = peek else { throw fail("unexpected end (truncated?)") }
+        switch c {
+        case UInt8(ascii: "\""): try skipString()
+        case UInt8(ascii: "{"), UInt8(ascii: "["):
+            depth += 1
+            guard depth <= Self.maxDepth else { throw fail("nested too deeply") }
+            defer { depth -= 1 }
+            offset += 1
+            let close = c == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+            skipWhitespace()
+            if peek == close { offset += 1; return }
+            while true {
+                if close == UInt8(ascii: "}") {
+                    skipWhitespace()
+                    guard peek == UInt8(ascii: "\"") else { throw fail(atEnd ? "unexpected end (truncated?)" : "expected a key") }
+                    try skipString()
+                    try expect(UInt8(ascii: ":"), "':'")
+                }
+                try value()
+                skipWhitespace()
+                guard let next = peek else { throw fail("unexpected end (truncated?)") }
+                offset += 1
+                if next == close { return }
+                guard next == UInt8(ascii: ",") else { offset -= 1; throw fail("expected ',' or '\(Character(UnicodeScalar(close)))'") }
+            }
+        case UInt8(ascii: "t"): try literal("true")
+        case UInt8(ascii: "f"): try literal("false")
+        case UInt8(ascii: "n"): try literal("null")
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): try number()
+        default: throw fail("unexpected character")
+        }
+    }
+
+    private mutating func literal(_ word: StaticString) throws {
+        let n = word.utf8CodeUnitCount
+        guard offset + n <= bytes.count else { throw fail("unexpected end (truncated?)") }
+        for i in 0..<n where bytes[offset + i] != word.utf8Start[i] { throw fail("unexpected character") }
+        offset += n
+    }
+
+    private mutating func number() throws {
+        let start = offset
+        if peek == UInt8(ascii: "-") { offset += 1 }
+        func digits() -> Int {
+            var n = 0
+            while let c = peek, c >= 0x30 && c <= 0x39 { offset += 1; n += 1 }
+            return n
+        }
+        guard let first = peek, first >= 0x30 && first <= 0x39 else { throw fail("bad number") }
+        if first == 0x30 { offset += 1 } else { _ = digits() }
+        if peek == UInt8(ascii: ".") {
+            offset += 1
+            guard digits() > 0 else { throw fail("bad number") }
+        }
+        if peek == UInt8(ascii: "e") || peek == UInt8(ascii: "E") {
+            offset += 1
+            if peek == UInt8(ascii: "+") || peek == UInt8(ascii: "-") { offset += 1 }
+            guard digits() > 0 else { throw fail("bad number") }
+        }
+        if offset == start { throw fail("bad number") }
+    }
+
+    /// Skips a string, checking escapes, control characters and UTF-8.
+    private mutating func skipString() throws {
+        _ = try scanString(decode: false)
+    }
+
+    /// Reads a string value (decoded).
+    mutating func string() throws -> String {
+        try scanString(decode: true) ?? ""
+    }
+
+    private mutating func scanString(decode: Bool) throws -> String? {
+        offset += 1  // the opening quote
+        let start = offset
+        var plain = true
+        while true {
+            guard offset < bytes.count else { throw fail("unterminated string (truncated?)") }
+            let c = bytes[offset]
+            if c == UInt8(ascii: "\"") { break }
+            if c < 0x20 { throw fail("control character in a string") }
+            if c == UInt8(ascii: "\\") {
+                plain = false
+                offset += 1
+                guard offset < bytes.count else { throw fail("unterminated string (truncated?)") }
+                switch bytes[offset] {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                     UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                    offset += 1
+                case UInt8(ascii: "u"):
+                    guard offset + 4 < bytes.count else { throw fail("unterminated string (truncated?)") }
+                    for i in 1...4 where !bytes[offset + i].isHexDigit { throw fail("bad \\u escape") }
+                    offset += 5
+                default:
+                    throw fail("bad escape")
+                }
+                continue
+            }
+            if c >= 0x80 {
+                plain = false
+                let length = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0
+                guard length > 0, c < 0xF5, offset + length <= bytes.count else { throw fail("invalid UTF-8") }
+                for i in 1..<length where bytes[offset + i] & 0xC0 != 0x80 { throw fail("invalid UTF-8") }
+                offset += length
+                continue
+            }
+            offset += 1
+        }
+        let end = offset
+        offset += 1  // the closing quote
+        guard decode else { return nil }
+        let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
+        if plain { return String(decoding: raw, as: UTF8.self) }
+        return try Self.unescape(raw, at: start)
+    }
+
+    private static func unescape(_ raw: UnsafeRawBufferPointer, at base: Int) throws -> String {
+        var out = String.UnicodeScalarView()
+        var utf8: [UInt8] = []
+        func flush() {
+            if !utf8.isEmpty {
+                out.append(contentsOf: String(decoding: utf8, as: UTF8.self).unicodeScalars)
+                utf8.removeAll()
+            }
+        }
+        var i = 0
+        func hex4(_ at: Int) -> UInt32 {
+            var v: UInt32 = 0
+            for k in 0..<4 { v = v << 4 | UInt32(raw[at + k].hexValue) }
+            return v
+        }
+        while i < raw.count {
+            let c = raw[i]
+            guard c == UInt8(ascii: "\\") else { utf8.append(c); i += 1; continue }
+            flush()
+            let e = raw[i + 1]
+            i += 2
+            switch e {
+            case UInt8(ascii: "b"): out.append("\u{08}")
+            case UInt8(ascii: "f"): out.append("\u{0C}")
+            case UInt8(ascii: "n"): out.append("\n")
+            case UInt8(ascii: "r"): out.append("\r")
+            case UInt8(ascii: "t"): out.append("\t")
+            case UInt8(ascii: "u"):
+                var v = hex4(i)
+                i += 4
+                if v >= 0xD800 && v < 0xDC00, i + 6 <= raw.count, raw[i] == UInt8(ascii: "\\"), raw[i + 1] == UInt8(ascii: "u") {
+                    let low = hex4(i + 2)
+                    if low >= 0xDC00 && low < 0xE000 {
+                        v = 0x10000 + ((v - 0xD800) << 10) + (low - 0xDC00)
+                        i += 6
+                    }
+                }
+                out.append(Unicode.Scalar(v) ?? "\u{FFFD}")
+            default: out.append(Unicode.Scalar(e))
+            }
+        }
+        flush()
+        return String(out)
+    }
+}
+
+extension UInt8 {
+    fileprivate var isHexDigit: Bool {
+        (self >= 0x30 && self <= 0x39) || (self >= 0x41 && self <= 0x46) || (self >= 0x61 && self <= 0x66)
+    }
+
+    fileprivate var hexValue: UInt8 {
+        self <= 0x39 ? self - 0x30 : (self | 0x20) - 0x61 + 10
+    }
+}
+
+/// SHA-256 (FIPS 180-4), for alert ids that must be stable across restarts and versions.
+enum SHA256 {
+    private static let k: [UInt32] = [
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+        0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+        0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+        0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+        0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+        0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+        0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+    ]
+
+    static func hash(_ data: UnsafeRawBufferPointer) -> [UInt8] {
+        var h: [UInt32] = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19]
+        var w = [UInt32](repeating: 0, count: 64)
+        func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 { (x >> n) | (x << (32 - n)) }
+        func block(_ p: (Int) -> UInt8) {
+            for t in 0..<16 {
+                w[t] = UInt32(p(4 * t)) << 24 | UInt32(p(4 * t + 1)) << 16 | UInt32(p(4 * t + 2)) << 8 | UInt32(p(4 * t + 3))
+            }
+            for t in 16..<64 {
+                let s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3)
+                let s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10)
+                w[t] = w[t - 16] &+ s0 &+ w[t - 7] &+ s1
+            }
+            var a = h[0], b = h[1], c = h[2], d = h[3], e = h[4], f = h[5], g = h[6], hh = h[7]
+            for t in 0..<64 {
+                let s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
+                let ch = (e & f) ^ (~e & g)
+                let t1 = hh &+ s1 &+ ch &+ k[t] &+ w[t]
+                let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
+                let maj = (a & b) ^ (a & c) ^ (b & c)
+                let t2 = s0 &+ maj
+                hh = g; g = f; f = e; e = d &+ t1; d = c; c = b; b = a; a = t1 &+ t2
+            }
+            h[0] &+= a; h[1] &+= b; h[2] &+= c; h[3] &+= d; h[4] &+= e; h[5] &+= f; h[6] &+= g; h[7] &+= hh
+        }
+        let full = data.count / 64
+        for i in 0..<full { block { data[i * 64 + $0] } }
+        var tail = Array(data[(full * 64)...])
+        tail.append(0x80)
+        while tail.count % 64 != 56 { tail.append(0) }
+        let bits = UInt64(data.count) &* 8
+        for shift in stride(from: 56, through: 0, by: -8) { tail.append(UInt8(truncatingIfNeeded: bits >> UInt64(shift))) }
+        for i in 0..<(tail.count / 64) { block { tail[i * 64 + $0] } }
+        var out: [UInt8] = []
+        out.reserveCapacity(32)
+        for v in h { out.append(contentsOf: [UInt8(v >> 24), UInt8(truncatingIfNeeded: v >> 16), UInt8(truncatingIfNeeded: v >> 8), UInt8(truncatingIfNeeded: v)]) }
+        return out
+    }
+
+    static func hash(_ bytes: [UInt8]) -> [UInt8] { bytes.withUnsafeBytes { hash($0) } }
+
+    static func hex(_ bytes: some Sequence<UInt8>) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        for b in bytes { out.append(digits[Int(b >> 4)]); out.append(digits[Int(b & 15)]) }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,220 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Protocol
+
+/// The endpoint Falco's `http_output` posts to (`falco { http_port: 2801 }`, `--falco_http_port`).
+///
+/// A request carries one alert (Falco's `Content-Type: application/json`) or several as JSON lines. Each is
+/// checked; if any is bad the answer is 400 with the reasons and nothing is published. Otherwise every alert
+/// is published on `FALCO.<Priority>` and the answer, 200, comes once all are accepted (stored and fsynced
+/// when a stream captures them). 413: body over `max_body`. 415: not JSON. 503 + Retry-After: too many alerts
+/// wait for the disk, or the store refused them (a resource limit). `GET /healthz` answers 200.
+public final class FalcoHTTPServer: @unchecked Sendable {
+    let broker: BrokerServer
+    let falco: FalcoIngest
+    let maxBody: Int
+    let logger: Logger
+    private var channel: (any Channel)?
+    public private(set) var boundPort = 0
+
+    public init(broker: BrokerServer, falco: FalcoIngest, maxBody: Int, logger: Logger) {
+        self.broker = broker
+        self.falco = falco
+        self.maxBody = maxBody
+        self.logger = logger
+    }
+
+    public func start(host: String, port: Int) async throws {
+        let bootstrap = ServerBootstrap(group: broker.group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    guard let connection = broker.ingestConnection(on: channel.eventLoop) else {
+                        throw ChannelError.ioOnClosedChannel
+                    }
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(FalcoHTTPHandler(server: self, connection: connection))
+                }
+            }
+        let channel = try await bootstrap.bind(host: host, port: port).get()
+        self.channel = channel
+        boundPort = channel.localAddress?.port ?? port
+        logger.info("Listening for Falco alerts (http_output) on \(host):\(boundPort)")
+    }
+
+    public func stop() async {
+        try? await channel?.close()
+    }
+
+    /// The alerts of one request body: one JSON object, or JSON lines.
+    static func split(_ body: [UInt8]) -> [ArraySlice<UInt8>] {
+        var lines: [ArraySlice<UInt8>] = []
+        var start = 0
+        for i in body.indices where body[i] == UInt8(ascii: "\n") {
+            lines.append(body[start..<i])
+            start = i + 1
+        }
+        if start < body.count { lines.append(body[start...]) }
+        // A final newline ends the last line; it does not start an empty one.
+        let trimmed = lines.map { line -> ArraySlice<UInt8> in
+            line.last == UInt8(ascii: "\r") ? line.dropLast() : line
+        }
+        if trimmed.count <= 1 { return [body[...]] }
+        // A pretty-printed single object spans lines too.
+        if case .success = FalcoAlert.validate(body) { return [body[...]] }
+        return trimmed
+    }
+}
+
+final class FalcoHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    let server: FalcoHTTPServer
+    let connection: ClientConnection
+    private var head: HTTPRequestHead?
+    private var body: [UInt8] = []
+    private var tooLarge = false
+
+    init(server: FalcoHTTPServer, connection: ClientConnection) {
+        self.server = server
+        self.connection = connection
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let head):
+            self.head = head
+            body.removeAll(keepingCapacity: true)
+            tooLarge = false
+            if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > server.maxBody {
+                tooLarge = true
+            }
+        case .body(var chunk):
+            guard !tooLarge else { return }
+            if body.count + chunk.readableBytes > server.maxBody {
+                tooLarge = true
+                body.removeAll()
+                return
+            }
+            body.append(contentsOf: chunk.readBytes(length: chunk.readableBytes) ?? [])
+        case .end:
+            guard let head else { return }
+            self.head = nil
+            handle(head, context: context)
+        }
+    }
+
+    private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let falco = server.falco
+        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? "/"
+        if path == "/healthz" && (head.method == .GET || head.method == .HEAD) {
+            respond(context, head, .ok, #"{"status":"ok"}"#)
+            return
+        }
+        guard head.method == .POST else {
+            respond(context, head, .methodNotAllowed, #"{"error":"POST Falco alerts (JSON) here"}"#, extra: [("Allow", "POST")])
+            return
+        }
+        if tooLarge {
+            falco.countRejected(.http, reason: "too_large", detail: "request body over \(server.maxBody) bytes")
+            respond(context, head, .payloadTooLarge, #"{"error":"request body over the limit of \#(server.maxBody) bytes"}"#, close: true)
+            return
+        }
+        if let type = head.headers.first(name: "content-type")?.lowercased(), !Self.acceptable(type) {
+            falco.countRejected(.http, reason: "unsupported_media_type", detail: type)
+            respond(context, head, .unsupportedMediaType, #"{"error":"Content-Type must be application/json (or JSON lines)"}"#)
+            return
+        }
+        if falco.inFlight.load(ordering: .relaxed) >= falco.maxInFlight {
+            falco.countRejected(.http, reason: "overloaded", detail: "\(falco.maxInFlight) alerts wait for the store")
+            respond(context, head, .serviceUnavailable, #"{"error":"overloaded: too many alerts are waiting for the disk; retry"}"#,
+                    extra: [("Retry-After", "1")])
+            return
+        }
+        let body = self.body
+        let parts = FalcoHTTPServer.split(body)
+        var alerts: [(FalcoAlert, ArraySlice<UInt8>)] = []
+        var errors: [String] = []
+        var firstDetail = ""
+        for (index, part) in parts.enumerated() {
+            switch part.withUnsafeBytes({ FalcoAlert.validate($0) }) {
+            case .success(let alert): alerts.append((alert, part))
+            case .failure(let rejection):
+                falco.countRejected(.http, reason: rejection.reason.rawValue, detail: rejection.detail)
+                if errors.isEmpty { firstDetail = rejection.detail }
+                let line = parts.count > 1 ? #""line":\#(index + 1),"# : ""
+                errors.append(#"{\#(line)"reason":"\#(rejection.reason.rawValue)","error":\#(ServerInfo.quote(rejection.detail))}"#)
+            }
+        }
+        if !errors.isEmpty {
+            let summary = parts.count > 1 ? "\(errors.count) of \(parts.count) alerts are invalid; none was published" : "invalid alert"
+            respond(context, head, .badRequest,
+                    #"{"error":\#(ServerInfo.quote(parts.count > 1 ? summary : firstDetail)),"rejected":[\#(errors.joined(separator: ","))]}"#)
+            return
+        }
+        // Publish all; answer once every one is accepted (or one is refused).
+        let eventLoop = context.eventLoop
+        let total = alerts.count
+        let batch = NIOLoopBound(Batch(remaining: total, context: context), eventLoop: eventLoop)
+        let finish: @Sendable (FalcoIngest.Outcome) -> Void = { [self] outcome in
+            eventLoop.execute { [self] in
+                let state = batch.value
+                if case .failed(let description, let overloaded) = outcome, state.failure == nil {
+                    state.failure = (description, overloaded)
+                }
+                state.remaining -= 1
+                guard state.remaining == 0 else { return }
+                let context = state.context
+                if let (description, overloaded) = state.failure {
+                    respond(context, head, overloaded ? .serviceUnavailable : .internalServerError,
+                            #"{"error":\#(ServerInfo.quote("not stored: " + description))}"#,
+                            extra: overloaded ? [("Retry-After", "1")] : [])
+                } else {
+                    respond(context, head, .ok, #"{"accepted":\#(total)}"#)
+                }
+            }
+        }
+        for (alert, bytes) in alerts {
+            connection.ingest(alert, body: bytes, path: .http, falco, completion: finish)
+        }
+    }
+
+    /// One request's alerts on their way (touched on the channel's loop only).
+    final class Batch {
+        var remaining: Int
+        var failure: (String, Bool)?
+        let context: ChannelHandlerContext
+        init(remaining: Int, context: ChannelHandlerContext) {
+            self.remaining = remaining
+            self.context = context
+        }
+    }
+
+    static func acceptable(_ type: String) -> Bool {
+        let media = type.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        return ["application/json", "application/x-ndjson", "application/jsonl", "application/x-jsonlines",
+                "application/json-seq", "text/plain", ""].contains(media)
+    }
+
+    private func respond(_ context: ChannelHandlerContext, _ request: HTTPRequestHead, _ status: HTTPResponseStatus,
+                         _ text: String, extra: [(String, String)] = [], close: Bool = false) {
+        var headers = HTTPHeaders()
+        headers.add(name: "Content-Type", value: "application/json")
+        headers.add(name: "Content-Length", value: "\(text.utf8.count + 1)")
+        for (name, value) in extra { headers.add(name: name, value: value) }
+        let keepAlive = request.isKeepAlive && !close
+        if !keepAlive { headers.add(name: "Connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
+        if request.method != .HEAD {
+            context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text + "\n")))), promise: nil)
+        }
+        let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
+        if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
+    }
+}
