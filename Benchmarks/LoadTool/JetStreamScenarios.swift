@@ -111,9 +111,11 @@ final class PubAckTracker: @unchecked Sendable {
     /// Watchdog: when nothing moved for `timeout`, fail the waiting publisher (the PubAcks it waits for are lost).
     func checkStall(timeout: Duration) -> Bool {
         let limit = UInt64(timeout.components.seconds) * 1_000_000_000 + UInt64(timeout.components.attoseconds / 1_000_000_000)
-        let now = monotonicNanos()
         let waiter: CheckedContinuation<Bool, Never>?? = state.withLock { s in
-            guard s.outstanding > 0, now &- s.progressAt > limit else { return .none }
+            // The clock is read under the lock: an ack stamped after a reading taken outside it would make
+            // `now - progressAt` negative (a false stall).
+            let now = monotonicNanos()
+            guard s.outstanding > 0, now > s.progressAt, now - s.progressAt > limit else { return .none }
             s.stalled = true
             defer { s.waiter = nil }
             return .some(s.waiter)
