@@ -1,0 +1,429 @@
+"""Falco ingestion: http_output (HTTP POST), falco-pipe (program_output), falcosidekick's NATS subjects, and
+nats-server's `mappings { }` block. Real Falco alerts from ../shared/falco, real sockets, nats-py subscribers.
+
+brokerd-only features run against brokerd alone; `mappings` runs on both servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import http.client
+import json
+import os
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import nats
+import pytest
+
+from harness import HOST, free_port, resolve_target, start_server
+
+FALCO_DATA = Path(__file__).resolve().parents[3] / "shared" / "falco"
+if not FALCO_DATA.exists():  # a checkout elsewhere: ../shared relative to the repository
+    FALCO_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "falco"
+PRIORITIES = ["Emergency", "Alert", "Critical", "Error", "Warning", "Notice", "Informational", "Debug"]
+WAIT = 20
+
+
+def alerts() -> list[bytes]:
+    return [line.rstrip(b"\n") for line in (FALCO_DATA / "alerts.jsonl").read_bytes().splitlines(keepends=True)]
+
+
+def bad_alerts() -> list[bytes]:
+    return [line.rstrip(b"\n") for line in (FALCO_DATA / "bad_alerts.jsonl").read_bytes().splitlines(keepends=True)]
+
+
+def canonical(priority: str) -> str:
+    return next(p for p in PRIORITIES if p.lower() == priority.lower())
+
+
+@pytest.fixture
+def brokerd(tmp_path):
+    """Starts brokerd (only) with a Falco HTTP port; returns a factory."""
+    target = resolve_target("brokerd")
+    if target.skip_reason:
+        pytest.skip(f"brokerd: {target.skip_reason}")
+    started = []
+
+    def make(*args: str, config: str | None = None, falco_port: bool = True, seq: int = 0):
+        falco = free_port() if falco_port else None
+        extra = list(args) + (["--falco_http_port", str(falco)] if falco else [])
+        s = start_server(target, tmp_path / f"brokerd-{len(started)}", extra, config=config, http=True,
+                         seq=len(started))
+        s.falco_port = falco
+        if falco:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    socket.create_connection((HOST, falco), timeout=0.5).close()
+                    break
+                except OSError:
+                    time.sleep(0.02)
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        s.terminate()
+
+
+class Poster:
+    """One keep-alive HTTP connection to the Falco endpoint."""
+
+    def __init__(self, port: int):
+        self.conn = http.client.HTTPConnection(HOST, port, timeout=WAIT)
+
+    def post(self, body: bytes, content_type: str = "application/json", path: str = "/"):
+        self.conn.request("POST", path, body=body, headers={"Content-Type": content_type})
+        r = self.conn.getresponse()
+        data = r.read()
+        return r.status, dict(r.getheaders()), data
+
+    def close(self):
+        self.conn.close()
+
+
+def varz(server) -> dict:
+    c = http.client.HTTPConnection(HOST, server.http_port, timeout=5)
+    c.request("GET", "/varz")
+    return json.loads(c.getresponse().read())
+
+
+class Collector:
+    def __init__(self):
+        self.msgs = []
+
+    async def cb(self, m):
+        self.msgs.append(m)
+
+    async def wait_for(self, n: int, timeout: float = WAIT):
+        deadline = time.monotonic() + timeout
+        while len(self.msgs) < n and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return self.msgs
+
+
+async def test_http_output_alerts_reach_wildcard_and_priority_subscribers_byte_identical(brokerd):
+    s = brokerd()
+    nc = await nats.connect(s.url)
+    try:
+        star, full, critical = Collector(), Collector(), Collector()
+        await nc.subscribe("FALCO.*", cb=star.cb)
+        await nc.subscribe("FALCO.>", cb=full.cb)
+        await nc.subscribe("FALCO.Critical", cb=critical.cb)
+        await nc.flush()
+        sent = alerts()
+
+        def post_all():
+            p = Poster(s.falco_port)
+            try:
+                return [p.post(a)[0] for a in sent]
+            finally:
+                p.close()
+
+        statuses = await asyncio.to_thread(post_all)
+        assert statuses == [200] * len(sent)
+        expected_critical = [a for a in sent if json.loads(a)["priority"] == "Critical"]
+        await star.wait_for(len(sent))
+        await full.wait_for(len(sent))
+        await critical.wait_for(len(expected_critical))
+        await asyncio.sleep(0.2)
+        for got in (star.msgs, full.msgs):
+            assert [m.data for m in got] == sent, "every alert, byte-identical and in order"
+            assert [m.subject for m in got] == ["FALCO." + json.loads(a)["priority"] for a in sent]
+        assert [m.data for m in critical.msgs] == expected_critical
+        first = json.loads(sent[0])
+        h = star.msgs[0].headers
+        assert h["Falco-Priority"] == first["priority"]
+        assert h["Falco-Rule"] == first["rule"]
+        assert h["Falco-Hostname"] == first["hostname"]
+        assert h["Falco-Source"] == first["source"]
+        assert h["Nats-Msg-Id"] == "sha256:" + hashlib.sha256(sent[0]).hexdigest()[:32]
+        assert len({m.headers["Nats-Msg-Id"] for m in star.msgs}) == len(sent)
+        v = varz(s)["falco"]["ingest"]["http"]
+        assert v["accepted"] == len(sent) and v["rejected"] == 0
+    finally:
+        await nc.close()
+
+
+async def test_bad_alerts_get_a_clear_error_and_the_alerts_around_them_arrive(brokerd):
+    s = brokerd()
+    nc = await nats.connect(s.url)
+    try:
+        got = Collector()
+        await nc.subscribe("FALCO.>", cb=got.cb)
+        await nc.flush()
+        good = alerts()[:13]
+        bad = bad_alerts()
+        assert len(bad) == 12
+        valid_cases = {7: "Notice", 12: "Error"}  # lower-case priority maps; unicode is fine
+        p = Poster(s.falco_port)
+        expected = [good[0]]
+        results = {}
+        try:
+            assert p.post(good[0])[0] == 200
+            for i, body in enumerate(bad, start=1):
+                status, headers, data = p.post(body)
+                results[i] = (status, json.loads(data))
+                assert p.post(good[i])[0] == 200
+                if i in valid_cases:
+                    expected.append(body)
+                expected.append(good[i])
+        finally:
+            p.close()
+        for i, (status, answer) in results.items():
+            if i in valid_cases:
+                assert status == 200, (i, answer)
+            else:
+                assert status == 400, (i, answer)
+                assert answer["error"], (i, answer)
+        reasons = {i: results[i][1]["rejected"][0]["reason"] for i in results if i not in valid_cases}
+        assert reasons == {1: "not_an_object", 2: "invalid_json", 3: "not_an_object", 4: "missing_priority",
+                           5: "unknown_priority", 6: "bad_priority", 8: "unknown_priority", 9: "bad_field",
+                           10: "missing_priority", 11: "empty"}
+        assert "Catastrophic" in results[5][1]["error"]
+        await got.wait_for(len(expected))
+        await asyncio.sleep(0.2)
+        assert [m.data for m in got.msgs] == expected
+        by_body = {m.data: m for m in got.msgs}
+        assert by_body[bad[6]].subject == "FALCO.Notice"
+        assert by_body[bad[6]].headers["Falco-Priority"] == "Notice"
+        assert by_body[bad[11]].headers["Falco-Hostname"] == "узел-1"
+        v = varz(s)["falco"]["ingest"]["http"]
+        assert v["rejected"] == 10
+        assert v["rejected_by_reason"]["unknown_priority"] == 2
+        assert v["accepted"] == len(expected)
+    finally:
+        await nc.close()
+
+
+async def test_batches_are_all_or_nothing_and_http_errors(brokerd):
+    s = brokerd(config="falco {\n  max_body: 64KB\n}\n")
+    nc = await nats.connect(s.url)
+    try:
+        got = Collector()
+        await nc.subscribe("FALCO.>", cb=got.cb)
+        await nc.flush()
+        batch = alerts()[:20]
+        p = Poster(s.falco_port)
+        try:
+            status, _, data = p.post(b"\n".join(batch) + b"\n", "application/x-ndjson")
+            assert (status, json.loads(data)) == (200, {"accepted": 20})
+            poisoned = batch[:5] + [b'{"priority": "Nope"}'] + batch[5:10]
+            status, _, data = p.post(b"\n".join(poisoned), "application/x-ndjson")
+            answer = json.loads(data)
+            assert status == 400
+            assert answer["rejected"] == [{"line": 6, "reason": "unknown_priority", "error": answer["rejected"][0]["error"]}]
+            assert "none was published" in answer["error"]
+            status, _, _ = p.post(b"<html/>", "text/html")
+            assert status == 415
+        finally:
+            p.close()
+        # Over max_body: 413 (and the connection is closed).
+        p = Poster(s.falco_port)
+        try:
+            status, headers, data = p.post(b"\n".join(alerts()[:200]), "application/x-ndjson")
+            assert status == 413
+            assert "limit" in json.loads(data)["error"]
+        finally:
+            p.close()
+        c = http.client.HTTPConnection(HOST, s.falco_port, timeout=5)
+        c.request("GET", "/")
+        assert c.getresponse().status == 405
+        c.close()
+        c = http.client.HTTPConnection(HOST, s.falco_port, timeout=5)
+        c.request("GET", "/healthz")
+        assert c.getresponse().status == 200
+        c.close()
+        await got.wait_for(20)
+        await asyncio.sleep(0.3)
+        assert [m.data for m in got.msgs] == batch, "the good batch only"
+        reasons = varz(s)["falco"]["ingest"]["http"]["rejected_by_reason"]
+        assert reasons == {"unknown_priority": 1, "unsupported_media_type": 1, "too_large": 1}
+    finally:
+        await nc.close()
+
+
+async def test_accepted_means_stored_and_a_full_store_answers_503(brokerd, tmp_path):
+    store = tmp_path / "store"
+    s = brokerd(config=f'jetstream {{\n  store_dir: "{store}"\n  max_file_store: 64KB\n}}\n')
+    nc = await nats.connect(s.url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name="FALCO", subjects=["FALCO.>"])
+        p = Poster(s.falco_port)
+        accepted = 0
+        last = None
+        try:
+            for a in alerts()[:200]:
+                last = p.post(a)
+                if last[0] != 200:
+                    break
+                accepted += 1
+        finally:
+            p.close()
+        assert last[0] == 503, last
+        assert last[1].get("Retry-After") == "1"
+        assert "insufficient resources" in json.loads(last[2])["error"]
+        assert 20 < accepted < 200
+        info = await js.stream_info("FALCO")
+        assert info.state.messages == accepted, "every 200 is in the stream, nothing else"
+        m = await js.get_msg("FALCO", 1)
+        assert m.data == alerts()[0]
+        assert m.headers["Nats-Msg-Id"].startswith("sha256:")
+    finally:
+        await nc.close()
+
+
+def brokerd_binary() -> str:
+    t = resolve_target("brokerd")
+    if t.skip_reason:
+        pytest.skip(f"brokerd: {t.skip_reason}")
+    return t.binary
+
+
+async def test_falco_pipe_survives_a_restart_and_delivers_every_alert(brokerd, tmp_path):
+    store = tmp_path / "store"
+    conf = f'jetstream {{\n  store_dir: "{store}"\n}}\n'
+    s = brokerd(config=conf, falco_port=False)
+    nc = await nats.connect(s.url)
+    await nc.jetstream().add_stream(name="FALCO", subjects=["FALCO.>"])
+    await nc.close()
+    sent = alerts()
+    pipe = subprocess.Popen([brokerd_binary(), "falco-pipe", "--server", s.url, "--timeout", "2"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        half = len(sent) // 2
+        pipe.stdin.write(b"".join(a + b"\n" for a in sent[:half]))
+        pipe.stdin.flush()
+        await asyncio.sleep(0.3)
+        # Restart brokerd on the same port while alerts are in flight.
+        assert s.terminate() == 0
+        pipe.stdin.write(b"".join(a + b"\n" for a in sent[half:half + 500]))
+        pipe.stdin.flush()
+        await asyncio.sleep(0.5)
+        again = subprocess.Popen(s.args, stdin=subprocess.DEVNULL, stdout=open(tmp_path / "again.out", "wb"),
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            rest = b"".join(a + b"\n" for a in sent[half + 500:])
+            out, err = await asyncio.to_thread(pipe.communicate, rest, 120)
+            assert pipe.returncode == 0, err.decode()[-3000:]
+            assert f"{len(sent)} accepted, 0 rejected, 0 dropped".encode() in err
+            nc = await nats.connect(s.url)
+            try:
+                js = nc.jetstream()
+                info = await js.stream_info("FALCO")
+                assert info.state.messages == len(sent), "every alert exactly once (retries dedupe by Nats-Msg-Id)"
+                psub = await js.pull_subscribe("FALCO.>", durable="check")
+                seen = []
+                while len(seen) < len(sent):
+                    batch = await psub.fetch(500, timeout=5)
+                    seen += [m.data for m in batch]
+                    for m in batch:
+                        await m.ack()
+                assert sorted(seen) == sorted(sent)
+            finally:
+                await nc.close()
+        finally:
+            again.terminate()
+            again.wait(timeout=10)
+    finally:
+        if pipe.poll() is None:
+            pipe.kill()
+
+
+async def test_falco_pipe_reports_rejected_lines(brokerd):
+    s = brokerd(falco_port=False)
+    nc = await nats.connect(s.url)
+    try:
+        got = Collector()
+        await nc.subscribe("FALCO.>", cb=got.cb)
+        await nc.flush()
+        lines = alerts()[:3] + bad_alerts()
+        r = await asyncio.to_thread(subprocess.run, [brokerd_binary(), "falco-pipe", "--server", s.url, "--window", "1"],
+                                    input=b"\n".join(lines) + b"\n", capture_output=True, timeout=60)
+        err = r.stderr.decode()
+        assert r.returncode == 0, err
+        assert "5 accepted, 10 rejected, 0 dropped" in err
+        assert "line 8 rejected: unknown priority \"Catastrophic\"" in err
+        await got.wait_for(5)
+        assert [m.data for m in got.msgs] == alerts()[:3] + [bad_alerts()[6], bad_alerts()[11]]
+        v = varz(s)["falco"]["ingest"]["pipe"]
+        assert (v["accepted"], v["rejected"]) == (5, 10)
+    finally:
+        await nc.close()
+
+
+def sidekick_publish(port: int, subject: str, payload: bytes) -> None:
+    """What falcosidekick's NATS output does: a new connection per alert, one PUB, then close."""
+    with socket.create_connection((HOST, port), timeout=10) as sock:
+        sock.recv(4096)  # INFO
+        sock.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\n'
+                     + f"PUB {subject} {len(payload)}\r\n".encode() + payload + b"\r\nPING\r\n")
+        buf = b""
+        while b"PONG" not in buf:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            buf += chunk
+
+
+async def test_sidekick_subjects_map_with_one_connection_per_alert_and_no_leak(brokerd):
+    s = brokerd(config="falco {\n  map_sidekick_subjects: true\n}\n", falco_port=False)
+    nc = await nats.connect(s.url)
+    try:
+        got = Collector()
+        await nc.subscribe("FALCO.>", cb=got.cb)
+        await nc.flush()
+        sent = alerts()[:2000]
+
+        def fds() -> int:
+            return len(os.listdir(f"/proc/{s.proc.pid}/fd"))
+
+        def run(batch):
+            for a in batch:
+                d = json.loads(a)
+                slug = d["rule"].lower().replace(" ", "_")
+                sidekick_publish(s.port, f"falco.{d['priority'].lower()}.{slug}", a)
+
+        await asyncio.to_thread(run, sent[:100])
+        await got.wait_for(100)
+        before = fds()
+        await asyncio.to_thread(run, sent[100:])
+        sidekick_publish(s.port, "falco.catastrophic.x", b'{"priority":"Catastrophic"}')
+        await got.wait_for(len(sent))
+        await asyncio.sleep(0.5)
+        assert [m.data for m in got.msgs] == sent
+        assert [m.subject for m in got.msgs] == ["FALCO." + json.loads(a)["priority"] for a in sent]
+        assert got.msgs[0].headers["Falco-Rule"] == json.loads(sent[0])["rule"]
+        v = varz(s)
+        assert v["falco"]["ingest"]["sidekick"]["accepted"] == len(sent)
+        assert v["falco"]["ingest"]["sidekick"]["rejected_by_reason"] == {"unknown_priority": 1}
+        assert v["connections"] == 1, "only the subscriber is left"
+        assert fds() <= before + 2, "no descriptor leak over 1,900 connections"
+    finally:
+        await nc.close()
+
+
+async def test_mappings_block_rewrites_subjects(server_factory):
+    s = server_factory(config='mappings {\n  "orders.*.*": "o.{{wildcard(2)}}.{{wildcard(1)}}"\n'
+                              '  "legacy.alerts": "FALCO.Notice"\n  "a.>": "b.>"\n}\n')
+    nc = await nats.connect(s.url)
+    try:
+        got = Collector()
+        for subject in ("o.>", "FALCO.Notice", "b.>", "orders.>", "a.>"):
+            await nc.subscribe(subject, cb=got.cb)
+        await nc.flush()
+        await nc.publish("orders.eu.42", b"1")
+        await nc.publish("legacy.alerts", b"2")
+        await nc.publish("a.x.y", b"3")
+        await nc.flush()
+        await got.wait_for(3)
+        await asyncio.sleep(0.2)
+        assert sorted((m.subject, m.data) for m in got.msgs) == [
+            ("FALCO.Notice", b"2"), ("b.x.y", b"3"), ("o.42.eu", b"1")]
+    finally:
+        await nc.close()
