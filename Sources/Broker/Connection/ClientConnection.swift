@@ -434,7 +434,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
             let all = Array(publish.payload.readableBytesView)
             falco.inFlight.add(1, ordering: .relaxed)
             jetStream.capture(subject: Array(publish.subject.readableBytesView), headers: Array(all[..<headerLength]),
-                              payload: Array(all[headerLength...])) { response in
+                              payload: Array(all[headerLength...]), deliverAck: JetStream.AckSink(eventLoop: nil) { response in
                 falco.inFlight.subtract(1, ordering: .relaxed)
                 let outcome = FalcoIngest.outcome(ofPubAck: response)
                 switch outcome {
@@ -443,7 +443,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
                     falco.countRejected(path, reason: overloaded ? "overloaded" : "store_failed", detail: description)
                 }
                 completion(outcome)
-            }
+            })
             route(publish, fromServer: true, noResponders: false)
             loop.flushPending()
             return
@@ -486,9 +486,12 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
         guard JetStream.captures(publish.subject, filters: jsFilters) else { return .none }
         let headerLength = publish.headerLength ?? 0
         let all = Array(publish.payload.readableBytesView)
-        let ack: (@Sendable (ByteBuffer) -> Void)? = publish.reply.map { reply in
+        let ack: JetStream.AckSink? = publish.reply.map { reply in
             let replyTo = Self.compact(reply)
-            return { [self] response in loop.eventLoop.execute { [self] in deliverFromServer(subject: replyTo, payload: response) } }
+            let loop = self.loop
+            return JetStream.AckSink(eventLoop: loop.eventLoop,
+                                     deliver: { [self] response in deliverFromServer(subject: replyTo, payload: response, flush: false) },
+                                     flush: { loop.flushPending() })
         }
         jetStream.capture(subject: Array(publish.subject.readableBytesView), headers: Array(all[..<headerLength]),
                           payload: Array(all[headerLength...]), deliverAck: ack)
@@ -496,10 +499,10 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
     }
 
     /// A message the server itself publishes (API responses, PubAcks): routed like any other, echo aside.
-    func deliverFromServer(subject: ByteBuffer, payload: ByteBuffer) {
+    func deliverFromServer(subject: ByteBuffer, payload: ByteBuffer, flush: Bool = true) {
         guard !machine.isClosed else { return }
         route(Publish(subject: subject, reply: nil, headerLength: nil, payload: payload), fromServer: true)
-        loop.flushPending()
+        if flush { loop.flushPending() }
     }
 
     // The last subject this client published to and what it matched: a publisher usually repeats its subject,

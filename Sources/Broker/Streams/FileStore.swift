@@ -60,6 +60,10 @@ public final class FileStore: MessageStore {
     private var activeID: UInt32 = 1
     private var activeFD: Int32 = -1
     private var activeSize = 0
+    /// Appends not yet handed to the kernel: one pwrite per group commit (or per MiB), not one per message.
+    /// Nothing is acknowledged before `sync()`, which writes them first.
+    private var buffered: [UInt8] = []
+    private var flushedSize = 0
     private var sealed: Set<UInt32> = []
     private var cachedBlock: (id: UInt32, bytes: [UInt8])?
     private var dirty = false
@@ -125,6 +129,7 @@ public final class FileStore: MessageStore {
     public func sync() throws(StoreError) {
         guard activeFD >= 0 else { throw .closed }
         guard dirty else { return }
+        try flushWrites()
         guard fsync(activeFD) == 0 else { throw .io("fsync: \(String(cString: strerror(errno)))") }
         dirty = false
     }
@@ -141,7 +146,12 @@ public final class FileStore: MessageStore {
     public func load(_ sequence: UInt64) throws(StoreError) -> StoredMessage {
         guard let location = index[sequence] else { throw .notFound }
         let record: ArraySlice<UInt8>
-        if location.block == activeID && !sealed.contains(location.block) {
+        if location.block == activeID && !sealed.contains(location.block) && location.offset >= flushedSize {
+            // Still in the write buffer.
+            let start = location.offset - flushedSize
+            guard start + location.length <= buffered.count else { throw .io("index beyond the write buffer") }
+            record = buffered[start..<(start + location.length)]
+        } else if location.block == activeID && !sealed.contains(location.block) {
             var bytes = [UInt8](repeating: 0, count: location.length)
             let n = bytes.withUnsafeMutableBytes { pread(activeFD, $0.baseAddress, location.length, off_t(location.offset)) }
             guard n == location.length else { throw .io("short read at \(location.offset)") }
@@ -220,11 +230,24 @@ public final class FileStore: MessageStore {
 
     private func write(_ record: [UInt8]) throws(StoreError) -> Int {
         let offset = activeSize
-        let written = record.withUnsafeBytes { pwrite(activeFD, $0.baseAddress, record.count, off_t(offset)) }
-        guard written == record.count else { throw .io("write: \(String(cString: strerror(errno)))") }
+        buffered.append(contentsOf: record)
         activeSize += record.count
         dirty = true
+        if buffered.count >= 1 << 20 { try flushWrites() }
         return offset
+    }
+
+    /// Hands the buffered appends to the kernel (not to the disk: that is `sync()`).
+    public func flushWrites() throws(StoreError) {
+        guard !buffered.isEmpty else { return }
+        var done = 0
+        while done < buffered.count {
+            let n = buffered.withUnsafeBytes { pwrite(activeFD, $0.baseAddress! + done, buffered.count - done, off_t(flushedSize + done)) }
+            guard n > 0 else { throw .io("write: \(String(cString: strerror(errno)))") }
+            done += n
+        }
+        flushedSize += buffered.count
+        buffered.removeAll(keepingCapacity: true)
     }
 
     private func openActive(_ id: UInt32) throws(StoreError) {
@@ -236,6 +259,8 @@ public final class FileStore: MessageStore {
         var info = stat()
         fstat(fd, &info)
         activeSize = Int(info.st_size)
+        flushedSize = activeSize
+        buffered.removeAll(keepingCapacity: true)
     }
 
     /// Seals the active block once it is full: fsync, compress, write + fsync + rename the sealed file, then

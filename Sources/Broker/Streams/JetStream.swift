@@ -25,7 +25,7 @@ public final class JetStream: @unchecked Sendable {
     /// Set by the server: whether anyone is subscribed to a subject (push consumers wait for interest).
     var interestHook: (@Sendable (String) -> Bool)?
     var deliverHook: (@Sendable (_ route: String, _ reply: String?, _ headers: [UInt8], _ payload: [UInt8], _ shown: [UInt8]?) -> Void)?
-    private var pendingAcks: [(ack: ByteBuffer, deliver: @Sendable (ByteBuffer) -> Void)] = []
+    private var pendingAcks: [(ack: ByteBuffer, sink: AckSink)] = []
     private var syncScheduled = false
     private var syncedStreams: Set<String> = []
     private var apiTotal = 0
@@ -35,6 +35,23 @@ public final class JetStream: @unchecked Sendable {
     private let filters = NIOLockedValueBox<[[UInt8]]>([])
     /// Bumped when `filters` changes, so a connection can keep its own copy and skip the lock.
     let filtersGeneration = Atomic<UInt64>(1)
+
+    /// Where a PubAck goes: `deliver` runs on `eventLoop` (the publisher's), and `flush` once after a batch
+    /// of them, so a group commit costs one write per publisher, not one per message. Without an event loop
+    /// `deliver` is called directly.
+    struct AckSink: Sendable {
+        var eventLoop: (any EventLoop)?
+        var deliver: @Sendable (ByteBuffer) -> Void
+        var flush: (@Sendable () -> Void)?
+
+        func send(_ ack: ByteBuffer) {
+            guard let eventLoop else { return deliver(ack) }
+            eventLoop.execute {
+                deliver(ack)
+                flush?()
+            }
+        }
+    }
 
     struct Entry {
         var stream: DurableStream
@@ -108,13 +125,13 @@ public final class JetStream: @unchecked Sendable {
 
     /// Stores a published message in the stream that captures its subject and, when `deliverAck` is given,
     /// sends the PubAck once the message is durable.
-    func capture(subject: [UInt8], headers: [UInt8], payload: [UInt8], deliverAck: (@Sendable (ByteBuffer) -> Void)?) {
+    func capture(subject: [UInt8], headers: [UInt8], payload: [UInt8], deliverAck: AckSink?) {
         queue.async { [self] in
             guard let (name, entry) = streams.first(where: { _, e in
                 e.stream.config.subjects.contains { Self.subjectMatches(filter: Array($0.utf8), subject: subject) }
             }) else {
                 // The stream went away between the publisher's check and now: say so rather than stay silent.
-                deliverAck?(ByteBuffer(string: Self.errorJSON(code: 503, errCode: 10077, description: "no stream captures this subject")))
+                deliverAck?.send(ByteBuffer(string: Self.errorJSON(code: 503, errCode: 10077, description: "no stream captures this subject")))
                 return
             }
             let response: String
@@ -123,7 +140,7 @@ public final class JetStream: @unchecked Sendable {
                 // nats-server's answer once the server's store limit is reached: nothing is stored.
                 logger.warning("JetStream resource limit reached: publish refused", metadata: [
                     "stream": "\(name)", "storage": "\(entry.stream.config.storage.rawValue)", "limit": "\(limit)"])
-                deliverAck?(ByteBuffer(string: Self.errorJSON(code: 503, errCode: 10023, description: "insufficient resources")))
+                deliverAck?.send(ByteBuffer(string: Self.errorJSON(code: 503, errCode: 10023, description: "insufficient resources")))
                 return
             }
             do {
@@ -137,7 +154,7 @@ public final class JetStream: @unchecked Sendable {
             } catch {
                 let description = (error as? DurableStream.PublishError)?.description ?? "\(error)"
                 response = Self.errorJSON(code: 503, errCode: 10077, description: description)
-                deliverAck?(ByteBuffer(string: response))
+                deliverAck?.send(ByteBuffer(string: response))
                 return
             }
             switch syncPolicy {
@@ -145,17 +162,20 @@ public final class JetStream: @unchecked Sendable {
                 do {
                     try entry.stream.store.sync()
                 } catch {
-                    deliverAck?(ByteBuffer(string: Self.errorJSON(code: 503, errCode: 10077, description: "storage failure: \(error)")))
+                    deliverAck?.send(ByteBuffer(string: Self.errorJSON(code: 503, errCode: 10077, description: "storage failure: \(error)")))
                     return
                 }
-                deliverAck?(ByteBuffer(string: response))
+                deliverAck?.send(ByteBuffer(string: response))
                 for consumer in (consumers[name] ?? [:]).values { pump(consumer) }
             case .batch:
                 if let deliverAck { pendingAcks.append((ByteBuffer(string: response), deliverAck)) }
                 syncedStreams.insert(name)
                 scheduleSync()
             case .interval:
-                deliverAck?(ByteBuffer(string: response))
+                // Acked before the disk has it (as nats-server's default), but at least in the kernel's hands,
+                // so a crash of brokerd alone loses nothing acknowledged.
+                try? entry.stream.store.flushWrites()
+                deliverAck?.send(ByteBuffer(string: response))
                 for consumer in (consumers[name] ?? [:]).values { pump(consumer) }
                 let time = now()
                 if time - lastIntervalSync >= syncInterval {
@@ -181,7 +201,25 @@ public final class JetStream: @unchecked Sendable {
             }
             let acks = pendingAcks
             pendingAcks.removeAll(keepingCapacity: true)
-            for (ack, deliver) in acks { deliver(ack) }
+            // One task per publisher event loop for the whole batch, then one flush there.
+            var byLoop: [ObjectIdentifier: [(ByteBuffer, AckSink)]] = [:]
+            for (ack, sink) in acks {
+                if let loop = sink.eventLoop {
+                    byLoop[ObjectIdentifier(loop as AnyObject), default: []].append((ack, sink))
+                } else {
+                    sink.deliver(ack)
+                }
+            }
+            for group in byLoop.values {
+                group[0].1.eventLoop!.execute {
+                    for (ack, sink) in group { sink.deliver(ack) }
+                    var flushed: Set<ObjectIdentifier> = []
+                    for (_, sink) in group {
+                        // Sinks of one loop share its flush; call it once.
+                        if let flush = sink.flush, flushed.insert(ObjectIdentifier(sink.eventLoop! as AnyObject)).inserted { flush() }
+                    }
+                }
+            }
             // Consumers see a message once it is durable.
             for name in syncedStreams { for consumer in (consumers[name] ?? [:]).values { pump(consumer) } }
             syncedStreams.removeAll()

@@ -49,6 +49,9 @@ public protocol MessageStore: AnyObject {
     func purge() throws(StoreError)
     /// Makes every append so far durable (group commit: one fsync for a batch).
     func sync() throws(StoreError)
+    /// Hands buffered appends to the operating system without waiting for the disk (a no-op where nothing
+    /// is buffered).
+    func flushWrites() throws(StoreError)
     var state: StoreState { get }
     func close() throws(StoreError)
 }
@@ -96,6 +99,7 @@ public final class MemoryStore: MessageStore {
     }
 
     public func sync() throws(StoreError) {}
+    public func flushWrites() throws(StoreError) {}
     public func close() throws(StoreError) {}
 
     private func nextFirst(after sequence: UInt64) -> UInt64 {
