@@ -30,6 +30,7 @@ let package = Package(
     targets: [
         // The system liblz4 (Debian: liblz4-dev), for compressing sealed stream blocks.
         .systemLibrary(name: "CLZ4", path: "Sources/CLZ4", providers: [.apt(["liblz4-dev"])]),
+        .target(name: "CCRC32C", path: "Sources/CCRC32C"),
         .target(
             name: "Protocol",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
@@ -38,7 +39,7 @@ let package = Package(
         .target(
             name: "Broker",
             dependencies: [
-                "Protocol", "CLZ4",
+                "Protocol", "CLZ4", "CCRC32C",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

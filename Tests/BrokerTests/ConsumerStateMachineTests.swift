@@ -142,3 +142,15 @@ final class ConsumerStateMachineTests: XCTestCase {
         XCTAssertEqual(drain(&m, now: 110 * second, last: 2_003, available: odd), [2_001, 2_003], "ack wait passed")
     }
 }
+
+/// The hardware and table CRC-32C give the standard check value, in one piece or continued.
+final class CRC32CTests: XCTestCase {
+    func testCheckValueAndContinuation() {
+        let bytes = Array("123456789".utf8)
+        XCTAssertEqual(CRC32C.checksum(bytes), 0xE306_9283)
+        XCTAssertEqual(CRC32C.checksum(bytes[4...], seed: CRC32C.checksum(bytes[..<4])), 0xE306_9283)
+        XCTAssertEqual(CRC32C.checksum([UInt8]()), 0)
+        let long = (0..<10_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        XCTAssertEqual(CRC32C.checksum(long), CRC32C.checksum(long[4096...], seed: CRC32C.checksum(long[..<4096])))
+    }
+}

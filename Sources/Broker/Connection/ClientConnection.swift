@@ -501,7 +501,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
     /// A message the server itself publishes (API responses, PubAcks): routed like any other, echo aside.
     func deliverFromServer(subject: ByteBuffer, payload: ByteBuffer, flush: Bool = true) {
         guard !machine.isClosed else { return }
-        route(Publish(subject: subject, reply: nil, headerLength: nil, payload: payload), fromServer: true)
+        route(Publish(subject: subject, reply: nil, headerLength: nil, payload: payload), fromServer: true, uncached: true)
         if flush { loop.flushPending() }
     }
 
@@ -527,9 +527,12 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
     /// Delivers `publish` to every matching subscription: all plain ones, one member of each queue group.
     /// `matchSubject` routes by another subject than the one shown in MSG (JetStream deliveries: routed to
     /// the deliver subject or pull inbox, shown with the stored message's subject).
-    func route(_ publish: Publish, fromServer: Bool = false, noResponders: Bool = true, matchSubject: ByteBuffer? = nil) {
+    func route(_ publish: Publish, fromServer: Bool = false, noResponders: Bool = true, matchSubject: ByteBuffer? = nil,
+               uncached: Bool = false) {
         let echo = fromServer || options.echo
-        let result = match(matchSubject ?? publish.subject)
+        // Replies (PubAcks, API responses) go to a new inbox subject each time: caching them would only
+        // evict the loop's useful entries.
+        let result = uncached ? server.sublist.match(Array(publish.subject.readableBytesView)) : match(matchSubject ?? publish.subject)
         var delivered = false
         for sub in result.plain {
             if sub.client === self && !echo { continue }

@@ -1,3 +1,4 @@
+import CCRC32C
 import CLZ4
 
 /// Block compression with the system liblz4 (sealed stream blocks are written once and read rarely).
@@ -40,15 +41,11 @@ enum LZ4 {
 /// CRC-32C (Castagnoli), table-driven: every stored record carries one, so a torn or corrupt record is
 /// recognised and never served.
 enum CRC32C {
-    static let table: [UInt32] = (0..<256).map { i -> UInt32 in
-        var c = UInt32(i)
-        for _ in 0..<8 { c = (c & 1) != 0 ? (0x82F6_3B78 ^ (c >> 1)) : (c >> 1) }
-        return c
-    }
-
+    /// CRC-32C (hardware crc32 instruction where the CPU has it; see CCRC32C).
     static func checksum<C: Collection>(_ bytes: C, seed: UInt32 = 0) -> UInt32 where C.Element == UInt8 {
-        var crc = ~seed
-        for b in bytes { crc = table[Int((crc ^ UInt32(b)) & 0xFF)] ^ (crc >> 8) }
-        return ~crc
+        if let crc = bytes.withContiguousStorageIfAvailable({ brokerd_crc32c(seed, $0.baseAddress, $0.count) }) {
+            return crc
+        }
+        return Array(bytes).withUnsafeBytes { brokerd_crc32c(seed, $0.baseAddress, $0.count) }
     }
 }
