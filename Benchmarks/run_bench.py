@@ -29,7 +29,9 @@ SIZED_SCENARIOS = ("pub", "pubsub", "fanout", "queue", "wildcard")
 JS_ROW_SCENARIOS = ("jspub", "jsconsume")  # tool rows against the JetStream-enabled servers
 JS_EXTRA_SCENARIOS = ("jsrecovery", "jsdisk")  # one-off measurements, not table rows
 JS_SCENARIOS = JS_ROW_SCENARIOS + JS_EXTRA_SCENARIOS
-ALL_SCENARIOS = SIZED_SCENARIOS + ("reqrep", "falco") + JS_SCENARIOS
+FALCO_INGEST_SCENARIOS = ("falcohttp", "falcopipe")  # brokerd only: its Falco HTTP endpoint and falco-pipe
+ALL_SCENARIOS = SIZED_SCENARIOS + ("reqrep", "falco") + FALCO_INGEST_SCENARIOS + JS_SCENARIOS
+ALERT_SCENARIOS = {"falco", "jspub", "jsdisk"} | set(FALCO_INGEST_SCENARIOS)  # need --alerts
 DEFAULT_SIZES = (16, 128, 1024, 65536)
 
 # Messages *delivered* per run at --scale 1 (published, for pub). Sized so one run takes a few seconds on a
@@ -39,6 +41,10 @@ BUDGET = {16: 2_000_000, 128: 2_000_000, 1024: 1_000_000, 65536: 20_000}
 BUDGET_BYTES = 1_000_000_000  # sizes not in BUDGET: about 1 GB per run, within [MIN_MSGS, 2M]
 REQREP_BUDGET = 20_000  # one request at a time: ~50-100 us each on loopback
 FALCO_BUDGET = 200_000  # alerts (~0.8 KB each); the tool cycles the file when N > its lines
+# Falco ingest (brokerd only): HTTP one alert per request (~10-15k/s here), HTTP batches, falco-pipe.
+FALCOHTTP_BUDGET = 100_000
+FALCOHTTP_BATCH_BUDGET = 300_000
+FALCOPIPE_BUDGET = 100_000
 MIN_MSGS = 1_000
 QUICK_SCALE = 0.05
 
@@ -71,6 +77,14 @@ what it does
        brokerd-bench --url nats://{HOST}:PORT --scenario S --size B --msgs N [--subs K] --json [--alerts P]
      rows: pub, pubsub, fanout (K=--subs), queue (K=--subs), wildcard at every --sizes;
            reqrep at --reqrep-size; falco replaying --alerts (its --size is the mean alert length).
+     Falco ingest rows, brokerd only (nats-server has no Falco HTTP endpoint or falco-pipe; its
+     columns show "-"); brokerd is then started with --falco_http_port <free port> as well:
+       falcohttp/C    --scenario falcohttp --conns C (--falco-conns, 4) --batch 1: Falco's http_output,
+                      one alert per POST, one request in flight per keep-alive connection
+       falcohttp/CxB  the same with --batch B (--falco-batch, 100): B alerts per POST as JSON lines
+       falcopipe      --scenario falcopipe --brokerd <brokerd>: the tool runs `brokerd falco-pipe` and
+                      writes the alerts to its stdin
+     each with one FALCO.* subscriber; the alerts carry a "bench_stamp" field for latency.
   3. Around every run it reads the server's utime+stime from /proc/<pid>/stat (clock ticks,
      os.sysconf('SC_CLK_TCK'); the process and any descendants), just before starting the tool and
      --settle seconds after it exits, and reports CPU seconds per million messages: delivered
@@ -104,7 +118,8 @@ what it does
 message counts (N per run, --scale 1)
   delivered-message budget per size: {', '.join(f'{s} B: {n:,}' for s, n in BUDGET.items())};
   pub/pubsub/queue publish the budget, fanout budget/K, wildcard budget/2 (two subscribers);
-  reqrep {REQREP_BUDGET:,} requests; falco {FALCO_BUDGET:,} alerts. N = max({MIN_MSGS:,}, budget x scale).
+  reqrep {REQREP_BUDGET:,} requests; falco {FALCO_BUDGET:,} alerts; falcohttp/4 {FALCOHTTP_BUDGET:,},
+  falcohttp/4x100 {FALCOHTTP_BATCH_BUDGET:,}, falcopipe {FALCOPIPE_BUDGET:,} alerts. N = max({MIN_MSGS:,}, budget x scale).
   --quick is --scale {QUICK_SCALE} (unless --scale is given): a ~1 minute smoke run.
   JetStream: jspub/1 {JS_SYNC_BUDGET:,}, jspub/256 {JS_ASYNC_BUDGET:,}, jsfalco/256 {JS_FALCO_BUDGET:,},
   jsconsume {JS_CONSUME_BUDGET:,} (scaled likewise, --msgs overrides them too, not jsrecovery/jsdisk).
@@ -136,6 +151,7 @@ examples
   python3 Benchmarks/run_bench.py --scenarios pubsub,fanout --sizes 128 --rounds 4
   python3 Benchmarks/run_bench.py --servers brokerd --scenarios reqrep --dry-run
   python3 Benchmarks/run_bench.py --scenarios jspub,jsconsume,jsrecovery,jsdisk   # JetStream only
+  python3 Benchmarks/run_bench.py --scenarios falcohttp,falcopipe                  # Falco ingest (brokerd)
 """
 
 
@@ -213,6 +229,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="subscribers for fanout and members of the queue group (default: 4)")
     g.add_argument("--reqrep-size", type=positive(int), default=128, metavar="BYTES",
                    help="payload size for reqrep (default: 128)")
+    g.add_argument("--falco-conns", type=positive(int), default=4, metavar="C",
+                   help="falcohttp: HTTP keep-alive connections (default: 4)")
+    g.add_argument("--falco-batch", type=positive(int), default=100, metavar="B",
+                   help="falcohttp: alerts per request of the batched row; 1 leaves that row out (default: 100)")
     g.add_argument("--rounds", type=positive(int), default=2, metavar="R",
                    help="runs per server per row, alternating brokerd/nats-server (default: 2)")
     g.add_argument("--scale", type=positive(float), default=None, metavar="F",
@@ -381,6 +401,8 @@ class Server:
     poll: float = 0.05  # seconds between readiness probes
     spawned_at: float = 0.0  # time.monotonic() just before the last spawn
     ready_at: float = 0.0  # time.monotonic() when the last spawn sent its INFO
+    falco_http: bool = False  # brokerd: also serve Falco's http_output (--falco_http_port, a free port per start)
+    falco_port: int = 0
 
     @property
     def url(self) -> str:
@@ -413,6 +435,9 @@ class Server:
         self.port = free_port()
         self.log_path = self.log_dir / f"{self.name}{self.tag}-{self.starts}.log"
         argv = [self.binary, "-a", HOST, "-p", str(self.port)] + self.extra_args
+        if self.falco_http:
+            self.falco_port = free_port()
+            argv += ["--falco_http_port", str(self.falco_port)]
         logf = open(self.log_path, "wb")
         self.spawned_at = time.monotonic()
         try:
@@ -436,6 +461,12 @@ class Server:
                 raise ServerError(f"{shlex.join(argv)} exited with {self.proc.returncode} during startup; "
                                   f"log tail:\n{file_tail(self.log_path, 600)}")
             ok, last = self._info_ready(min(1.0, max(0.05, deadline - time.monotonic())))
+            if ok and self.falco_http:
+                # The Falco HTTP listener starts after the NATS one: wait for it too.
+                try:
+                    socket.create_connection((HOST, self.falco_port), timeout=0.5).close()
+                except OSError as e:
+                    ok, last = False, f"NATS port ready, Falco HTTP port {self.falco_port} not yet ({e})"
             if ok:
                 self.ready_at = time.monotonic()
                 try:
@@ -500,6 +531,12 @@ class Row:
     subs: Optional[int]  # passed as --subs (fanout, queue)
     window: Optional[int] = None  # jspub/jsconsume: --window
     alerts: bool = False  # jspub: publish the Falco alerts (--alerts --cycle)
+    conns: Optional[int] = None  # falcohttp: --conns
+    batch: Optional[int] = None  # falcohttp: --batch
+
+    @property
+    def brokerd_only(self) -> bool:
+        return self.scenario in FALCO_INGEST_SCENARIOS
 
     @property
     def jetstream(self) -> bool:
@@ -509,12 +546,16 @@ class Row:
     def key(self) -> str:
         if self.scenario == "jspub":
             return f"{self.scenario}/{'falco' if self.alerts else self.size}/w{self.window}"
+        if self.scenario == "falcohttp":
+            return f"{self.scenario}/c{self.conns}/b{self.batch}"
         return f"{self.scenario}/{self.size}"
 
     @property
     def label(self) -> str:
         if self.scenario == "jspub":
             return f"{'jsfalco' if self.alerts else 'jspub'}/{self.window}"
+        if self.scenario == "falcohttp":
+            return f"falcohttp/{self.conns}" + (f"x{self.batch}" if self.batch > 1 else "")
         return f"{self.scenario}/{self.subs}" if self.subs else self.scenario
 
 
@@ -551,6 +592,13 @@ def plan(a: argparse.Namespace, falco_size: int) -> list[Row]:
             rows.append(Row(sc, a.reqrep_size, msgs_for(REQREP_BUDGET, 1, a), None))
         elif sc == "falco":
             rows.append(Row(sc, falco_size, msgs_for(FALCO_BUDGET, 1, a), None))
+        elif sc == "falcohttp":
+            rows.append(Row(sc, falco_size, msgs_for(FALCOHTTP_BUDGET, 1, a), None, conns=a.falco_conns, batch=1))
+            if a.falco_batch > 1:
+                rows.append(Row(sc, falco_size, msgs_for(FALCOHTTP_BATCH_BUDGET, 1, a), None, conns=a.falco_conns,
+                                batch=a.falco_batch))
+        elif sc == "falcopipe":
+            rows.append(Row(sc, falco_size, msgs_for(FALCOPIPE_BUDGET, 1, a), None))
         elif sc == "jspub":
             rows.append(Row(sc, JS_SIZE, msgs_for(JS_SYNC_BUDGET, 1, a), None, window=1))
             rows.append(Row(sc, JS_SIZE, msgs_for(JS_ASYNC_BUDGET, 1, a), None, window=JS_ASYNC_WINDOW))
@@ -561,7 +609,7 @@ def plan(a: argparse.Namespace, falco_size: int) -> list[Row]:
     return rows
 
 
-def tool_argv(a: argparse.Namespace, tool: str, row: Row, url: str) -> list[str]:
+def tool_argv(a: argparse.Namespace, tool: str, row: Row, url: str, server: Optional[Server] = None) -> list[str]:
     argv = [tool, "--url", url, "--scenario", row.scenario, "--size", str(row.size), "--msgs", str(row.msgs)]
     if row.subs:
         argv += ["--subs", str(row.subs)]
@@ -571,6 +619,13 @@ def tool_argv(a: argparse.Namespace, tool: str, row: Row, url: str) -> list[str]
         argv += ["--alerts", a.alerts, "--cycle"]
     if row.window:
         argv += ["--window", str(row.window)]
+    if row.scenario in FALCO_INGEST_SCENARIOS:
+        argv += ["--alerts", a.alerts]
+    if row.scenario == "falcohttp":
+        http = f"http://{HOST}:{server.falco_port}" if server and server.falco_port else f"http://{HOST}:HTTPPORT"
+        argv += ["--http-url", http, "--conns", str(row.conns), "--batch", str(row.batch)]
+    if row.scenario == "falcopipe":
+        argv += ["--brokerd", server.binary if server else a.brokerd]
     return argv
 
 
@@ -621,7 +676,7 @@ def execute(a: argparse.Namespace, tool: str, row: Row, server: Server, rnd: int
             rec["error"] = f"server not running: {e}"
             return rec
     rec["server_pid"], rec["server_port"] = server.pid, server.port
-    argv = tool_argv(a, tool, row, server.url)
+    argv = tool_argv(a, tool, row, server.url, server)
     rec["argv"] = argv
     cpu0 = process_cpu_seconds(server.pid)
     ccpu0 = children_cpu_seconds()
@@ -979,8 +1034,9 @@ def render_table(summary: list[dict], servers: list[str]) -> tuple[str, list[str
     cols = ["msgs/s", "MB/s", "p50", "p99", "cpu/1M"]
     widths = [8, 7, 8, 8, 7]
     both = len(servers) == 2
-    head1 = f"{'':2} {'':<11} {'size':>6} {'msgs':>9} "
-    head2 = f"{'':2} {'scenario':<11} {'bytes':>6} {'per run':>9} "
+    lw = max([11] + [len(e.get("label") or "") for e in summary])
+    head1 = f"{'':2} {'':<{lw}} {'size':>6} {'msgs':>9} "
+    head2 = f"{'':2} {'scenario':<{lw}} {'bytes':>6} {'per run':>9} "
     for name in servers:
         block = sum(widths) + len(widths)
         head1 += " " + f" {name} ".center(block - 1, "-") + " "
@@ -997,12 +1053,14 @@ def render_table(summary: list[dict], servers: list[str]) -> tuple[str, list[str
         size = f"~{e['size']}" if e["scenario"] == "falco" or "falco" in e.get("label", "") else str(e["size"])
         msgs = next((s["reported_msgs"] for s in e["servers"].values() if s["reported_msgs"]), e["msgs"])
         label = e.get("label") or (e['scenario'] if not e['subs'] else e['scenario'] + '/' + str(e['subs']))
-        line = f"{mark} {label:<11} " \
+        line = f"{mark} {label:<{lw}} " \
                f"{size:>6} {msgs:>9} "
         notes = []
         for name in servers:
             s = e["servers"].get(name)
-            if s is None or s["ok_rounds"] == 0:
+            if s is None and name != "brokerd" and e["scenario"] in FALCO_INGEST_SCENARIOS:
+                vals = ["-"] * 5  # brokerd only: nats-server has no Falco HTTP endpoint / falco-pipe
+            elif s is None or s["ok_rounds"] == 0:
                 vals = ["ERR" if s else "n/a"] + ["-"] * 4
             else:
                 vals = [fmt_rate(s["msgs_per_sec"]), fmt_mb(s["mb_per_sec"]), fmt_us(s["latency_p50_us"]),
@@ -1098,7 +1156,7 @@ def main(argv: list[str]) -> int:
         problems.append(f"load tool not found or not executable: {a.bench_tool} "
                         "(build it: swift build -c release --product brokerd-bench, or --bench-tool PATH)")
     falco_size = 0
-    if {"falco", "jspub", "jsdisk"} & set(a.scenarios):
+    if ALERT_SCENARIOS & set(a.scenarios):
         try:
             a.alerts = str(Path(a.alerts).resolve())
             n_alerts, falco_size = alerts_stats(a.alerts)
@@ -1113,14 +1171,16 @@ def main(argv: list[str]) -> int:
     if a.dry_run:
         print(f"# command: {command}")
         for row in rows:
-            print(shlex.join(tool_argv(a, tool or a.bench_tool, row, f"nats://{HOST}:PORT")))
+            print(shlex.join(tool_argv(a, tool or a.bench_tool, row, f"nats://{HOST}:PORT"))
+                  + ("   # brokerd only" if row.brokerd_only else ""))
         for sc in JS_EXTRA_SCENARIOS:
             if sc in a.scenarios:
                 print(f"# then {sc} for {', '.join(a.servers)} (see --help)")
         for p in problems:
             print(f"# problem: {p}")
+        n_runs = sum(1 if r.brokerd_only else len(a.servers) for r in rows if not r.brokerd_only or "brokerd" in a.servers)
         print(f"# {len(rows)} rows x {len(a.servers)} servers x {a.rounds} rounds = "
-              f"{len(rows) * len(a.servers) * a.rounds} runs")
+              f"{n_runs * a.rounds} runs (Falco ingest rows: brokerd only)")
         return EXIT_ERROR if problems else EXIT_OK
     if problems:
         for p in problems:
@@ -1143,13 +1203,16 @@ def main(argv: list[str]) -> int:
         "settings": {"servers": a.servers, "scenarios": a.scenarios, "sizes": a.sizes, "subs": a.subs,
                      "reqrep_size": a.reqrep_size, "rounds": a.rounds, "scale": a.scale, "msgs": a.msgs,
                      "stat": a.stat, "run_timeout": a.run_timeout, "settle": a.settle, "bench_tool": tool,
-                     "alerts": a.alerts if {"falco", "jspub", "jsdisk"} & set(a.scenarios) else None},
+                     "alerts": a.alerts if ALERT_SCENARIOS & set(a.scenarios) else None,
+                     "falco_conns": a.falco_conns, "falco_batch": a.falco_batch},
         "servers": {}, "startup_errors": [], "runs": [], "summary": [], "jetstream": {},
     }
 
     servers: dict[str, Server] = {}
     for name in a.servers:
         servers[name] = Server(name, binaries[name], log_dir, a.start_timeout, a.stop_timeout)
+    if "brokerd" in servers and "falcohttp" in a.scenarios:
+        servers["brokerd"].falco_http = True  # an extra listener; the NATS side is unchanged
     # The JetStream rows run against a second pair, started with -js -sd <fresh dir> when the first such row
     # comes (after the plain servers are stopped).
     js_servers: dict[str, Server] = {}
@@ -1166,12 +1229,15 @@ def main(argv: list[str]) -> int:
 
     old_term = signal.signal(signal.SIGTERM, _on_sigterm)
     interrupted = False
-    total = len(rows) * len(a.servers) * a.rounds
+    def row_servers(row: Row) -> list[str]:
+        return [n for n in a.servers if n == "brokerd"] if row.brokerd_only else list(a.servers)
+
+    total = sum(len(row_servers(r)) for r in rows) * a.rounds
     done = 0
     t_start = time.monotonic()
     def start_all(group: dict[str, Server]):
         for name, s in group.items():
-            log(f"starting {name}: {shlex.join([s.binary, '-a', HOST, '-p', '<free port>'] + s.extra_args)}")
+            log(f"starting {name}: {shlex.join([s.binary, '-a', HOST, '-p', '<free port>'] + s.extra_args + (['--falco_http_port', '<free port>'] if s.falco_http else []))}")
             try:
                 s.start()
                 log(f"  {name} ready on {s.url} (pid {s.pid}, log {s.log_path})")
@@ -1180,8 +1246,10 @@ def main(argv: list[str]) -> int:
                 doc["startup_errors"].append(str(e))
 
     try:
-        if any(not r.jetstream for r in rows):
+        if any(not r.jetstream and not r.brokerd_only for r in rows):
             start_all(servers)
+        elif any(r.brokerd_only for r in rows) and "brokerd" in servers:
+            start_all({"brokerd": servers["brokerd"]})
         save()
         for row in rows:
             if row.jetstream and not js_servers:
@@ -1191,8 +1259,10 @@ def main(argv: list[str]) -> int:
                     js_servers[name] = js_server(a, name, binaries[name], log_dir,
                                                  out_path.parent / "jsstore" / f"rows-{name}", "-js")
                 start_all(js_servers)
+            if not row_servers(row):
+                log(f"      {row.label}: brokerd only (nats-server has no Falco HTTP endpoint or falco-pipe): skipped")
             for rnd in range(1, a.rounds + 1):
-                for name in a.servers:
+                for name in row_servers(row):
                     done += 1
                     s = js_servers[name] if row.jetstream else servers[name]
                     elapsed = time.monotonic() - t_start
@@ -1269,6 +1339,11 @@ def main(argv: list[str]) -> int:
                f"{len(doc['runs'])} runs in {elapsed:.0f}s")
     out.append("# msgs/s: published (pub) or delivered (others); p50/p99 latency; cpu/1M = server CPU s per "
                "1M msgs; ratios brokerd/nats")
+    if any(r.brokerd_only for r in rows):
+        out.append("# falcohttp/C[xB]: Falco http_output, C keep-alive connections, one request in flight each, B alerts "
+                   "per request (JSON lines); falcopipe: `brokerd falco-pipe` fed on stdin. Alerts delivered to a "
+                   "FALCO.* subscriber; latency = POST sent / line written -> delivery. brokerd only: nats-server "
+                   "has no Falco ingest (\"-\"); falcopipe's cpu/1M is brokerd's alone, not the pipe process's")
     out.append("")
     out.append(table)
     extras = render_js_extras(js_doc, a.servers)

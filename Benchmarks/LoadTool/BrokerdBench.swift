@@ -49,6 +49,37 @@ struct BrokerdBench: AsyncParsableCommand {
                     $JS.ACK reply subject) while timing the drain. Deletes the
                     stream at the end (unless --keep-stream).
 
+          falcohttp Falco's http_output against brokerd's Falco HTTP endpoint
+                    (brokerd --falco_http_port; --http-url http://HOST:PORT):
+                    --conns HTTP/1.1 keep-alive connections POST / the alerts
+                    of --alerts (going round the file) until --msgs alerts
+                    are posted; --batch alerts per request (1: one alert,
+                    Content-Type application/json, like Falco; more: JSON
+                    lines, application/x-ndjson); --pipeline requests in
+                    flight per connection (1: wait for each answer before
+                    the next request, like Falco's libcurl). One subscriber
+                    on FALCO.* (brokerd publishes each alert there). The
+                    stamp travels inside the alert's JSON, as its first
+                    field: {"bench_stamp":"<seq> <send ns> <connection>",...
+                    (still a valid alert; a batch shares its send time).
+                    Every answer must be 200: other statuses are counted per
+                    status (http_status) and fail the run (noted). Order is
+                    checked per connection only (connections race each
+                    other).
+          falcopipe Falco's program_output through 'brokerd falco-pipe'
+                    (--brokerd PATH; started as 'brokerd falco-pipe --server
+                    --url --quiet [--window --pipe-window]'): --msgs alerts
+                    of --alerts (going round the file), stamped as for
+                    falcohttp, written one per line to its stdin as fast as
+                    it reads them; one subscriber on FALCO.*. The clock
+                    starts at the first line written (the pipe is given
+                    0.3 s to connect first) and stops at the last delivery.
+                    falco-pipe's summary line (accepted, rejected, dropped,
+                    undelivered, retries) goes into the result; rejected,
+                    dropped or undelivered alerts, or a non-zero exit, fail
+                    the run. Order is not checked (the pipe has --window
+                    alerts in flight at once, answered in any order).
+
         PAYLOADS
           Each sized message starts with an 8-byte big-endian sequence number
           and an 8-byte big-endian send time (CLOCK_MONOTONIC nanoseconds, this
@@ -57,7 +88,10 @@ struct BrokerdBench: AsyncParsableCommand {
         MEASURES
           seconds       first publish to last delivery (pub: to the end of the
                         publisher's flush; reqrep: first request to last reply)
-          msgs_per_sec  published/s for pub, delivered/s otherwise (fanout
+          msgs_per_sec  published/s for pub, delivered/s otherwise (falcohttp,
+                        falcopipe: alerts delivered to the FALCO.*
+                        subscriber per second, first POST / first line
+                        written to last delivery) (fanout
                         counts every copy: msgs x subs); jspub: messages with
                         a good PubAck per second (first publish to last
                         PubAck); jsconsume: distinct stream sequences delivered
@@ -70,6 +104,11 @@ struct BrokerdBench: AsyncParsableCommand {
                         The publisher runs as fast as it can, ahead of the
                         subscribers, so outside reqrep this includes queueing
                         (in the client, the sockets and the server).
+                        falcohttp: the POST's send time to delivery to the
+                        subscriber (so it includes the 200 wait of earlier
+                        requests on no connection: each request is stamped
+                        when it is written); falcopipe: the line's write to
+                        the pipe to delivery (the pipe's buffering included).
                         jspub: publish to its PubAck, per message (with
                         --window 1 the synchronous round trip, fsync
                         included where the server syncs). jsconsume: null.
@@ -100,14 +139,20 @@ struct BrokerdBench: AsyncParsableCommand {
           publish_seconds, publish_msgs_per_sec, latency_max_us, notes; jspub
           also window, pub_ack_errors, stream; jsconsume also fill_seconds
           (publish_seconds is the fill too), acks_sent, redelivered,
-          max_ack_pending.
+          max_ack_pending; falcohttp also conns, pipeline, batch, requests,
+          http_status ({"200": requests, ...}), non_200_alerts; falcopipe
+          also pipe_accepted, pipe_rejected, pipe_dropped, pipe_undelivered,
+          pipe_retries, pipe_exit_status, pipe_seconds (first line to the
+          pipe's exit).
           Progress (every second) and notes (disconnects, slow consumers,
           server errors, skipped alert lines) go to stderr; --quiet hides the
           progress.
 
         EXIT STATUS
           0 success; 2 integrity failed (lost, duplicated or reordered > 0; a
-          subscriber the server cut off shows here, with a note); 1 error (bad
+          subscriber the server cut off shows here, with a note; falcohttp: a
+          non-200 answer; falcopipe: alerts rejected, dropped or undelivered
+          by the pipe); 1 error (bad
           arguments, cannot connect, the publisher's connection lost, a flush
           failed, unreadable --alerts), with the reason on stderr.
 
@@ -118,6 +163,9 @@ struct BrokerdBench: AsyncParsableCommand {
           brokerd-bench --scenario jspub --window 1 --size 128 --msgs 5000
           brokerd-bench --scenario jspub --window 256 --alerts alerts.jsonl --cycle --msgs 100000
           brokerd-bench --scenario jsconsume --size 128 --msgs 200000
+          brokerd-bench --scenario falcohttp --http-url http://127.0.0.1:2801 --alerts alerts.jsonl --conns 4 --msgs 200000
+          brokerd-bench --scenario falcohttp --http-url http://127.0.0.1:2801 --alerts alerts.jsonl --batch 100
+          brokerd-bench --scenario falcopipe --brokerd .build/release/brokerd --alerts alerts.jsonl --msgs 100000
         """
     )
 
@@ -160,15 +208,36 @@ struct BrokerdBench: AsyncParsableCommand {
     @Flag(help: "jspub, jsconsume: leave the stream (and its messages) in place at the end.")
     var keepStream = false
 
+    @Option(help: ArgumentHelp("falcohttp: brokerd's Falco HTTP endpoint (brokerd --falco_http_port).", valueName: "http://host:port"))
+    var httpUrl: String?
+
+    @Option(help: ArgumentHelp("falcohttp: HTTP/1.1 keep-alive connections posting at once.", valueName: "c"))
+    var conns = 4
+
+    @Option(help: ArgumentHelp("falcohttp: requests in flight per connection (1: wait for each answer, like Falco).", valueName: "n"))
+    var pipeline = 1
+
+    @Option(help: ArgumentHelp("falcohttp: alerts per request (more than 1: JSON lines, application/x-ndjson).", valueName: "b"))
+    var batch = 1
+
+    @Option(help: ArgumentHelp("falcopipe: the brokerd binary whose falco-pipe subcommand to run (default: brokerd next to this tool).", valueName: "path"))
+    var brokerd: String?
+
+    @Option(help: ArgumentHelp("falcopipe: falco-pipe's --window (alerts in flight; default: falco-pipe's own).", valueName: "w"))
+    var pipeWindow: Int?
+
     @Flag(help: "No progress lines on stderr (notes and errors still go there).")
     var quiet = false
 
     func validate() throws {
-        guard size >= 16 || scenario == .falco || (scenario == .jspub && alerts != nil) else { throw ValidationError("--size must be at least 16 (the sequence number and the timestamp)") }
+        guard size >= 16 || [.falco, .falcohttp, .falcopipe].contains(scenario) || (scenario == .jspub && alerts != nil) else { throw ValidationError("--size must be at least 16 (the sequence number and the timestamp)") }
         guard size <= 64 * 1024 * 1024 else { throw ValidationError("--size must be at most 64 MiB") }
         guard msgs > 0 else { throw ValidationError("--msgs must be positive") }
         if let subs, subs <= 0 { throw ValidationError("--subs must be positive") }
-        if scenario == .falco, alerts == nil { throw ValidationError("--scenario falco needs --alerts PATH") }
+        if [.falco, .falcohttp, .falcopipe].contains(scenario), alerts == nil { throw ValidationError("--scenario \(scenario.rawValue) needs --alerts PATH") }
+        if scenario == .falcohttp, httpUrl == nil { throw ValidationError("--scenario falcohttp needs --http-url http://HOST:PORT") }
+        guard conns > 0, pipeline > 0, batch > 0 else { throw ValidationError("--conns, --pipeline and --batch must be positive") }
+        if let pipeWindow, pipeWindow <= 0 { throw ValidationError("--pipe-window must be positive") }
         guard window > 0 else { throw ValidationError("--window must be positive") }
         guard drainTimeout > 0, requestTimeout > 0 else { throw ValidationError("timeouts must be positive") }
         guard url.hasPrefix("nats://") || !url.contains("://") else { throw ValidationError("--url must be nats://HOST:PORT") }
@@ -177,14 +246,22 @@ struct BrokerdBench: AsyncParsableCommand {
     var benchConfig: BenchConfig {
         let subscribers = switch scenario {
         case .pub, .jspub: 0
-        case .pubsub, .reqrep, .falco, .jsconsume: 1
+        case .pubsub, .reqrep, .falco, .jsconsume, .falcohttp, .falcopipe: 1
         case .wildcard: 2
         case .fanout, .queue: subs ?? 4
         }
         return BenchConfig(url: url, scenario: scenario, size: size, msgs: msgs, subs: subscribers, alertsPath: alerts,
                            cycleAlerts: cycle, drainTimeout: .milliseconds(Int64(drainTimeout * 1000)),
                            requestTimeout: .milliseconds(Int64(requestTimeout * 1000)), progress: !quiet,
-                           maxPendingBytes: pendingBytes, window: window, keepStream: keepStream)
+                           maxPendingBytes: pendingBytes, window: window, keepStream: keepStream,
+                           httpURL: httpUrl, conns: conns, pipeline: pipeline, batch: batch,
+                           brokerdPath: brokerd ?? Self.siblingBrokerd, pipeWindow: pipeWindow)
+    }
+
+    /// `brokerd` in the directory of this executable (both are built into the same .build/<config>/).
+    static var siblingBrokerd: String? {
+        guard let url = Bundle.main.executableURL else { return nil }
+        return url.deletingLastPathComponent().appendingPathComponent("brokerd").path
     }
 
     /// Exit status 1 for bad arguments too (the contract: 0 ok, 2 integrity, 1 error); --help exits 0.

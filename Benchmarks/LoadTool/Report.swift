@@ -26,12 +26,15 @@ struct BenchResult {
     var notes: [String]
     /// Scenario-specific JSON fields (name, JSON value text), appended after the standard ones.
     var extras: [(String, String)] = []
+    /// Failures beyond lost/duplicated/reordered that fail the run's integrity (falcohttp: non-200 answers;
+    /// falcopipe: alerts the pipe reports rejected, dropped or undelivered), each also a note.
+    var failures = 0
 
     var countedMessages: Int { scenario == .pub ? published : delivered }
     var msgsPerSec: Double { seconds > 0 ? Double(countedMessages) / seconds : 0 }
     var mbPerSec: Double { seconds > 0 ? countedBytes / seconds / 1_000_000 : 0 }
     var publishRate: Double { publishSeconds > 0 ? Double(published) / publishSeconds : 0 }
-    var integrityFailed: Bool { lost > 0 || duplicated > 0 || reordered > 0 }
+    var integrityFailed: Bool { lost > 0 || duplicated > 0 || reordered > 0 || failures > 0 }
 
     /// Percentiles in microseconds (the histogram holds nanoseconds).
     func percentile(_ p: Double) -> Double? {
@@ -76,6 +79,8 @@ struct BenchResult {
         case .jspub: "window \(extras.first { $0.0 == "window" }?.1 ?? "?") PubAcks"
         case .jsconsume: "1 durable push consumer, explicit acks"
         case .reqrep: "1 responder"
+        case .falcohttp: "\(extras.first { $0.0 == "conns" }?.1 ?? "?") HTTP connections, 1 subscriber on FALCO.*"
+        case .falcopipe: "brokerd falco-pipe, 1 subscriber on FALCO.*"
         case .queue: "a queue group of \(subs)"
         default: "\(subs) subscriber\(subs == 1 ? "" : "s")"
         }
@@ -89,7 +94,8 @@ struct BenchResult {
         }
         lines.append("  throughput   \(Self.grouped(Int(msgsPerSec.rounded()))) msgs/s, \(Self.fixed(mbPerSec, 2)) MB/s"
                      + (scenario == .pub ? " (published)" : (scenario == .jspub ? " (acked)" : " (delivered)")))
-        let integrity = "lost \(Self.grouped(lost)), duplicated \(Self.grouped(duplicated)), reordered \(Self.grouped(reordered))"
+        var integrity = "lost \(Self.grouped(lost)), duplicated \(Self.grouped(duplicated)), reordered \(Self.grouped(reordered))"
+        if failures > 0 { integrity += ", other failures \(Self.grouped(failures)) (see the notes)" }
         lines.append("  integrity    \(integrityFailed ? "FAILED" : "ok"): \(integrity)")
         if let p50 = percentile(50), let p90 = percentile(90), let p99 = percentile(99), let p999 = percentile(99.9),
            let max = percentile(100) {

@@ -6,7 +6,7 @@ import NIOPosix
 import Synchronization
 
 enum Scenario: String, CaseIterable, Sendable {
-    case pub, pubsub, fanout, queue, wildcard, reqrep, falco, jspub, jsconsume
+    case pub, pubsub, fanout, queue, wildcard, reqrep, falco, jspub, jsconsume, falcohttp, falcopipe
 }
 
 enum BenchError: Error, CustomStringConvertible {
@@ -37,6 +37,15 @@ struct BenchConfig: Sendable {
     var window: Int = 256
     /// jspub/jsconsume: leave the stream in place at the end (to measure recovery or disk use afterwards).
     var keepStream: Bool = false
+    /// falcohttp: brokerd's Falco HTTP endpoint, keep-alive connections, requests in flight per connection,
+    /// alerts per request.
+    var httpURL: String? = nil
+    var conns: Int = 4
+    var pipeline: Int = 1
+    var batch: Int = 1
+    /// falcopipe: the brokerd binary (its `falco-pipe` subcommand) and the pipe's --window (nil: its default).
+    var brokerdPath: String? = nil
+    var pipeWindow: Int? = nil
 }
 
 /// Runs one scenario: connects every publisher and subscriber on its own `NATSClient`, publishes, drains,
@@ -77,6 +86,8 @@ final class Runner: @unchecked Sendable {
         case .falco: return try await runFalco()
         case .jspub: return try await runJetStreamPublish()
         case .jsconsume: return try await runJetStreamConsume()
+        case .falcohttp: return try await runFalcoHTTP()
+        case .falcopipe: return try await runFalcoPipe()
         }
     }
 
@@ -207,7 +218,7 @@ final class Runner: @unchecked Sendable {
 
     /// After the publisher's flush: flush each subscriber connection (its PONG comes after the messages the
     /// server queued for it before), then wait while messages still arrive, at most `drainTimeout` without any.
-    private func drain(subscribers: [NATSClient], trackers: [Tracker], grouped: Bool) async {
+    func drain(subscribers: [NATSClient], trackers: [Tracker], grouped: Bool) async {
         for client in subscribers {
             do { try await client.flush(timeout: config.drainTimeout) } catch { note("subscriber flush failed: \(error)") }
         }
@@ -229,7 +240,7 @@ final class Runner: @unchecked Sendable {
         }
     }
 
-    private func result(start: UInt64, published: UInt64, publishedCount: Int, tally: Tally?, subs: Int, size: Int,
+    func result(start: UInt64, published: UInt64, publishedCount: Int, tally: Tally?, subs: Int, size: Int,
                         countedBytes: Double?) -> BenchResult {
         var notes = self.notes.withLock { $0 }
         let publishSeconds = Double(published &- start) / 1e9
@@ -385,7 +396,7 @@ final class Runner: @unchecked Sendable {
     // MARK: - Progress
 
     /// Every second on stderr: published and delivered so far, and the rates over the last second.
-    private func startProgress(trackers: [Tracker]) -> Task<Void, Never> {
+    func startProgress(trackers: [Tracker]) -> Task<Void, Never> {
         let label = config.scenario == .reqrep ? "replies" : "delivered"
         return startProgress(label: trackers.isEmpty ? nil : label) { trackers.reduce(0) { $0 + $1.received } }
     }

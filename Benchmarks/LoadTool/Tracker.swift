@@ -20,6 +20,8 @@ final class Tracker: @unchecked Sendable {
         /// Messages without a readable stamp, or with a sequence number outside 0..<expected.
         var foreign = 0
         var last: UInt64?
+        /// Per lane (falcohttp: per HTTP connection), the last sequence number seen there.
+        var lastByLane: [UInt64?] = []
         var firstAt: UInt64 = 0
         var lastAt: UInt64 = 0
         var latency: Histogram<UInt64>
@@ -33,16 +35,25 @@ final class Tracker: @unchecked Sendable {
                           numberOfSignificantValueDigits: .three)
     }
 
-    init(name: String, expected: Int) {
+    /// Order check: `lanes == nil` compares every sequence number with the previous one (one publisher);
+    /// `lanes: k` only within each of k lanes (`record(..., lane:)`), since lanes race each other;
+    /// `lanes: 0` checks no order at all (falcopipe: the pipe has many alerts in flight at once).
+    let lanes: Int?
+
+    init(name: String, expected: Int, lanes: Int? = nil) {
         self.name = name
         self.expected = expected
-        state = Mutex(State(seen: [UInt64](repeating: 0, count: (expected + 63) / 64), latency: Self.makeHistogram()))
+        self.lanes = lanes
+        var initial = State(seen: [UInt64](repeating: 0, count: (expected + 63) / 64), latency: Self.makeHistogram())
+        if let lanes { initial.lastByLane = Array(repeating: nil, count: lanes) }
+        state = Mutex(initial)
     }
 
     /// One delivered message, stamped `seq` at `sentAt`, received at `now`.
     @inline(__always)
-    func record(seq: UInt64, sentAt: UInt64, now: UInt64) {
+    func record(seq: UInt64, sentAt: UInt64, now: UInt64, lane: Int = 0) {
         let expected = UInt64(self.expected)
+        let perLane = lanes != nil
         state.withLock { state in
             state.received += 1
             state.lastAt = now
@@ -58,8 +69,13 @@ final class Tracker: @unchecked Sendable {
                 state.seen[word] |= bit
                 state.distinct += 1
             }
-            if let last = state.last, seq < last { state.reordered += 1 }
-            state.last = seq
+            if !perLane {
+                if let last = state.last, seq < last { state.reordered += 1 }
+                state.last = seq
+            } else if lane >= 0, lane < state.lastByLane.count {
+                if let last = state.lastByLane[lane], seq < last { state.reordered += 1 }
+                state.lastByLane[lane] = seq
+            }
             state.latency.record(min(now &- min(sentAt, now), Tracker.maxLatencyNanos))
         }
     }
