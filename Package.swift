@@ -39,7 +39,7 @@ let package = Package(
         .target(
             name: "Broker",
             dependencies: [
-                "Protocol", "CLZ4", "CCRC32C",
+                "Protocol", "ClientLib", "CLZ4", "CCRC32C",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -47,6 +47,8 @@ public struct BrokerOptions: Sendable, Equatable {
     public var falcoMaxPending: Int = 16_384
     /// Rewrite falcosidekick's `falco.<priority>.<rule>` subjects to `FALCO.<Priority>`.
     public var mapSidekickSubjects: Bool = false
+    /// `gcp_pubsub { }` blocks (several allowed): bridges from subjects to Google Cloud Pub/Sub topics.
+    public var bridges: [BridgeConfig] = []
     /// nats-server's `mappings { source: destination }` (a destination list carries weights in percent).
     public var subjectMappings: [SubjectMapping] = []
 
