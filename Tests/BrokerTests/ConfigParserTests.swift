@@ -490,6 +490,7 @@ final class ConfigParserTests: XCTestCase {
         expected.configFile = path
         expected.jetStream = true
         expected.storeDirectory = "/tmp/js"
+        expected.jetStreamMaxMemory = 1_000_000_000
         XCTAssertEqual(options, expected)
         XCTAssertEqual(ignored, ["logtime", "cluster", "server_tags", "pid_file"])
     }

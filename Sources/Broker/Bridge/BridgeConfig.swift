@@ -24,6 +24,8 @@ public struct BridgeConfig: Sendable, Equatable {
     public var maxInFlight = 4
     /// Per-request timeout.
     public var requestTimeout: Duration = .seconds(30)
+    /// The longest wait between retries (Google's default: 60 s).
+    public var maxBackoff: Duration = .seconds(60)
 
     public init(project: String, topic: String) {
         self.project = project

@@ -42,7 +42,13 @@ public final class MonitorServer: @unchecked Sendable {
         case "/", "":
             return (.ok, "text/plain; charset=utf-8", "brokerd monitoring: /healthz /varz /connz /subsz /jsz /metrics\n")
         case "/healthz":
-            return (.ok, "application/json", #"{"status":"ok"}"#)
+            // A bridge failing for long is reported, but the answer stays 200: restarting brokerd would not
+            // bring Pub/Sub back, and the alerts wait safely in the stream meanwhile.
+            let degraded = broker.bridgeStats.map { $0.snapshot() }.filter { $0.degraded() }
+            if degraded.isEmpty { return (.ok, "application/json", #"{"status":"ok"}"#) }
+            let names = degraded.map { "projects/\($0.project)/topics/\($0.topic)" }
+            return (.ok, "application/json", Self.json(["status": "degraded", "degraded_bridges": names,
+                                                        "last_errors": degraded.map { $0.lastError ?? "" }]))
         case "/varz":
             return (.ok, "application/json", Self.json(await varz()))
         case "/connz":
@@ -122,7 +128,19 @@ public final class MonitorServer: @unchecked Sendable {
             "config_load_time": Self.timestamp(broker.configLoadTime),
             "lame_duck_mode": broker.isLameDuck,
             "falco": falcoz(),
+            "bridges": broker.bridgeStats.map { Self.bridgez($0.snapshot()) },
         ]
+    }
+
+    static func bridgez(_ s: BridgeStats.Snapshot) -> [String: Any] {
+        var d: [String: Any] = [
+            "project": s.project, "topic": s.topic, "ready": s.ready, "bridged": s.bridged, "retried": s.retried,
+            "dead_lettered": s.deadLettered, "lag": s.lag, "degraded": s.degraded(),
+        ]
+        if let e = s.lastError { d["last_error"] = e }
+        if let t = s.lastErrorAt { d["last_error_at"] = timestamp(t) }
+        if let t = s.failingSince { d["failing_since"] = timestamp(t) }
+        return d
     }
 
     /// Falco ingest counters (brokerd's own /varz section): accepted and rejected-by-reason per path.
@@ -244,6 +262,19 @@ public final class MonitorServer: @unchecked Sendable {
         metric("brokerd_slow_consumers_total", "counter", "Clients cut off as slow consumers.", "\(broker.slowConsumers)")
         metric("brokerd_lame_duck", "gauge", "1 while in lame-duck mode.", broker.isLameDuck ? "1" : "0")
         metric("brokerd_uptime_seconds", "gauge", "Seconds since start.", String(format: "%.3f", Date().timeIntervalSince(broker.startTime)))
+        let bridges = broker.bridgeStats.map { $0.snapshot() }
+        if !bridges.isEmpty {
+            for (name, help, value) in [
+                ("brokerd_bridge_messages_total", "Messages Pub/Sub accepted (acked to brokerd).", { (s: BridgeStats.Snapshot) in "\(s.bridged)" }),
+                ("brokerd_bridge_retries_total", "Publish requests retried.", { "\($0.retried)" }),
+                ("brokerd_bridge_dead_lettered_total", "Messages sent to BRIDGE.DLQ.<topic>.", { "\($0.deadLettered)" }),
+                ("brokerd_bridge_lag", "Messages in the bridge's durable consumer not yet acked.", { "\($0.lag)" }),
+                ("brokerd_bridge_degraded", "1 when the bridge has been failing for over a minute.", { $0.degraded() ? "1" : "0" }),
+            ] as [(String, String, (BridgeStats.Snapshot) -> String)] {
+                out += "# HELP \(name) \(help)\n# TYPE \(name) \(name.hasSuffix("_total") ? "counter" : "gauge")\n"
+                for s in bridges { out += "\(name){topic=\"\(s.topic)\",project=\"\(s.project)\"} \(value(s))\n" }
+            }
+        }
         if let falco = broker.falcoIngest {
             let s = falco.snapshot()
             out += "# HELP brokerd_falco_alerts_accepted_total Falco alerts accepted, by ingest path.\n"

@@ -47,6 +47,11 @@ public final class BrokerServer: @unchecked Sendable {
 
     public var options: BrokerOptions { optionsLock.withLockedValue { $0 } }
 
+    /// Pub/Sub bridges running in this process (for /varz, /metrics and /healthz).
+    private let bridgeStatsBox = NIOLockedValueBox<[BridgeStats]>([])
+    public var bridgeStats: [BridgeStats] { bridgeStatsBox.withLockedValue { $0 } }
+    public func register(bridge stats: BridgeStats) { bridgeStatsBox.withLockedValue { $0.append(stats) } }
+
     /// The internal publishing client of `eventLoop` (one of the server's loops), for ingest handlers.
     func ingestConnection(on eventLoop: any EventLoop) -> ClientConnection? {
         guard let index = loops.firstIndex(where: { $0.eventLoop === eventLoop }), index < ingestConnections.count else { return nil }

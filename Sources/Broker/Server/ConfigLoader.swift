@@ -318,6 +318,8 @@ public enum ConfigLoader {
                 bridge.batchDelay = try field.duration(acceptingSeconds: false) ?? .milliseconds(10)
             case "max_in_flight":
                 bridge.maxInFlight = Int(try field.integer(in: 1 ... 64))
+            case "max_backoff":
+                bridge.maxBackoff = try field.duration(acceptingSeconds: true) ?? .seconds(60)
             case "request_timeout", "timeout":
                 bridge.requestTimeout = try field.duration(acceptingSeconds: true) ?? .seconds(30)
             default:
