@@ -96,15 +96,34 @@ public final class BrokerServer: @unchecked Sendable {
             let loop = loops[0]
             // JetStream's own publishes (deliveries, PubAcks to pull inboxes, statuses) go through an internal
             // client on one loop, so they keep their order.
+            // Deliveries are gathered and handed to the loop in one task with one flush, not one task each.
+            let outbox = NIOLockedValueBox<(items: [(String, String?, [UInt8], [UInt8], [UInt8]?)], scheduled: Bool)>(([], false))
             js.deliverHook = { route, reply, headers, payload, shown in
+                let schedule = outbox.withLockedValue { box -> Bool in
+                    box.items.append((route, reply, headers, payload, shown))
+                    if box.scheduled { return false }
+                    box.scheduled = true
+                    return true
+                }
+                guard schedule else { return }
                 loop.eventLoop.execute {
-                    var body = ByteBuffer()
-                    body.writeBytes(headers)
-                    body.writeBytes(payload)
-                    let publish = Publish(subject: ByteBuffer(bytes: shown ?? Array(route.utf8)),
-                                          reply: reply.map { ByteBuffer(string: $0) },
-                                          headerLength: headers.isEmpty ? nil : headers.count, payload: body)
-                    system.route(publish, fromServer: true, noResponders: false, matchSubject: ByteBuffer(string: route))
+                    let items = outbox.withLockedValue { box in
+                        defer {
+                            box.items.removeAll(keepingCapacity: true)
+                            box.scheduled = false
+                        }
+                        return box.items
+                    }
+                    for (route, reply, headers, payload, shown) in items {
+                        var body = ByteBuffer()
+                        body.reserveCapacity(headers.count + payload.count)
+                        body.writeBytes(headers)
+                        body.writeBytes(payload)
+                        let publish = Publish(subject: ByteBuffer(bytes: shown ?? Array(route.utf8)),
+                                              reply: reply.map { ByteBuffer(string: $0) },
+                                              headerLength: headers.isEmpty ? nil : headers.count, payload: body)
+                        system.route(publish, fromServer: true, noResponders: false, matchSubject: ByteBuffer(string: route))
+                    }
                     loop.flushPending()
                 }
             }

@@ -105,8 +105,34 @@ public final class JetStream: @unchecked Sendable {
 
     /// An ack from a client (`$JS.ACK.…`), handled on the queue.
     func acknowledge(subject: String, payload: [UInt8], reply: String?) {
-        queue.async { [self] in handleAck(subject: subject, payload: payload, reply: reply) }
+        // Acks arrive one message each: gather them and handle them in one task on the queue, then pump
+        // each consumer they touched once (not once per ack).
+        let schedule = ackInbox.withLockedValue { box -> Bool in
+            box.items.append((subject, payload, reply))
+            if box.scheduled { return false }
+            box.scheduled = true
+            return true
+        }
+        guard schedule else { return }
+        queue.async { [self] in
+            let items = ackInbox.withLockedValue { box -> [(String, [UInt8], String?)] in
+                defer {
+                    box.items.removeAll(keepingCapacity: true)
+                    box.scheduled = false
+                }
+                return box.items
+            }
+            var touched: [ObjectIdentifier: ConsumerEntry] = [:]
+            for (subject, payload, reply) in items {
+                if let consumer = handleAck(subject: subject, payload: payload, reply: reply, pumpAfter: false) {
+                    touched[ObjectIdentifier(consumer)] = consumer
+                }
+            }
+            for consumer in touched.values { pump(consumer) }
+        }
     }
+
+    private let ackInbox = NIOLockedValueBox<(items: [(String, [UInt8], String?)], scheduled: Bool)>(([], false))
 
     var streamsDirectory: URL { storeDirectory.appendingPathComponent("jetstream/streams") }
 

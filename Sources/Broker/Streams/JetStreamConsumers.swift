@@ -42,6 +42,12 @@ final class ConsumerEntry {
     }
 }
 
+/// The last message `pump`'s availability check loaded (the next to send, most of the time).
+final class LoadedMessage {
+    var sequence: UInt64 = 0
+    var message: StoredMessage?
+}
+
 extension JetStream {
     // MARK: - API
 
@@ -166,10 +172,11 @@ extension JetStream {
     // MARK: - Acks
 
     /// `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>` with +ACK/-NAK/+WPI/+TERM/+NXT.
-    func handleAck(subject: String, payload: [UInt8], reply: String?) {
+    @discardableResult
+    func handleAck(subject: String, payload: [UInt8], reply: String?, pumpAfter: Bool = true) -> ConsumerEntry? {
         let tokens = subject.split(separator: ".")
         guard tokens.count >= 9, let sequence = UInt64(tokens[5]),
-              let consumer = consumers[String(tokens[2])]?[String(tokens[3])] else { return }
+              let consumer = consumers[String(tokens[2])]?[String(tokens[3])] else { return nil }
         let body = String(decoding: payload, as: UTF8.self).trimmingCharacters(in: .whitespaces)
         let time = now()
         if body.isEmpty || body.hasPrefix("+ACK") || body.hasPrefix("+NXT") {
@@ -216,7 +223,8 @@ extension JetStream {
         }
         consumer.dirty = true
         if let reply { publish(reply, nil, [], []) }  // a double-ack (ack_sync) waits for this
-        pump(consumer)
+        if pumpAfter { pump(consumer) }
+        return consumer
     }
 
     // MARK: - Delivery
@@ -229,9 +237,13 @@ extension JetStream {
         let filter = consumer.filter
         let bound = consumer.lastPerSubjectBound
         let only = consumer.lastPerSubject
+        // The message `available` loaded is the one `send` delivers next: load it once.
+        let loaded = LoadedMessage()
         let available: (UInt64) -> Bool = { sequence in
             if sequence <= bound, !only.contains(sequence) { return false }
             guard let message = try? store.load(sequence) else { return false }
+            loaded.sequence = sequence
+            loaded.message = message
             return filter.map { Self.subjectMatches(filter: $0, subject: message.subject) } ?? true
         }
         if let deliverSubject = consumer.deliverSubject {
@@ -241,7 +253,7 @@ extension JetStream {
             // Bounded per call, so one consumer cannot hold the JetStream queue; the tick continues.
             var budget = 10_000
             while budget > 0, let delivery = consumer.machine.next(now: time, lastSequence: store.state.lastSequence, available: available) {
-                send(delivery, of: consumer, to: deliverSubject, store: store)
+                send(delivery, of: consumer, to: deliverSubject, store: store, loaded: loaded)
                 budget -= 1
             }
         } else {
@@ -255,7 +267,7 @@ extension JetStream {
                     }
                     break
                 }
-                send(delivery, of: consumer, to: consumer.waiting[0].reply, store: store)
+                send(delivery, of: consumer, to: consumer.waiting[0].reply, store: store, loaded: loaded)
                 consumer.waiting[0].remaining -= 1
                 if consumer.waiting[0].remaining == 0 { consumer.waiting.removeFirst() }
             }
@@ -278,8 +290,9 @@ extension JetStream {
     }
 
     private func send(_ delivery: ConsumerStateMachine.Delivery, of consumer: ConsumerEntry, to subject: String,
-                      store: any MessageStore) {
-        guard let message = try? store.load(delivery.streamSequence) else { return }
+                      store: any MessageStore, loaded: LoadedMessage) {
+        let cached = loaded.sequence == delivery.streamSequence ? loaded.message : nil
+        guard let message = cached ?? (try? store.load(delivery.streamSequence)) else { return }
         let pending = store.state.lastSequence > consumer.machine.deliveredStream
             ? store.state.lastSequence - consumer.machine.deliveredStream : 0
         let ack = "$JS.ACK.\(consumer.stream).\(consumer.name).\(delivery.deliveryCount).\(delivery.streamSequence)."
