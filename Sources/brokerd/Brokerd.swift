@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Broker
 import Foundation
 import Logging
@@ -17,7 +18,7 @@ struct Brokerd: AsyncParsableCommand {
             Signals: SIGTERM/SIGINT shut down gracefully, SIGHUP reloads the configuration file, SIGUSR2 enters \
             lame-duck mode.
             """,
-        subcommands: [FalcoPipe.self, BridgeToken.self]
+        subcommands: [FalcoPipe.self, BridgeToken.self, BridgeCommand.self]
     )
 
     @Option(name: [.customShort("a"), .customLong("addr"), .customLong("net")], help: "Bind to host address (default: 0.0.0.0).")
@@ -150,6 +151,26 @@ struct BrokerService: Service {
             try await m.start(host: server.options.httpHost ?? server.options.host, port: httpPort)
             monitor = m
         }
+        // Pub/Sub bridges run inside brokerd, connected to it over loopback like any client.
+        let bridgeHTTP: HTTPClient? = server.options.bridges.isEmpty ? nil : HTTPClient(eventLoopGroupProvider: .singleton)
+        var bridgeTasks: [Task<Void, Never>] = []
+        if let bridgeHTTP {
+            let host = ["0.0.0.0", "", "::"].contains(server.options.host) ? "127.0.0.1" : server.options.host
+            let url = host.contains(":") ? "nats://[\(host)]:\(server.boundPort)" : "nats://\(host):\(server.boundPort)"
+            for config in server.options.bridges {
+                do {
+                    let bridge = try PubSubBridge.make(config: config, servers: [url], authorization: server.options.authorization,
+                                                       httpClient: bridgeHTTP, logger: logger)
+                    server.register(bridge: bridge.stats)
+                    bridgeTasks.append(Task { await bridge.run() })
+                } catch {
+                    // A bridge that cannot run (an unreadable key, say) is a configuration error: say so and stop.
+                    logger.error("Pub/Sub bridge cannot start", metadata: ["topic": "\(config.topic)", "error": "\(error)"])
+                    await server.shutdown()
+                    throw error
+                }
+            }
+        }
         var falcoHTTP: FalcoHTTPServer?
         if let port = server.options.falcoHTTPPort, let falco = server.falcoIngest {
             let f = FalcoHTTPServer(broker: server, falco: falco, maxBody: server.options.falcoMaxBody, logger: logger)
@@ -182,6 +203,9 @@ struct BrokerService: Service {
             await tasks.next()
             tasks.cancelAll()
         }
+        for task in bridgeTasks { task.cancel() }
+        for task in bridgeTasks { await task.value }
+        try? await bridgeHTTP?.shutdown()
         await falcoHTTP?.stop()
         await monitor?.stop()
         await server.shutdown()

@@ -1,0 +1,80 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Broker
+import Foundation
+import Logging
+
+/// `brokerd bridge -c FILE`: runs the file's `gcp_pubsub { }` bridges outside brokerd, against a brokerd
+/// reached with ClientLib. Same code and guarantees as the bridges brokerd runs itself.
+struct BridgeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bridge",
+        abstract: "Run the configuration's gcp_pubsub bridges as a separate process, connected to a brokerd.",
+        discussion: """
+            Reads the gcp_pubsub blocks of the configuration file (other keys are checked and ignored) and
+            bridges their subjects to Google Cloud Pub/Sub through a durable consumer on brokerd. A message is
+            acknowledged to brokerd only after Pub/Sub returned its message id. With PUBSUB_EMULATOR_HOST set it
+            talks plain HTTP to the emulator. SIGTERM/SIGINT stop it; unacknowledged messages are redelivered
+            to the next run.
+            """
+    )
+
+    @Option(name: [.customShort("c"), .customLong("config")], help: "Configuration file with gcp_pubsub blocks.")
+    var config: String
+
+    @Option(name: [.customShort("s"), .customLong("server")], help: "brokerd's URL(s), comma-separated.")
+    var server = "nats://127.0.0.1:4222"
+
+    @Option(help: "User for brokerd.") var user: String?
+    @Option(help: "Password for brokerd.") var password: String?
+    @Option(help: "Token for brokerd.") var token: String?
+
+    func run() async throws {
+        var options = BrokerOptions()
+        do {
+            _ = try ConfigLoader.load(path: config, into: &options)
+        } catch {
+            FileHandle.standardError.write(Data("brokerd bridge: configuration error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        guard !options.bridges.isEmpty else {
+            FileHandle.standardError.write(Data("brokerd bridge: \(config) has no gcp_pubsub block\n".utf8))
+            throw ExitCode(1)
+        }
+        LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
+        let logger = Logger(label: "brokerd-bridge")
+        let auth = (user != nil || token != nil) ? BrokerOptions.Authorization(token: token, user: user, password: password) : nil
+        let http = HTTPClient(eventLoopGroupProvider: .singleton)
+        let bridges = try options.bridges.map {
+            try PubSubBridge.make(config: $0, servers: server.split(separator: ",").map(String.init), authorization: auth,
+                                  httpClient: http, logger: logger)
+        }
+        let signals = AsyncStream<Void> { continuation in
+            for sig in [SIGTERM, SIGINT] {
+                signal(sig, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
+                source.setEventHandler { continuation.yield() }
+                source.resume()
+                SignalSources.keep(source)
+            }
+        }
+        await withTaskGroup(of: Void.self) { group in
+            for bridge in bridges { group.addTask { await bridge.run() } }
+            group.addTask { for await _ in signals { return } }
+            await group.next()
+            group.cancelAll()
+        }
+        for bridge in bridges {
+            let s = bridge.stats.snapshot()
+            logger.info("Bridge stopped", metadata: ["topic": "\(s.topic)", "bridged": "\(s.bridged)", "retried": "\(s.retried)",
+                                                     "dead_lettered": "\(s.deadLettered)"])
+        }
+        try await http.shutdown()
+    }
+}
+
+/// Keeps signal sources alive for the life of the process.
+enum SignalSources {
+    nonisolated(unsafe) static var sources: [any DispatchSourceSignal] = []
+    static func keep(_ source: any DispatchSourceSignal) { sources.append(source) }
+}
