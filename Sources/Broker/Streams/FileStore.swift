@@ -20,7 +20,8 @@ public final class FileStore: MessageStore {
     public struct Configuration: Sendable {
         /// Raw bytes per block before it is sealed and compressed.
         public var blockSize: Int = 8 * 1024 * 1024
-        public var maxMessageSize: Int = 8 * 1024 * 1024
+        /// nats-server allows max_payload up to 64 MB; a record may be larger than a block (it gets its own).
+        public var maxMessageSize: Int = 64 * 1024 * 1024
         public init() {}
     }
 
