@@ -19,17 +19,17 @@ struct BridgeCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: [.customShort("c"), .customLong("config")], help: "Configuration file with gcp_pubsub blocks.")
-    var config: String
+    @OptionGroup var configFile: ConfigFileOption
+    @OptionGroup var credentials: AuthOptions
 
     @Option(name: [.customShort("s"), .customLong("server")], help: "brokerd's URL(s), comma-separated.")
     var server = "nats://127.0.0.1:4222"
 
-    @Option(help: "User for brokerd.") var user: String?
-    @Option(help: "Password for brokerd.") var password: String?
-    @Option(help: "Token for brokerd.") var token: String?
-
     func run() async throws {
+        guard let config = configFile.config else {
+            FileHandle.standardError.write(Data("brokerd bridge: -c FILE (with gcp_pubsub blocks) is required\n".utf8))
+            throw ExitCode(2)
+        }
         var options = BrokerOptions()
         do {
             _ = try ConfigLoader.load(path: config, into: &options)
@@ -43,7 +43,8 @@ struct BridgeCommand: AsyncParsableCommand {
         }
         LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
         let logger = Logger(label: "brokerd-bridge")
-        let auth = (user != nil || token != nil) ? BrokerOptions.Authorization(token: token, user: user, password: password) : nil
+        let auth = (credentials.user != nil || credentials.auth != nil)
+            ? BrokerOptions.Authorization(token: credentials.auth, user: credentials.user, password: credentials.pass) : nil
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
         let bridges = try options.bridges.map {
             try PubSubBridge.make(config: $0, servers: server.split(separator: ",").map(String.init), authorization: auth,

@@ -33,17 +33,15 @@ struct Brokerd: AsyncParsableCommand {
     @Option(name: [.customShort("m"), .customLong("http_port")], help: "Use port for http monitoring (8222 is the usual one).")
     var httpPort: Int?
 
-    @Option(name: [.customShort("c"), .customLong("config")], help: "Configuration file (nats-server format).")
-    var config: String?
+    // -c/--config and --auth/--user/--pass are option groups that the subcommands share: ArgumentParser hands
+    // a parent's options to the parent even after a subcommand's name.
+    @OptionGroup var configFile: ConfigFileOption
+    var config: String? { configFile.config }
 
-    @Option(name: .customLong("auth"), help: "Authorization token required for connections.")
-    var auth: String?
-
-    @Option(name: .customLong("user"), help: "User required for connections.")
-    var user: String?
-
-    @Option(name: .customLong("pass"), help: "Password required for connections.")
-    var pass: String?
+    @OptionGroup var credentials: AuthOptions
+    var auth: String? { credentials.auth }
+    var user: String? { credentials.user }
+    var pass: String? { credentials.pass }
 
     @Flag(name: [.customLong("js", withSingleDash: true), .customLong("jetstream")], help: "Enable JetStream (durable streams).")
     var jetstream = false
@@ -230,3 +228,21 @@ struct BrokerService: Service {
 }
 
 
+
+/// `-c/--config`, shared by brokerd and its subcommands.
+struct ConfigFileOption: ParsableArguments {
+    @Option(name: [.customShort("c"), .customLong("config")], help: "Configuration file (nats-server format).")
+    var config: String?
+}
+
+/// brokerd's credential flags (nats-server's), shared by brokerd and the subcommands that connect to it.
+struct AuthOptions: ParsableArguments {
+    @Option(name: .customLong("auth"), help: "Authorization token (brokerd: required of clients; subcommands: sent).")
+    var auth: String?
+
+    @Option(name: .customLong("user"), help: "User (brokerd: required of clients; subcommands: sent).")
+    var user: String?
+
+    @Option(name: .customLong("pass"), help: "Password (brokerd: required of clients; subcommands: sent).")
+    var pass: String?
+}

@@ -37,14 +37,7 @@ struct FalcoPipe: AsyncParsableCommand {
     @Option(name: [.customShort("s"), .customLong("server")], help: "brokerd's URL(s), comma-separated.")
     var server = "nats://127.0.0.1:4222"
 
-    @Option(help: "User for brokerd's authorization.")
-    var user: String?
-
-    @Option(help: "Password for brokerd's authorization.")
-    var password: String?
-
-    @Option(help: "Token for brokerd's authorization.")
-    var token: String?
+    @OptionGroup var credentials: AuthOptions
 
     @Option(help: "Alerts in flight at once (waiting for brokerd's answer).")
     var window = 64
@@ -92,9 +85,9 @@ struct FalcoPipe: AsyncParsableCommand {
 
         var options = NATSOptions(servers: server.split(separator: ",").map { String($0) })
         options.name = "falco-pipe"
-        options.user = user
-        options.password = password
-        options.token = token
+        options.user = credentials.user
+        options.password = credentials.pass
+        options.token = credentials.auth
         options.maxReconnectAttempts = -1
         options.reconnectBufferSize = 64 * 1024 * 1024
         let client = try await connectForever(options)

@@ -218,3 +218,39 @@ async def test_poison_messages_go_to_the_dead_letter_subject_and_do_not_block(tm
     finally:
         await nc.close()
         s.terminate()
+
+
+async def test_standalone_bridge_with_an_ordering_key(tmp_path, emulator):
+    """`brokerd bridge -c FILE` against a running brokerd; ordering_key: hostname sets each message's key."""
+    target = resolve_target("brokerd")
+    s = start_server(target, tmp_path / "plain", ["-js", "-sd", str(tmp_path / "store")], http=True)
+    conf = tmp_path / "bridge.conf"
+    conf.write_text(f'gcp_pubsub {{\n  project: "{PROJECT}"\n  topic: "{TOPIC}"\n  subjects: ["FALCO.>"]\n'
+                    f'  ordering_key: hostname\n  endpoint: "http://{emulator.host}"\n}}\n')
+    bridge = subprocess.Popen([target.binary, "bridge", "-c", str(conf), "--server", s.url],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    nc = await nats.connect(s.url)
+    try:
+        js = nc.jetstream()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:  # the bridge creates the stream
+            try:
+                await js.stream_info("BRIDGE_FALCO-ALERTS")
+                break
+            except nats.js.errors.NotFoundError:
+                await asyncio.sleep(0.1)
+        sent = alerts()[:300]
+        for a in sent:
+            d = json.loads(a)
+            await js.publish("FALCO." + d["priority"], a, timeout=10)
+        got = await asyncio.to_thread(emulator.pull_until, PROJECT, SUB, len(sent), 60, 0.5)
+        assert sorted(m["data"] for m in got) == sorted(sent)
+        assert all(m["orderingKey"] == json.loads(m["data"])["hostname"] for m in got)
+        assert all(m["attributes"]["falco_hostname"] == m["orderingKey"] for m in got)
+    finally:
+        await nc.close()
+        bridge.terminate()
+        out = bridge.communicate(timeout=20)[0].decode()
+        s.terminate()
+    assert bridge.returncode == 0, out[-2000:]
+    assert "Bridge stopped" in out and "bridged=300" in out.replace('"', ""), out[-2000:]
