@@ -383,6 +383,12 @@ async def test_sidekick_subjects_map_with_one_connection_per_alert_and_no_leak(b
         def fds() -> int:
             return len(os.listdir(f"/proc/{s.proc.pid}/fd"))
 
+        def rss_kb() -> int:
+            for line in open(f"/proc/{s.proc.pid}/status"):
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+            return 0
+
         def run(batch):
             for a in batch:
                 d = json.loads(a)
@@ -392,6 +398,7 @@ async def test_sidekick_subjects_map_with_one_connection_per_alert_and_no_leak(b
         await asyncio.to_thread(run, sent[:100])
         await got.wait_for(100)
         before = fds()
+        rss_before = rss_kb()
         await asyncio.to_thread(run, sent[100:])
         sidekick_publish(s.port, "falco.catastrophic.x", b'{"priority":"Catastrophic"}')
         await got.wait_for(len(sent))
@@ -404,6 +411,9 @@ async def test_sidekick_subjects_map_with_one_connection_per_alert_and_no_leak(b
         assert v["falco"]["ingest"]["sidekick"]["rejected_by_reason"] == {"unknown_priority": 1}
         assert v["connections"] == 1, "only the subscriber is left"
         assert fds() <= before + 2, "no descriptor leak over 1,900 connections"
+        # Memory: 1,900 connections that each held an alert must not stay behind (a leaked connection with its
+        # buffers is tens of KB: 1,900 of them would be well over this).
+        assert rss_kb() - rss_before < 16 * 1024, f"RSS grew by {rss_kb() - rss_before} KB"
     finally:
         await nc.close()
 

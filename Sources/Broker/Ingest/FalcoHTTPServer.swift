@@ -53,6 +53,12 @@ public final class FalcoHTTPServer: @unchecked Sendable {
 
     /// The alerts of one request body: one JSON object, or JSON lines.
     static func split(_ body: [UInt8]) -> [ArraySlice<UInt8>] {
+        // The usual case, one alert: no newline before the end.
+        if let newline = body.firstIndex(of: UInt8(ascii: "\n")), !body[(newline + 1)...].allSatisfy({ $0 == 0x20 || $0 == 0x0A || $0 == 0x0D || $0 == 0x09 }) {
+            // Several lines: handled below.
+        } else {
+            return [body[...]]
+        }
         var lines: [ArraySlice<UInt8>] = []
         var start = 0
         for i in body.indices where body[i] == UInt8(ascii: "\n") {
@@ -102,7 +108,7 @@ final class FalcoHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
                 body.removeAll()
                 return
             }
-            body.append(contentsOf: chunk.readBytes(length: chunk.readableBytes) ?? [])
+            chunk.withUnsafeReadableBytes { body.append(contentsOf: $0) }
         case .end:
             guard let head else { return }
             self.head = nil
