@@ -146,6 +146,16 @@ def _port_accepts(port: int, timeout: float) -> bool:
         return False
 
 
+def wait_for_port(port: int, timeout: float = 10.0) -> bool:
+    """Polls until 127.0.0.1:port accepts a connection (bounded); True when it does."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _port_accepts(port, 0.5):
+            return True
+        time.sleep(0.02)
+    return False
+
+
 @dataclass
 class Server:
     target: Target

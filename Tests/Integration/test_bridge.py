@@ -14,7 +14,7 @@ import time
 import nats
 import pytest
 
-from harness import HOST, free_port, resolve_target, start_server
+from harness import HOST, free_port, resolve_target, start_server, wait_for_port
 from pubsub_emulator import Emulator, emulator_script
 from test_falco import Poster, alerts
 
@@ -57,14 +57,7 @@ def start_brokerd(tmp_path, conf: str, name: str = "b"):
     falco = free_port()
     s = start_server(target, tmp_path / name, ["--falco_http_port", str(falco)], config=conf, http=True)
     s.falco_port = falco
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            import socket
-            socket.create_connection((HOST, falco), timeout=0.5).close()
-            break
-        except OSError:
-            time.sleep(0.02)
+    assert wait_for_port(falco), "the Falco HTTP port never opened"
     return s
 
 

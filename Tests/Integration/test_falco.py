@@ -19,7 +19,7 @@ from pathlib import Path
 import nats
 import pytest
 
-from harness import HOST, free_port, resolve_target, start_server
+from harness import HOST, free_port, resolve_target, start_server, wait_for_port
 
 FALCO_DATA = Path(__file__).resolve().parents[3] / "shared" / "falco"
 if not FALCO_DATA.exists():  # a checkout elsewhere: ../shared relative to the repository
@@ -55,13 +55,7 @@ def brokerd(tmp_path):
                          seq=len(started))
         s.falco_port = falco
         if falco:
-            deadline = time.monotonic() + 10
-            while time.monotonic() < deadline:
-                try:
-                    socket.create_connection((HOST, falco), timeout=0.5).close()
-                    break
-                except OSError:
-                    time.sleep(0.02)
+            assert wait_for_port(falco), "the Falco HTTP port never opened"
         started.append(s)
         return s
 
