@@ -153,6 +153,13 @@ struct BrokerService: Service {
         let bridgeHTTP: HTTPClient? = server.options.bridges.isEmpty ? nil : HTTPClient(eventLoopGroupProvider: .singleton)
         var bridgeTasks: [Task<Void, Never>] = []
         if let bridgeHTTP {
+            guard server.jetStream != nil else {
+                // The bridge reads a durable consumer: without JetStream it could never run.
+                logger.error("gcp_pubsub needs JetStream: add a jetstream { store_dir: ... } block or -js")
+                try? await bridgeHTTP.shutdown()
+                await server.shutdown()
+                throw ExitCode(1)
+            }
             let host = ["0.0.0.0", "", "::"].contains(server.options.host) ? "127.0.0.1" : server.options.host
             let url = host.contains(":") ? "nats://[\(host)]:\(server.boundPort)" : "nats://\(host):\(server.boundPort)"
             for config in server.options.bridges {
