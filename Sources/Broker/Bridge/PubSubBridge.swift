@@ -424,10 +424,34 @@ public final class PubSubBridge: Sendable {
 
     /// `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>` (or the 12-token form).
     static func streamSequence(_ ack: String) -> UInt64? {
-        let tokens = ack.split(separator: ".")
-        if tokens.count == 9 { return UInt64(tokens[5]) }
-        if tokens.count >= 12 { return UInt64(tokens[7]) }
-        return nil
+        // Read on the bytes (this runs for every message the bridge receives): the 6th or 8th token.
+        var dots = 0
+        var starts: [Int] = []
+        starts.reserveCapacity(13)
+        starts.append(0)
+        var index = 0
+        for byte in ack.utf8 {
+            index += 1
+            if byte == UInt8(ascii: ".") {
+                dots += 1
+                starts.append(index)
+            }
+        }
+        let tokenCount = dots + 1
+        let wanted = tokenCount == 9 ? 5 : tokenCount >= 12 ? 7 : -1
+        guard wanted >= 0 else { return nil }
+        var value: UInt64 = 0
+        var digits = 0
+        for byte in ack.utf8.dropFirst(starts[wanted]) {
+            if byte == UInt8(ascii: ".") { break }
+            guard byte >= 0x30 && byte <= 0x39 else { return nil }
+            let (m, o1) = value.multipliedReportingOverflow(by: 10)
+            let (a, o2) = m.addingReportingOverflow(UInt64(byte - 0x30))
+            guard !o1 && !o2 else { return nil }
+            value = a
+            digits += 1
+        }
+        return digits > 0 ? value : nil
     }
 }
 

@@ -105,7 +105,7 @@ public struct PubSubMessage: Sendable, Equatable {
         if !attributes.isEmpty {
             out.append(contentsOf: #","attributes":{"#.utf8)
             var first = true
-            for (key, value) in attributes.sorted(by: { $0.key < $1.key }) {
+            for (key, value) in attributes {
                 if !first { out.append(UInt8(ascii: ",")) }
                 first = false
                 JSONText.appendString(key, to: &out)
@@ -138,6 +138,12 @@ public struct PubSubMessage: Sendable, Equatable {
 enum JSONText {
     static func appendString(_ text: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
+        // Almost every attribute needs no escaping: copy it whole.
+        if !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x7F }) {
+            out.append(contentsOf: text.utf8)
+            out.append(UInt8(ascii: "\""))
+            return
+        }
         for byte in text.utf8 {
             switch byte {
             case UInt8(ascii: "\""): out.append(contentsOf: [0x5C, 0x22])
@@ -159,28 +165,35 @@ enum Base64 {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
     static func encode(_ bytes: [UInt8], into out: inout [UInt8]) {
-        var i = 0
         let n = bytes.count
-        out.reserveCapacity(out.count + (n + 2) / 3 * 4)
-        while i + 3 <= n {
-            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
-            out.append(alphabet[Int(v >> 18 & 63)])
-            out.append(alphabet[Int(v >> 12 & 63)])
-            out.append(alphabet[Int(v >> 6 & 63)])
-            out.append(alphabet[Int(v & 63)])
-            i += 3
-        }
-        if n - i == 1 {
-            let v = UInt32(bytes[i]) << 16
-            out.append(alphabet[Int(v >> 18 & 63)])
-            out.append(alphabet[Int(v >> 12 & 63)])
-            out.append(contentsOf: [UInt8(ascii: "="), UInt8(ascii: "=")])
-        } else if n - i == 2 {
-            let v = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
-            out.append(alphabet[Int(v >> 18 & 63)])
-            out.append(alphabet[Int(v >> 12 & 63)])
-            out.append(alphabet[Int(v >> 6 & 63)])
-            out.append(UInt8(ascii: "="))
+        let start = out.count
+        out.append(contentsOf: repeatElement(UInt8(ascii: "="), count: (n + 2) / 3 * 4))
+        alphabet.withUnsafeBufferPointer { a in
+            bytes.withUnsafeBufferPointer { src in
+                out.withUnsafeMutableBufferPointer { dst in
+                    var i = 0
+                    var o = start
+                    while i + 3 <= n {
+                        let v = UInt32(src[i]) << 16 | UInt32(src[i + 1]) << 8 | UInt32(src[i + 2])
+                        dst[o] = a[Int(v >> 18 & 63)]
+                        dst[o + 1] = a[Int(v >> 12 & 63)]
+                        dst[o + 2] = a[Int(v >> 6 & 63)]
+                        dst[o + 3] = a[Int(v & 63)]
+                        i += 3
+                        o += 4
+                    }
+                    if n - i == 1 {
+                        let v = UInt32(src[i]) << 16
+                        dst[o] = a[Int(v >> 18 & 63)]
+                        dst[o + 1] = a[Int(v >> 12 & 63)]
+                    } else if n - i == 2 {
+                        let v = UInt32(src[i]) << 16 | UInt32(src[i + 1]) << 8
+                        dst[o] = a[Int(v >> 18 & 63)]
+                        dst[o + 1] = a[Int(v >> 12 & 63)]
+                        dst[o + 2] = a[Int(v >> 6 & 63)]
+                    }
+                }
+            }
         }
     }
 

@@ -177,7 +177,8 @@ extension JetStream {
         let tokens = subject.split(separator: ".")
         guard tokens.count >= 9, let sequence = UInt64(tokens[5]),
               let consumer = consumers[String(tokens[2])]?[String(tokens[3])] else { return nil }
-        let body = String(decoding: payload, as: UTF8.self).trimmingCharacters(in: .whitespaces)
+        // Most acks are empty (nats-py's msg.ack()): no String work for those.
+        let body = payload.isEmpty ? "" : String(decoding: payload, as: UTF8.self).trimmingCharacters(in: .whitespaces)
         let time = now()
         if body.isEmpty || body.hasPrefix("+ACK") || body.hasPrefix("+NXT") {
             let floorBefore = consumer.machine.ackFloorStream
