@@ -147,3 +147,17 @@ final class DurableStreamTests: XCTestCase {
         XCTAssertEqual(minimal.duplicateWindow, 120_000_000_000)
     }
 }
+
+final class MessageIDTests: XCTestCase {
+    func testNatsMsgIdFromAHeaderBlock() {
+        func id(_ text: String) -> String? { DurableStream.messageID(in: Array(text.utf8)) }
+        XCTAssertEqual(id("NATS/1.0\r\nNats-Msg-Id: abc\r\n\r\n"), "abc")
+        XCTAssertEqual(id("NATS/1.0\r\nFalco-Rule: r\r\nnats-msg-id:  x y \r\n\r\n"), "x y")
+        XCTAssertEqual(id("NATS/1.0\r\nNATS-MSG-ID:sha256:00ff\r\n\r\n"), "sha256:00ff")
+        XCTAssertNil(id("NATS/1.0\r\nNats-Msg-Idx: no\r\n\r\n"))
+        XCTAssertNil(id("NATS/1.0\r\nX-Nats-Msg-Id: no\r\n\r\n"))
+        XCTAssertNil(id("NATS/1.0 503\r\n\r\n"))
+        XCTAssertNil(id(""))
+        XCTAssertEqual(id("NATS/1.0\r\nNats-Msg-Id: last-line-without-crlf"), "last-line-without-crlf")
+    }
+}

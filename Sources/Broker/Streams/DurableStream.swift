@@ -201,13 +201,36 @@ public final class DurableStream {
 
     /// The `Nats-Msg-Id` header's value in a NATS header block, if any.
     public static func messageID(in headers: [UInt8]) -> String? {
-        guard !headers.isEmpty else { return nil }
-        let text = String(decoding: headers, as: UTF8.self)
-        for line in text.split(separator: "\r\n").dropFirst() {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            if line[..<colon].lowercased() == "nats-msg-id" {
-                return line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+        // On the bytes: this runs for every captured message and for every stored one at start-up.
+        let name = Array("nats-msg-id".utf8)
+        let n = headers.count
+        var i = 0
+        // Skip the status line ("NATS/1.0...").
+        while i + 1 < n, !(headers[i] == 0x0D && headers[i + 1] == 0x0A) { i += 1 }
+        i += 2
+        while i < n {
+            var end = i
+            while end + 1 < n, !(headers[end] == 0x0D && headers[end + 1] == 0x0A) { end += 1 }
+            if end + 1 >= n { end = n }
+            // A header line: name ":" value.
+            if end - i > name.count, headers[i + name.count] == UInt8(ascii: ":") {
+                var same = true
+                for k in 0..<name.count {
+                    let b = headers[i + k]
+                    guard (b >= 0x41 && b <= 0x5A ? b | 0x20 : b) == name[k] else {
+                        same = false
+                        break
+                    }
+                }
+                if same {
+                    var a = i + name.count + 1
+                    var b = end
+                    while a < b, headers[a] == 0x20 || headers[a] == 0x09 { a += 1 }
+                    while b > a, headers[b - 1] == 0x20 || headers[b - 1] == 0x09 { b -= 1 }
+                    return String(decoding: headers[a..<b], as: UTF8.self)
+                }
             }
+            i = end + 2
         }
         return nil
     }
