@@ -13,6 +13,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,9 +22,30 @@ import pytest
 
 from harness import HOST, free_port, resolve_target, start_server, wait_for_port
 
-FALCO_DATA = Path(__file__).resolve().parents[3] / "shared" / "falco"
-if not FALCO_DATA.exists():  # a checkout elsewhere: ../shared relative to the repository
-    FALCO_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "falco"
+def _falco_data() -> Path:
+    """../shared/falco next to the repository when it is there; otherwise the copy in falco_data/, whose
+    deterministic generator writes the same 5,000 alerts (byte for byte) once into .build/."""
+    repo = Path(__file__).resolve().parents[2]
+    shared = repo.parent / "shared" / "falco"
+    if (shared / "alerts.jsonl").exists() and (shared / "bad_alerts.jsonl").exists():
+        return shared
+    vendored = Path(__file__).resolve().parent / "falco_data"
+    cache = repo / ".build" / "falco_data"
+    cache.mkdir(parents=True, exist_ok=True)
+    target = cache / "alerts.jsonl"
+    if not target.exists():
+        data = subprocess.run([sys.executable, str(vendored / "make_alerts.py"), "5000"], check=True,
+                              capture_output=True).stdout
+        tmp = cache / "alerts.jsonl.tmp"
+        tmp.write_bytes(data)
+        tmp.replace(target)
+    bad = cache / "bad_alerts.jsonl"
+    if not bad.exists():
+        bad.write_bytes((vendored / "bad_alerts.jsonl").read_bytes())
+    return cache
+
+
+FALCO_DATA = _falco_data()
 PRIORITIES = ["Emergency", "Alert", "Critical", "Error", "Warning", "Notice", "Informational", "Debug"]
 WAIT = 20
 
