@@ -160,3 +160,20 @@ final class BridgeStatsTests: XCTestCase {
         XCTAssertEqual(stats.snapshot().lastError, "HTTP 503 UNAVAILABLE", "the last error stays visible")
     }
 }
+
+final class AckFloorTests: XCTestCase {
+    func testAcksOnlyUpToTheLowestUnconfirmedMessage() {
+        let floor = AckFloor()
+        for s in UInt64(1)...6 { floor.received(s, ack: "ack.\(s)") }
+        XCTAssertNil(floor.confirm([2, 3]), "1 still waits for Pub/Sub")
+        XCTAssertEqual(floor.confirm([1]), "ack.3", "1-3 done: ack 3 covers them")
+        XCTAssertNil(floor.confirm([5, 6]))
+        XCTAssertEqual(floor.confirm([4]), "ack.6")
+        XCTAssertEqual(floor.outstanding, 0)
+        // A redelivery of an older message (after a restart) keeps the order.
+        floor.received(10, ack: "ack.10")
+        floor.received(8, ack: "ack.8")
+        XCTAssertNil(floor.confirm([10]))
+        XCTAssertEqual(floor.confirm([8]), "ack.10")
+    }
+}

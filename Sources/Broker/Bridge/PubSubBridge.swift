@@ -28,6 +28,7 @@ public final class PubSubBridge: Sendable {
     static let progressEvery: Duration = .seconds(20)
     static let maxAckPending = 20_000
     static let dlqStream = "BRIDGE_DLQ"
+    let ackFloor = AckFloor()
 
     public init(config: BridgeConfig, nats: NATSOptions, transport: any PubSubTransport, logger: Logger,
                 policy: RetryPolicy = RetryPolicy()) {
@@ -132,7 +133,7 @@ public final class PubSubBridge: Sendable {
             streamSubjects = ((info["config"] as? [String: Any])?["subjects"] as? [String]) ?? []
         }
         var consumer: [String: Any] = [
-            "durable_name": config.durableName, "ack_policy": "explicit", "deliver_policy": "all",
+            "durable_name": config.durableName, "ack_policy": "all", "deliver_policy": "all",
             "ack_wait": Self.ackWait, "max_ack_pending": Self.maxAckPending, "max_deliver": -1,
         ]
         if streamSubjects != config.subjects, config.subjects.count == 1 { consumer["filter_subject"] = config.subjects[0] }
@@ -145,6 +146,10 @@ public final class PubSubBridge: Sendable {
             }
             logger.warning("Bridge uses the existing consumer as it is", metadata: ["consumer": "\(config.durableName)", "note": "\(description)"])
         }
+        // Ack policy all (one ack per confirmed run of messages) unless an existing durable says otherwise.
+        let consumerInfo = try await api(client, "CONSUMER.INFO.\(name).\(config.durableName)", [:])
+        let policy = (consumerInfo["config"] as? [String: Any])?["ack_policy"] as? String ?? "explicit"
+        ackFloor.ackAll = policy == "all"
         let dlq = try await api(client, "STREAM.INFO.\(Self.dlqStream)", [:])
         if let (code, _) = Self.errorCode(dlq), code == 10059 {
             let made = try await api(client, "STREAM.CREATE.\(Self.dlqStream)", ["name": Self.dlqStream, "subjects": ["BRIDGE.DLQ.>"], "storage": "file"])
@@ -181,16 +186,18 @@ public final class PubSubBridge: Sendable {
             lock.withLock { done || requestStarted.duration(to: .now) > .seconds(3) }
         }
 
-        func add(_ item: Held) {
+        @discardableResult
+        func add(_ item: Held) -> Bool {
             lock.lock()
             // Every delivery counts against the pull request's batch: when it is full the request is over
             // (the server sends no status then).
             outstanding -= 1
             if outstanding <= 0 { done = true }
-            guard held.insert(item.streamSequence).inserted else { lock.unlock(); return }
+            guard held.insert(item.streamSequence).inserted else { lock.unlock(); return false }
             if items.isEmpty { firstArrival = .now }
             items.append(item)
             lock.unlock()
+            return true
         }
 
         func endOfRequest() {
@@ -251,7 +258,9 @@ public final class PubSubBridge: Sendable {
                 let headers = message.headers?.fields.map { ($0.name, $0.value) } ?? []
                 let m = PubSubMessage.make(subject: message.subject, headers: headers, payload: message.bytes,
                                            orderingKey: config.orderingKey, staticAttributes: config.attributes)
-                inbox.add(Held(message: m, ackSubject: ack, streamSequence: sequence, original: message))
+                if inbox.add(Held(message: m, ackSubject: ack, streamSequence: sequence, original: message)) {
+                    ackFloor.received(sequence, ack: ack)
+                }
             }
         } catch {
             logger.error("Bridge cannot subscribe", metadata: ["error": "\(error)"])
@@ -324,7 +333,7 @@ public final class PubSubBridge: Sendable {
             let result = await transport.publish(items.map(\.message))
             switch result {
             case .success(let ids) where ids.count == items.count:
-                for item in items { await ack(item, client: client) }
+                await confirm(items, client: client)
                 stats.bridged.add(UInt64(items.count), ordering: .relaxed)
                 stats.succeeded()
                 return
@@ -379,9 +388,17 @@ public final class PubSubBridge: Sendable {
         }
     }
 
-    private func ack(_ item: Held, client: NATSClient) async {
-        // A lost ack only means a redelivery later (at least once); the connection retries it meanwhile.
-        try? await client.publish(item.ackSubject, payload: ByteBuffer())
+    /// Pub/Sub has these (or they were dead-lettered): tell brokerd. Under ack policy all, one ack for the
+    /// highest sequence below which everything is confirmed; otherwise one ack each. A lost ack only means
+    /// a redelivery later (at least once).
+    private func confirm(_ items: [Held], client: NATSClient) async {
+        if ackFloor.ackAll {
+            if let subject = ackFloor.confirm(items.map(\.streamSequence)) {
+                try? await client.publish(subject, payload: ByteBuffer())
+            }
+        } else {
+            for item in items { try? await client.publish(item.ackSubject, payload: ByteBuffer()) }
+        }
     }
 
     /// To `BRIDGE.DLQ.<topic>` with the reason, stored by BRIDGE_DLQ (PubAck awaited), then acked.
@@ -404,7 +421,7 @@ public final class PubSubBridge: Sendable {
             try? await Task.sleep(for: .milliseconds(wait))
             wait = min(wait * 2, 5_000)
         }
-        await ack(item, client: client)
+        await confirm([item], client: client)
         stats.deadLettered.add(1, ordering: .relaxed)
         logger.warning("Message dead-lettered", metadata: ["subject": "\(item.original.subject)", "reason": "\(reason)",
                                                           "to": "\(config.deadLetterSubject)"])
@@ -453,6 +470,57 @@ public final class PubSubBridge: Sendable {
         }
         return digits > 0 ? value : nil
     }
+}
+
+/// Under ack policy all, an ack covers every message below it: so the bridge acks only up to the lowest
+/// message still waiting for Pub/Sub. Messages arrive in stream order (redeliveries of held ones are
+/// dropped before they get here), so `pending` stays sorted by appending.
+final class AckFloor: @unchecked Sendable {
+    private let lock = NSLock()
+    private var pending: [UInt64] = []
+    private var head = 0
+    private var confirmed: Set<UInt64> = []
+    private var subjects: [UInt64: String] = [:]
+    /// Set at setup from the consumer's real ack policy.
+    var ackAll: Bool {
+        get { lock.withLock { all } }
+        set { lock.withLock { all = newValue } }
+    }
+    private var all = false
+
+    func received(_ sequence: UInt64, ack: String) {
+        lock.withLock {
+            if let last = pending.last, sequence < last {
+                // Out of order (a redelivery after a restart): keep the list sorted.
+                let index = pending[head...].firstIndex { $0 > sequence } ?? pending.count
+                pending.insert(sequence, at: index)
+            } else {
+                pending.append(sequence)
+            }
+            subjects[sequence] = ack
+        }
+    }
+
+    /// Marks `sequences` done; returns the ack subject to send (the new floor's), if the floor moved.
+    func confirm(_ sequences: [UInt64]) -> String? {
+        lock.withLock {
+            for s in sequences { confirmed.insert(s) }
+            var floorSubject: String?
+            while head < pending.count, confirmed.contains(pending[head]) {
+                let s = pending[head]
+                confirmed.remove(s)
+                floorSubject = subjects.removeValue(forKey: s) ?? floorSubject
+                head += 1
+            }
+            if head > 4096 && head * 2 > pending.count {
+                pending.removeFirst(head)
+                head = 0
+            }
+            return floorSubject
+        }
+    }
+
+    var outstanding: Int { lock.withLock { pending.count - head } }
 }
 
 /// At most `n` holders at once.
