@@ -161,19 +161,19 @@ final class BridgeStatsTests: XCTestCase {
     }
 }
 
-final class AckFloorTests: XCTestCase {
-    func testAcksOnlyUpToTheLowestUnconfirmedMessage() {
-        let floor = AckFloor()
-        for s in UInt64(1)...6 { floor.received(s, ack: "ack.\(s)") }
-        XCTAssertNil(floor.confirm([2, 3]), "1 still waits for Pub/Sub")
-        XCTAssertEqual(floor.confirm([1]), "ack.3", "1-3 done: ack 3 covers them")
-        XCTAssertNil(floor.confirm([5, 6]))
-        XCTAssertEqual(floor.confirm([4]), "ack.6")
-        XCTAssertEqual(floor.outstanding, 0)
-        // A redelivery of an older message (after a restart) keeps the order.
-        floor.received(10, ack: "ack.10")
-        floor.received(8, ack: "ack.8")
-        XCTAssertNil(floor.confirm([10]))
-        XCTAssertEqual(floor.confirm([8]), "ack.10")
+final class FalcoAlertUTF8Tests: XCTestCase {
+    func testOnlyWellFormedUTF8IsAccepted() {
+        func check(_ bytes: [UInt8]) -> Bool {
+            let alert = Array(#"{"priority":"Notice","rule":"r","output":""#.utf8) + bytes + Array(#""}"#.utf8)
+            if case .success = FalcoAlert.validate(alert) { return true }
+            return false
+        }
+        XCTAssertTrue(check(Array("Überwachung ✓ 🚨 узел".utf8)))
+        XCTAssertFalse(check([0xC0, 0xAF]), "overlong /")
+        XCTAssertFalse(check([0xE0, 0x80, 0xAF]), "overlong 3-byte")
+        XCTAssertFalse(check([0xED, 0xA0, 0x80]), "encoded surrogate")
+        XCTAssertFalse(check([0xF0, 0x80, 0x80, 0xAF]), "overlong 4-byte")
+        XCTAssertFalse(check([0xF4, 0x90, 0x80, 0x80]), "above U+10FFFF")
+        XCTAssertFalse(check([0xE2, 0x9C]), "truncated")
     }
 }

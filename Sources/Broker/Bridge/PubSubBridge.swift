@@ -28,7 +28,6 @@ public final class PubSubBridge: Sendable {
     static let progressEvery: Duration = .seconds(20)
     static let maxAckPending = 20_000
     static let dlqStream = "BRIDGE_DLQ"
-    let ackFloor = AckFloor()
 
     public init(config: BridgeConfig, nats: NATSOptions, transport: any PubSubTransport, logger: Logger,
                 policy: RetryPolicy = RetryPolicy()) {
@@ -73,15 +72,36 @@ public final class PubSubBridge: Sendable {
                 wait = min(wait * 2, 10)
             }
         }
-        guard let stream else { return }
-        stats.setReady(true)
-        logger.info("Bridge running", metadata: ["stream": "\(stream)", "consumer": "\(config.durableName)",
-                                                 "subjects": "\(config.subjects)"])
-        await withTaskGroup(of: Void.self) { group in
-            group.addTask { await self.pump(client, stream: stream) }
-            group.addTask { await self.watchLag(client, stream: stream) }
-            await group.next()
-            group.cancelAll()
+        guard var stream else { return }
+        while !Task.isCancelled {
+            stats.setReady(true)
+            logger.info("Bridge running", metadata: ["stream": "\(stream)", "consumer": "\(config.durableName)",
+                                                     "subjects": "\(config.subjects)"])
+            let current = stream
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { await self.pump(client, stream: current) }
+                group.addTask { await self.watchLag(client, stream: current) }
+                await group.next()
+                group.cancelAll()
+            }
+            guard !Task.isCancelled else { return }
+            // The pump stopped: its consumer is gone (or it could not subscribe). Set up again.
+            stats.setReady(false)
+            stats.failed("consumer \(config.durableName) is gone; setting up again")
+            logger.warning("Bridge consumer gone; setting up again")
+            var next: String?
+            var wait = 0.2
+            while next == nil && !Task.isCancelled {
+                do {
+                    next = try await setUp(client)
+                } catch {
+                    stats.failed("setup: \(error)")
+                    try? await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
+                    wait = min(wait * 2, 10)
+                }
+            }
+            guard let next else { return }
+            stream = next
         }
     }
 
@@ -131,9 +151,14 @@ public final class PubSubBridge: Sendable {
             throw SetupError(description: "stream \(name): \(description)")
         } else {
             streamSubjects = ((info["config"] as? [String: Any])?["subjects"] as? [String]) ?? []
+            if Set(streamSubjects) != Set(config.subjects) && config.subjects.count > 1 {
+                // One consumer filter can select one subject set only: several subjects need a stream of
+                // exactly those subjects (else some would be missed, or others bridged).
+                throw SetupError(description: "stream \(name) captures \(streamSubjects), the bridge wants \(config.subjects): give the bridge a stream of exactly these subjects (gcp_pubsub.stream) or one subject")
+            }
         }
         var consumer: [String: Any] = [
-            "durable_name": config.durableName, "ack_policy": "all", "deliver_policy": "all",
+            "durable_name": config.durableName, "ack_policy": "explicit", "deliver_policy": "all",
             "ack_wait": Self.ackWait, "max_ack_pending": Self.maxAckPending, "max_deliver": -1,
         ]
         if streamSubjects != config.subjects, config.subjects.count == 1 { consumer["filter_subject"] = config.subjects[0] }
@@ -146,10 +171,12 @@ public final class PubSubBridge: Sendable {
             }
             logger.warning("Bridge uses the existing consumer as it is", metadata: ["consumer": "\(config.durableName)", "note": "\(description)"])
         }
-        // Ack policy all (one ack per confirmed run of messages) unless an existing durable says otherwise.
+        // Explicit acks, one per message: under ack policy all an ack would also cover deliveries the bridge
+        // never received (lost with a connection, or held by a previous run), and lose them.
         let consumerInfo = try await api(client, "CONSUMER.INFO.\(name).\(config.durableName)", [:])
-        let policy = (consumerInfo["config"] as? [String: Any])?["ack_policy"] as? String ?? "explicit"
-        ackFloor.ackAll = policy == "all"
+        if let policy = (consumerInfo["config"] as? [String: Any])?["ack_policy"] as? String, policy != "explicit" {
+            throw SetupError(description: "consumer \(config.durableName) on \(name) has ack policy \(policy); the bridge needs explicit acks (delete the consumer or set another `durable`)")
+        }
         let dlq = try await api(client, "STREAM.INFO.\(Self.dlqStream)", [:])
         if let (code, _) = Self.errorCode(dlq), code == 10059 {
             let made = try await api(client, "STREAM.CREATE.\(Self.dlqStream)", ["name": Self.dlqStream, "subjects": ["BRIDGE.DLQ.>"], "storage": "file"])
@@ -179,6 +206,9 @@ public final class PubSubBridge: Sendable {
         private var held: Set<UInt64> = []
         private var done = true
         private var outstanding = 0
+        private var missing = false
+        func markConsumerMissing() { lock.withLock { missing = true } }
+        var consumerMissing: Bool { lock.withLock { missing } }
         private var requestStarted = ContinuousClock.now
         /// The pull request ended (a status came), or it is long past its expiry: a request lost with a
         /// connection (brokerd restarted) must not stop the flow.
@@ -250,7 +280,9 @@ public final class PubSubBridge: Sendable {
         do {
             subscription = try await client.subscribe(inboxSubject) { [self] message in
                 if let status = message.status {
-                    // 404 no messages / 408 request expired / 409 limits: the pull request is over.
+                    // 408 request expired / 409 limits: the pull request is over. 404 to a request that is not
+                    // no_wait means the consumer is gone (deleted, or a new store): set up again.
+                    if status == 404 { inbox.markConsumerMissing() }
                     if status >= 400 { inbox.endOfRequest() }
                     return
                 }
@@ -258,17 +290,17 @@ public final class PubSubBridge: Sendable {
                 let headers = message.headers?.fields.map { ($0.name, $0.value) } ?? []
                 let m = PubSubMessage.make(subject: message.subject, headers: headers, payload: message.bytes,
                                            orderingKey: config.orderingKey, staticAttributes: config.attributes)
-                if inbox.add(Held(message: m, ackSubject: ack, streamSequence: sequence, original: message)) {
-                    ackFloor.received(sequence, ack: ack)
-                }
+                inbox.add(Held(message: m, ackSubject: ack, streamSequence: sequence, original: message))
             }
         } catch {
-            logger.error("Bridge cannot subscribe", metadata: ["error": "\(error)"])
+            logger.error("Bridge cannot subscribe; retrying", metadata: ["error": "\(error)"])
+            try? await Task.sleep(for: .seconds(1))
             return
         }
         defer { Task { try? await subscription.unsubscribe() } }
         let slots = AsyncSemaphore(config.maxInFlight)
         let chains = KeyChains()
+        let running = TaskSet()
         let batchSize = min(config.batchMessages, PubSubLimits.maxRequestMessages)
         let pullBatch = min(batchSize * config.maxInFlight * 2, Self.maxAckPending)
         while !Task.isCancelled {
@@ -310,18 +342,25 @@ public final class PubSubBridge: Sendable {
                 }
             }
             for (key, items) in groups {
-                await slots.acquire()
+                guard await slots.acquire() else { break }
                 let previous = key.map { chains.last(for: $0) } ?? nil
+                let token = chains.token()
                 let task = Task { [self] in
                     // With an ordering key, one batch per key in flight: wait for the one before.
                     await previous?.value
                     await deliver(items, client: client)
                     inbox.release(items.map(\.streamSequence))
+                    chains.finish(token)
                     await slots.release()
                 }
-                if let key { chains.set(task, for: key) }
+                running.add(task)
+                if let key { chains.set(task, for: key, token: token) }
             }
+            if inbox.consumerMissing { break }
         }
+        // Stopping (or the consumer went away): what is still held is not acked and comes again later.
+        running.cancelAll()
+        await running.waitAll()
     }
 
     /// Publishes `items` until Pub/Sub takes them (then acks each to brokerd) or refuses them for good
@@ -388,23 +427,19 @@ public final class PubSubBridge: Sendable {
         }
     }
 
-    /// Pub/Sub has these (or they were dead-lettered): tell brokerd. Under ack policy all, one ack for the
-    /// highest sequence below which everything is confirmed; otherwise one ack each. A lost ack only means
-    /// a redelivery later (at least once).
+    /// Pub/Sub has these (or they were dead-lettered): one ack each to brokerd (ClientLib coalesces the
+    /// writes). A lost ack only means a redelivery later (at least once).
     private func confirm(_ items: [Held], client: NATSClient) async {
-        if ackFloor.ackAll {
-            if let subject = ackFloor.confirm(items.map(\.streamSequence)) {
-                try? await client.publish(subject, payload: ByteBuffer())
-            }
-        } else {
-            for item in items { try? await client.publish(item.ackSubject, payload: ByteBuffer()) }
-        }
+        for item in items { try? await client.publish(item.ackSubject, payload: ByteBuffer()) }
     }
 
     /// To `BRIDGE.DLQ.<topic>` with the reason, stored by BRIDGE_DLQ (PubAck awaited), then acked.
     func deadLetter(_ item: Held, reason: String, client: NATSClient) async {
         var headers = NATSHeaders()
-        for (name, value) in item.original.headers?.fields ?? [] { headers.append(name, value) }
+        for (name, value) in item.original.headers?.fields ?? [] {
+            // The dead-letter stream is shared by every bridge: keep the id, but not as its dedupe key.
+            headers.append(name.lowercased() == "nats-msg-id" ? "Bridge-Msg-Id" : name, value)
+        }
         headers.append("Bridge-Reason", reason.replacingOccurrences(of: "\r", with: " ").replacingOccurrences(of: "\n", with: " "))
         headers.append("Bridge-Subject", item.original.subject)
         headers.append("Bridge-Topic", "projects/\(config.project)/topics/\(config.topic)")
@@ -472,86 +507,67 @@ public final class PubSubBridge: Sendable {
     }
 }
 
-/// Under ack policy all, an ack covers every message below it: so the bridge acks only up to the lowest
-/// message still waiting for Pub/Sub. Messages arrive in stream order (redeliveries of held ones are
-/// dropped before they get here), so `pending` stays sorted by appending.
-final class AckFloor: @unchecked Sendable {
-    private let lock = NSLock()
-    private var pending: [UInt64] = []
-    private var head = 0
-    private var confirmed: Set<UInt64> = []
-    private var subjects: [UInt64: String] = [:]
-    /// Set at setup from the consumer's real ack policy.
-    var ackAll: Bool {
-        get { lock.withLock { all } }
-        set { lock.withLock { all = newValue } }
-    }
-    private var all = false
-
-    func received(_ sequence: UInt64, ack: String) {
-        lock.withLock {
-            if let last = pending.last, sequence < last {
-                // Out of order (a redelivery after a restart): keep the list sorted.
-                let index = pending[head...].firstIndex { $0 > sequence } ?? pending.count
-                pending.insert(sequence, at: index)
-            } else {
-                pending.append(sequence)
-            }
-            subjects[sequence] = ack
-        }
-    }
-
-    /// Marks `sequences` done; returns the ack subject to send (the new floor's), if the floor moved.
-    func confirm(_ sequences: [UInt64]) -> String? {
-        lock.withLock {
-            for s in sequences { confirmed.insert(s) }
-            var floorSubject: String?
-            while head < pending.count, confirmed.contains(pending[head]) {
-                let s = pending[head]
-                confirmed.remove(s)
-                floorSubject = subjects.removeValue(forKey: s) ?? floorSubject
-                head += 1
-            }
-            if head > 4096 && head * 2 > pending.count {
-                pending.removeFirst(head)
-                head = 0
-            }
-            return floorSubject
-        }
-    }
-
-    var outstanding: Int { lock.withLock { pending.count - head } }
-}
-
 /// At most `n` holders at once.
 actor AsyncSemaphore {
     private var available: Int
-    private var waiters: [CheckedContinuation<Void, Never>] = []
 
     init(_ n: Int) { available = n }
 
-    func acquire() async {
-        if available > 0 {
-            available -= 1
-            return
+    /// False when the task was cancelled while waiting (polls, so cancellation is always seen).
+    func acquire() async -> Bool {
+        while available == 0 {
+            if Task.isCancelled { return false }
+            try? await Task.sleep(for: .milliseconds(1))
         }
-        await withCheckedContinuation { waiters.append($0) }
+        available -= 1
+        return true
     }
 
     func release() {
-        if waiters.isEmpty {
-            available += 1
-        } else {
-            waiters.removeFirst().resume()
-        }
+        available += 1
     }
 }
 
-/// The last task per ordering key, so the next batch of that key waits for it.
+/// The last task per ordering key, so the next batch of that key waits for it. Finished ones are dropped
+/// (keys come from alert content: hostnames, rules).
 final class KeyChains: @unchecked Sendable {
     private let lock = NSLock()
-    private var tasks: [String: Task<Void, Never>] = [:]
+    private var tasks: [String: (task: Task<Void, Never>, token: UInt64)] = [:]
+    private var finished: Set<UInt64> = []
+    private var nextToken: UInt64 = 0
 
-    func last(for key: String) -> Task<Void, Never>? { lock.withLock { tasks[key] } }
-    func set(_ task: Task<Void, Never>, for key: String) { lock.withLock { tasks[key] = task } }
+    func last(for key: String) -> Task<Void, Never>? { lock.withLock { tasks[key]?.task } }
+
+    func token() -> UInt64 { lock.withLock { nextToken += 1; return nextToken } }
+
+    func set(_ task: Task<Void, Never>, for key: String, token: UInt64) {
+        lock.withLock {
+            tasks[key] = (task, token)
+            if tasks.count > 1024 {
+                tasks = tasks.filter { !finished.contains($0.value.token) }
+                finished.removeAll()
+            }
+        }
+    }
+
+    func finish(_ token: UInt64) { lock.withLock { _ = finished.insert(token) } }
+}
+
+/// The delivery tasks in flight, so stopping cancels and awaits them.
+final class TaskSet: @unchecked Sendable {
+    private let lock = NSLock()
+    private var tasks: [Task<Void, Never>] = []
+
+    func add(_ task: Task<Void, Never>) {
+        lock.withLock {
+            tasks.append(task)
+            if tasks.count > 256 { tasks = Array(tasks.suffix(128)) }  // old ones are long done (4 in flight)
+        }
+    }
+
+    func cancelAll() { lock.withLock { for t in tasks { t.cancel() } } }
+
+    func waitAll() async {
+        for t in lock.withLock({ tasks }) { await t.value }
+    }
 }

@@ -337,9 +337,15 @@ struct JSONScanner {
             }
             if c >= 0x80 {
                 plain = false
-                let length = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 0
+                // Well-formed UTF-8 only (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF.
+                let length = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 ? 2 : 0
                 guard length > 0, c < 0xF5, offset + length <= bytes.count else { throw fail("invalid UTF-8") }
                 for i in 1..<length where bytes[offset + i] & 0xC0 != 0x80 { throw fail("invalid UTF-8") }
+                let second = bytes[offset + 1]
+                if (c == 0xE0 && second < 0xA0) || (c == 0xED && second > 0x9F) || (c == 0xF0 && second < 0x90)
+                    || (c == 0xF4 && second > 0x8F) {
+                    throw fail("invalid UTF-8")
+                }
                 offset += length
                 continue
             }

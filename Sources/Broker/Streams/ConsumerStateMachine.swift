@@ -59,8 +59,9 @@ struct ConsumerStateMachine: Equatable {
     /// The next delivery, or nil when there is nothing to send now (caught up, or paused at max_ack_pending).
     /// `available(seq)` says whether the stream holds `seq` and it passes the consumer's filter.
     mutating func next(now: Int64, lastSequence: UInt64, available: (UInt64) -> Bool) -> Delivery? {
-        // Redeliveries first, oldest first, once their deadline has passed.
-        if now >= earliestDeadline, let due = firstDue(now: now) {
+        // Redeliveries first, oldest first, once their deadline has passed. A loop, not recursion: after a
+        // purge thousands of pending entries may be dropped in one call.
+        while now >= earliestDeadline, let due = nextDue(now: now) {
             let count = (deliveryCounts[due] ?? 1)
             if configuration.maxDeliver > 0 && count >= configuration.maxDeliver {
                 // Given up on: no more deliveries; counts as handled for the ack floor.
@@ -68,13 +69,13 @@ struct ConsumerStateMachine: Equatable {
                 deliveryCounts[due] = nil
                 exhausted.append(due)
                 advanceAckFloor()
-                return next(now: now, lastSequence: lastSequence, available: available)
+                continue
             }
             if !available(due) {  // removed from the stream meanwhile
                 pending[due] = nil
                 deliveryCounts[due] = nil
                 advanceAckFloor()
-                return next(now: now, lastSequence: lastSequence, available: available)
+                continue
             }
             return deliver(due, count: count + 1, now: now)
         }
@@ -92,19 +93,30 @@ struct ConsumerStateMachine: Equatable {
         return nil
     }
 
-    /// The lowest pending sequence whose deadline has passed; refreshes `earliestDeadline` when none has.
-    private mutating func firstDue(now: Int64) -> UInt64? {
-        var due: UInt64?
+    /// Due sequences found by the last scan, lowest first (consumed from the end): one pass over `pending`
+    /// serves many redeliveries, instead of one pass each.
+    private var dueQueue: [UInt64] = []
+
+    /// The next pending sequence whose deadline has passed; refreshes `earliestDeadline` when none has.
+    private mutating func nextDue(now: Int64) -> UInt64? {
+        while let s = dueQueue.popLast() {
+            if let entry = pending[s], entry.deadline <= now { return s }
+        }
+        var due: [UInt64] = []
         var earliest = Int64.max
         for (sequence, entry) in pending {
             if entry.deadline <= now {
-                if due == nil || sequence < due! { due = sequence }
+                due.append(sequence)
             } else if entry.deadline < earliest {
                 earliest = entry.deadline
             }
         }
-        if due == nil { earliestDeadline = earliest }
-        return due
+        guard !due.isEmpty else {
+            earliestDeadline = earliest
+            return nil
+        }
+        dueQueue = due.sorted(by: >)
+        return dueQueue.popLast()
     }
 
     private mutating func deliver(_ sequence: UInt64, count: Int, now: Int64) -> Delivery {
@@ -180,6 +192,18 @@ struct ConsumerStateMachine: Equatable {
         var next = ackFloorStream + 1
         while next <= deliveredStream, pending[next] == nil { next += 1 }
         ackFloorStream = max(ackFloorStream, next - 1)
+    }
+
+    /// After a restart: nothing can be delivered or pending beyond the stream's last sequence.
+    mutating func clamp(toLastSequence last: UInt64) {
+        guard deliveredStream > last else { return }
+        deliveredStream = last
+        ackFloorStream = min(ackFloorStream, last)
+        for s in pending.keys where s > last {
+            pending[s] = nil
+            deliveryCounts[s] = nil
+        }
+        dueQueue.removeAll()
     }
 
     // MARK: - Persistence

@@ -227,7 +227,8 @@ public final class DurableStream {
                     var b = end
                     while a < b, headers[a] == 0x20 || headers[a] == 0x09 { a += 1 }
                     while b > a, headers[b - 1] == 0x20 || headers[b - 1] == 0x09 { b -= 1 }
-                    return String(decoding: headers[a..<b], as: UTF8.self)
+                    // An empty id is no id (else every such message would dedupe against the others).
+                    return a < b ? String(decoding: headers[a..<b], as: UTF8.self) : nil
                 }
             }
             i = end + 2

@@ -234,7 +234,9 @@ public final class FileStore: MessageStore {
         buffered.append(contentsOf: record)
         activeSize += record.count
         dirty = true
-        if buffered.count >= 1 << 20 { try flushWrites() }
+        // A failure here stays in the buffer and surfaces at the next sync, before any ack: the record is
+        // kept (its sequence is taken), never half-written.
+        if buffered.count >= 1 << 20 { try? flushWrites() }
         return offset
     }
 
@@ -290,6 +292,7 @@ public final class FileStore: MessageStore {
         }
         syncDirectory()
         Glibc.close(activeFD)
+        activeFD = -1  // never write through a closed (and maybe reused) descriptor if the next open fails
         unlink(blockURL(activeID, sealed: false).path)
         sealed.insert(activeID)
         cachedBlock = (activeID, raw)

@@ -25,7 +25,10 @@ public final class JetStream: @unchecked Sendable {
     /// Set by the server: whether anyone is subscribed to a subject (push consumers wait for interest).
     var interestHook: (@Sendable (String) -> Bool)?
     var deliverHook: (@Sendable (_ route: String, _ reply: String?, _ headers: [UInt8], _ payload: [UInt8], _ shown: [UInt8]?) -> Void)?
-    private var pendingAcks: [(ack: ByteBuffer, sink: AckSink)] = []
+    private var pendingAcks: [(ack: ByteBuffer, sink: AckSink, stream: String)] = []
+    /// Per stream: the last sequence known to be on disk (consumers deliver nothing beyond it, so a message
+    /// a crash could still take is never handed out, and no consumer state can point past the stream).
+    var durableLast: [String: UInt64] = [:]
     private var syncScheduled = false
     private var syncedStreams: Set<String> = []
     private var apiTotal = 0
@@ -187,6 +190,7 @@ public final class JetStream: @unchecked Sendable {
             case .always:
                 do {
                     try entry.stream.store.sync()
+                    durableLast[name] = entry.stream.store.state.lastSequence
                 } catch {
                     deliverAck?.send(ByteBuffer(string: Self.errorJSON(code: 503, errCode: 10077, description: "storage failure: \(error)")))
                     return
@@ -194,13 +198,20 @@ public final class JetStream: @unchecked Sendable {
                 deliverAck?.send(ByteBuffer(string: response))
                 for consumer in (consumers[name] ?? [:]).values { pump(consumer) }
             case .batch:
-                if let deliverAck { pendingAcks.append((ByteBuffer(string: response), deliverAck)) }
+                if let deliverAck { pendingAcks.append((ByteBuffer(string: response), deliverAck, name)) }
                 syncedStreams.insert(name)
                 scheduleSync()
             case .interval:
                 // Acked before the disk has it (as nats-server's default), but at least in the kernel's hands,
                 // so a crash of brokerd alone loses nothing acknowledged.
-                try? entry.stream.store.flushWrites()
+                do {
+                    try entry.stream.store.flushWrites()
+                } catch {
+                    deliverAck?.send(ByteBuffer(string: Self.errorJSON(code: 503, errCode: 10077, description: "storage failure: \(error)")))
+                    return
+                }
+                // Interval: acknowledged before the disk has it (as nats-server's default); consumers may see it.
+                durableLast[name] = entry.stream.store.state.lastSequence
                 deliverAck?.send(ByteBuffer(string: response))
                 for consumer in (consumers[name] ?? [:]).values { pump(consumer) }
                 let time = now()
@@ -218,14 +229,21 @@ public final class JetStream: @unchecked Sendable {
         syncScheduled = true
         queue.async { [self] in
             syncScheduled = false
-            for entry in streams.values {
+            var failed: [String: String] = [:]
+            for (name, entry) in streams {
                 do {
                     try entry.stream.store.sync()
+                    durableLast[name] = entry.stream.store.state.lastSequence
                 } catch {
-                    logger.error("JetStream sync failed", metadata: ["error": "\(error)"])
+                    failed[name] = "\(error)"
+                    logger.error("JetStream sync failed: the messages it covers are not acknowledged",
+                                 metadata: ["stream": "\(name)", "error": "\(error)"])
                 }
             }
-            let acks = pendingAcks
+            let acks = pendingAcks.map { ack, sink, stream in
+                // Never a success PubAck for what did not reach the disk.
+                (failed[stream].map { ByteBuffer(string: Self.errorJSON(code: 503, errCode: 10077, description: "storage failure: \($0)")) } ?? ack, sink)
+            }
             pendingAcks.removeAll(keepingCapacity: true)
             // One task per publisher event loop for the whole batch, then one flush there.
             var byLoop: [ObjectIdentifier: [(ByteBuffer, AckSink)]] = [:]
@@ -364,6 +382,7 @@ public final class JetStream: @unchecked Sendable {
         do {
             let entry = try openStream(name: name, config: config, created: Date())
             streams[name] = entry
+            durableLast[name] = entry.stream.store.state.lastSequence
             try persist(name: name, entry: entry)
             publishFilters()
             logger.info("JetStream stream created", metadata: ["stream": "\(name)", "subjects": "\(newSubjects)"])

@@ -235,6 +235,8 @@ extension JetStream {
         guard let entry = streamEntry(consumer.stream) else { return }
         let store = entry.stream.store
         let time = now()
+        // Only what is on disk is handed out (see durableLast).
+        let lastDurable = min(store.state.lastSequence, durableLast[consumer.stream] ?? store.state.lastSequence)
         let filter = consumer.filter
         let bound = consumer.lastPerSubjectBound
         let only = consumer.lastPerSubject
@@ -253,13 +255,13 @@ extension JetStream {
             guard interestHook?(deliverSubject) ?? true else { return }
             // Bounded per call, so one consumer cannot hold the JetStream queue; the tick continues.
             var budget = 10_000
-            while budget > 0, let delivery = consumer.machine.next(now: time, lastSequence: store.state.lastSequence, available: available) {
+            while budget > 0, let delivery = consumer.machine.next(now: time, lastSequence: lastDurable, available: available) {
                 send(delivery, of: consumer, to: deliverSubject, store: store, loaded: loaded)
                 budget -= 1
             }
         } else {
             while !consumer.waiting.isEmpty {
-                guard let delivery = consumer.machine.next(now: time, lastSequence: store.state.lastSequence, available: available) else {
+                guard let delivery = consumer.machine.next(now: time, lastSequence: lastDurable, available: available) else {
                     // Nothing now: a no_wait request is answered at once.
                     if consumer.waiting[0].noWait {
                         let request = consumer.waiting.removeFirst()
@@ -385,7 +387,10 @@ extension JetStream {
             _ = createConsumer("\(stream).\(name)", body, durableForm: true,
                                restoredBound: (meta["last_per_subject_bound"] as? NSNumber)?.uint64Value)
             if let consumer = consumers[stream]?[name], let saved,
-               let restored = ConsumerStateMachine(configuration: consumer.machine.configuration, decoding: [UInt8](saved)) {
+               var restored = ConsumerStateMachine(configuration: consumer.machine.configuration, decoding: [UInt8](saved)) {
+                // State saved after a delivery whose message a crash then took (it was not fsynced yet) must not
+                // point past the stream: that sequence will be used again by the next message.
+                restored.clamp(toLastSequence: streamEntry(stream)?.stream.state.lastSequence ?? 0)
                 consumer.machine = restored
                 persistConsumerState(consumer)
             }
