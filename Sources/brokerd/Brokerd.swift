@@ -178,7 +178,8 @@ struct BrokerService: Service {
         }
         var falcoHTTP: FalcoHTTPServer?
         if let port = server.options.falcoHTTPPort, let falco = server.falcoIngest {
-            let f = FalcoHTTPServer(broker: server, falco: falco, maxBody: server.options.falcoMaxBody, logger: logger)
+            let f = FalcoHTTPServer(broker: server, falco: falco, maxBody: server.options.falcoMaxBody,
+                                    idleTimeout: server.options.falcoIdleTimeout, logger: logger)
             try await f.start(host: server.options.falcoHTTPHost ?? server.options.host, port: port)
             falcoHTTP = f
         }

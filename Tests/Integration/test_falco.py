@@ -453,3 +453,22 @@ async def test_mappings_block_rewrites_subjects(server_factory):
             ("FALCO.Notice", b"2"), ("b.x.y", b"3"), ("o.42.eu", b"1")]
     finally:
         await nc.close()
+
+
+def test_idle_and_half_sent_connections_are_closed(brokerd):
+    s = brokerd(config='falco {\n  idle_timeout: "1s"\n}\n')
+    idle = socket.create_connection((HOST, s.falco_port), timeout=15)
+    slow = socket.create_connection((HOST, s.falco_port), timeout=15)
+    try:
+        slow.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"prio")  # and then nothing
+        assert idle.recv(100) == b"", "an idle keep-alive connection is closed"
+        assert slow.recv(100) == b"", "a half-sent request does not hold a connection"
+        # The endpoint still serves everyone else.
+        p = Poster(s.falco_port)
+        try:
+            assert p.post(alerts()[0])[0] == 200
+        finally:
+            p.close()
+    finally:
+        idle.close()
+        slow.close()

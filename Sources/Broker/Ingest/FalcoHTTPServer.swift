@@ -20,10 +20,13 @@ public final class FalcoHTTPServer: @unchecked Sendable {
     private var channel: (any Channel)?
     public private(set) var boundPort = 0
 
-    public init(broker: BrokerServer, falco: FalcoIngest, maxBody: Int, logger: Logger) {
+    let idleTimeout: Duration
+
+    public init(broker: BrokerServer, falco: FalcoIngest, maxBody: Int, idleTimeout: Duration = .seconds(300), logger: Logger) {
         self.broker = broker
         self.falco = falco
         self.maxBody = maxBody
+        self.idleTimeout = idleTimeout
         self.logger = logger
     }
 
@@ -37,6 +40,8 @@ public final class FalcoHTTPServer: @unchecked Sendable {
                     guard let connection = broker.ingestConnection(on: channel.eventLoop) else {
                         throw ChannelError.ioOnClosedChannel
                     }
+                    // Close connections that send nothing for idle_timeout (a half-sent request counts too).
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: TimeAmount(idleTimeout)))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(FalcoHTTPHandler(server: self, connection: connection))
                 }
@@ -90,6 +95,14 @@ final class FalcoHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
     init(server: FalcoHTTPServer, connection: ClientConnection) {
         self.server = server
         self.connection = connection
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -45,6 +45,8 @@ public struct BrokerOptions: Sendable, Equatable {
     public var falcoHTTPHost: String? = nil
     public var falcoMaxBody: Int = 1024 * 1024
     public var falcoMaxPending: Int = 16_384
+    /// A Falco HTTP connection that sends nothing for this long is closed (idle keep-alives, slow clients).
+    public var falcoIdleTimeout: Duration = .seconds(300)
     /// Rewrite falcosidekick's `falco.<priority>.<rule>` subjects to `FALCO.<Priority>`.
     public var mapSidekickSubjects: Bool = false
     /// `gcp_pubsub { }` blocks (several allowed): bridges from subjects to Google Cloud Pub/Sub topics.

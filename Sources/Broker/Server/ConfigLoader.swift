@@ -231,7 +231,7 @@ public enum ConfigLoader {
         }
     }
 
-    /// `falco { http_port, host, max_body, max_pending, map_sidekick_subjects }`.
+    /// `falco { http_port, host, max_body, max_pending, map_sidekick_subjects, idle_timeout }`.
     private static func applyFalco(_ block: Field, to options: inout BrokerOptions) throws {
         guard case .map(let map) = block.entry.value else { throw block.typeMismatch("a map") }
         for entry in map.entries {
@@ -247,6 +247,8 @@ public enum ConfigLoader {
                 options.falcoMaxPending = Int(try field.integer(in: 1 ... 10_000_000))
             case "map_sidekick_subjects":
                 options.mapSidekickSubjects = try field.bool()
+            case "idle_timeout":
+                options.falcoIdleTimeout = try field.duration(acceptingSeconds: true) ?? .seconds(300)
             default:
                 throw field.fail("unknown key \"\(entry.key)\" in falco")
             }
