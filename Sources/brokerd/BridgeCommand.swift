@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import Broker
 import Foundation
 import Logging
+import UnixSignals
 
 /// `brokerd bridge -c FILE`: runs the file's `gcp_pubsub { }` bridges outside brokerd, against a brokerd
 /// reached with ClientLib. Same code and guarantees as the bridges brokerd runs itself.
@@ -50,18 +51,10 @@ struct BridgeCommand: AsyncParsableCommand {
             try PubSubBridge.make(config: $0, servers: server.split(separator: ",").map(String.init), authorization: auth,
                                   httpClient: http, logger: logger)
         }
-        let signals = AsyncStream<Void> { continuation in
-            for sig in [SIGTERM, SIGINT] {
-                signal(sig, SIG_IGN)
-                let source = DispatchSource.makeSignalSource(signal: sig, queue: .main)
-                source.setEventHandler { continuation.yield() }
-                source.resume()
-                SignalSources.keep(source)
-            }
-        }
+        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
         await withTaskGroup(of: Void.self) { group in
             for bridge in bridges { group.addTask { await bridge.run() } }
-            group.addTask { for await _ in signals { return } }
+            group.addTask { for await _ in signals { return } }  // the first SIGTERM/SIGINT stops the bridges
             await group.next()
             group.cancelAll()
         }
@@ -72,10 +65,4 @@ struct BridgeCommand: AsyncParsableCommand {
         }
         try await http.shutdown()
     }
-}
-
-/// Keeps signal sources alive for the life of the process.
-enum SignalSources {
-    nonisolated(unsafe) static var sources: [any DispatchSourceSignal] = []
-    static func keep(_ source: any DispatchSourceSignal) { sources.append(source) }
 }

@@ -195,6 +195,16 @@ public final class PubSubBridge: Sendable {
         var ackSubject: String
         var streamSequence: UInt64
         var original: NATSMessage
+        /// `message.encodedSize`, counted once.
+        var size: Int
+
+        init(message: PubSubMessage, ackSubject: String, streamSequence: UInt64, original: NATSMessage) {
+            self.message = message
+            self.ackSubject = ackSubject
+            self.streamSequence = streamSequence
+            self.original = original
+            self.size = message.encodedSize
+        }
     }
 
     /// Messages from the pull subscription, waiting to be batched.
@@ -206,6 +216,8 @@ public final class PubSubBridge: Sendable {
         private var held: Set<UInt64> = []
         private var done = true
         private var outstanding = 0
+        /// Encoded bytes of `items`.
+        private var bytes = 0
         private var missing = false
         func markConsumerMissing() { lock.withLock { missing = true } }
         var consumerMissing: Bool { lock.withLock { missing } }
@@ -226,6 +238,7 @@ public final class PubSubBridge: Sendable {
             guard held.insert(item.streamSequence).inserted else { lock.unlock(); return false }
             if items.isEmpty { firstArrival = .now }
             items.append(item)
+            bytes += item.size
             lock.unlock()
             return true
         }
@@ -258,16 +271,18 @@ public final class PubSubBridge: Sendable {
             lock.lock()
             defer { lock.unlock() }
             guard !items.isEmpty, let first = firstArrival else { return nil }
-            let size = items.prefix(max).reduce(0) { $0 + $1.message.encodedSize }
-            guard items.count >= max || size >= bytes || first.duration(to: .now) >= delay else { return nil }
-            var taken: [Held] = []
+            guard items.count >= max || self.bytes >= bytes || first.duration(to: .now) >= delay else { return nil }
+            var count = 0
             var total = 0
-            while !items.isEmpty && taken.count < max {
-                let next = items[0].message.encodedSize
-                if !taken.isEmpty && total + next > bytes { break }
-                taken.append(items.removeFirst())
+            while count < items.count && count < max {
+                let next = items[count].size
+                if count > 0 && total + next > bytes { break }
+                count += 1
                 total += next
             }
+            let taken = Array(items.prefix(count))
+            items.removeFirst(count)
+            self.bytes -= total
             firstArrival = items.isEmpty ? nil : .now
             return taken
         }

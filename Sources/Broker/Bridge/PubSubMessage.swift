@@ -1,4 +1,5 @@
 import Foundation
+import Protocol
 
 /// Google Cloud Pub/Sub's limits. The emulator enforces none of them but the per-request count, so the
 /// bridge checks them itself: a message the real service would refuse goes to the dead-letter subject.
@@ -108,15 +109,15 @@ public struct PubSubMessage: Sendable, Equatable {
             for (key, value) in attributes {
                 if !first { out.append(UInt8(ascii: ",")) }
                 first = false
-                JSONText.appendString(key, to: &out)
+                out.append(contentsOf: ServerInfo.quote(key).utf8)
                 out.append(UInt8(ascii: ":"))
-                JSONText.appendString(value, to: &out)
+                out.append(contentsOf: ServerInfo.quote(value).utf8)
             }
             out.append(UInt8(ascii: "}"))
         }
         if let orderingKey {
             out.append(contentsOf: #","orderingKey":"#.utf8)
-            JSONText.appendString(orderingKey, to: &out)
+            out.append(contentsOf: ServerInfo.quote(orderingKey).utf8)
         }
         out.append(UInt8(ascii: "}"))
     }
@@ -132,32 +133,6 @@ public struct PubSubMessage: Sendable, Equatable {
         }
         out.append(contentsOf: "]}".utf8)
         return out
-    }
-}
-
-enum JSONText {
-    static func appendString(_ text: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        // Almost every attribute needs no escaping: copy it whole.
-        if !text.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C || $0 == 0x7F }) {
-            out.append(contentsOf: text.utf8)
-            out.append(UInt8(ascii: "\""))
-            return
-        }
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(contentsOf: [0x5C, 0x22])
-            case UInt8(ascii: "\\"): out.append(contentsOf: [0x5C, 0x5C])
-            case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-            case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-            case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
-            case 0..<0x20, 0x7F:
-                let hex = Array("0123456789abcdef".utf8)
-                out.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(byte >> 4)], hex[Int(byte & 15)]])
-            default: out.append(byte)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
     }
 }
 
@@ -201,11 +176,5 @@ enum Base64 {
         var out: [UInt8] = []
         encode(bytes, into: &out)
         return String(decoding: out, as: UTF8.self)
-    }
-
-    /// URL-safe, unpadded (JWT).
-    static func urlEncode(_ bytes: [UInt8]) -> String {
-        String(encode(bytes).replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_")
-            .trimmingCharacters(in: CharacterSet(charactersIn: "=")))
     }
 }

@@ -429,12 +429,9 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
     func ingest(_ alert: FalcoAlert, body: some Collection<UInt8>, path: FalcoIngest.Path, _ falco: FalcoIngest,
                 completion: @escaping @Sendable (FalcoIngest.Outcome) -> Void) {
         let publish = Self.falcoPublish(alert, body: body, reply: nil)
-        if let jetStream = server.jetStream, JetStream.captures(publish.subject, filters: jetStream.currentFilters()) {
-            let headerLength = publish.headerLength ?? 0
-            let all = Array(publish.payload.readableBytesView)
+        if let jetStream = server.jetStream, streamCaptures(publish.subject, jetStream) {
             falco.inFlight.add(1, ordering: .relaxed)
-            jetStream.capture(subject: Array(publish.subject.readableBytesView), headers: Array(all[..<headerLength]),
-                              payload: Array(all[headerLength...]), deliverAck: JetStream.AckSink(eventLoop: nil) { response in
+            capture(publish, in: jetStream, ack: JetStream.AckSink(eventLoop: nil) { response in
                 falco.inFlight.subtract(1, ordering: .relaxed)
                 let outcome = FalcoIngest.outcome(ofPubAck: response)
                 switch outcome {
@@ -478,14 +475,7 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
                                   reply: publish.reply.map { String(buffer: $0) })
             return .consumed
         }
-        let generation = jetStream.filtersGeneration.load(ordering: .acquiring)
-        if generation != jsFiltersGeneration {
-            jsFilters = jetStream.currentFilters()
-            jsFiltersGeneration = generation
-        }
-        guard JetStream.captures(publish.subject, filters: jsFilters) else { return .none }
-        let headerLength = publish.headerLength ?? 0
-        let all = Array(publish.payload.readableBytesView)
+        guard streamCaptures(publish.subject, jetStream) else { return .none }
         let ack: JetStream.AckSink? = publish.reply.map { reply in
             let replyTo = Self.compact(reply)
             let loop = self.loop
@@ -493,9 +483,27 @@ final class ClientConnection: ChannelInboundHandler, @unchecked Sendable {
                                      deliver: { [self] response in deliverFromServer(subject: replyTo, payload: response, flush: false) },
                                      flush: { loop.flushPending() })
         }
-        jetStream.capture(subject: Array(publish.subject.readableBytesView), headers: Array(all[..<headerLength]),
-                          payload: Array(all[headerLength...]), deliverAck: ack)
+        capture(publish, in: jetStream, ack: ack)
         return .captured
+    }
+
+    /// Whether a stream captures `subject`, with this connection's copy of the filters (refreshed when the
+    /// generation moves, so no lock per publish).
+    private func streamCaptures(_ subject: ByteBuffer, _ jetStream: JetStream) -> Bool {
+        let generation = jetStream.filtersGeneration.load(ordering: .acquiring)
+        if generation != jsFiltersGeneration {
+            jsFilters = jetStream.currentFilters()
+            jsFiltersGeneration = generation
+        }
+        return JetStream.captures(subject, filters: jsFilters)
+    }
+
+    /// Hands `publish` to JetStream to store (subject, headers and payload copied once each).
+    private func capture(_ publish: Publish, in jetStream: JetStream, ack: JetStream.AckSink?) {
+        let bytes = publish.payload.readableBytesView
+        let headerLength = publish.headerLength ?? 0
+        jetStream.capture(subject: Array(publish.subject.readableBytesView), headers: Array(bytes.prefix(headerLength)),
+                          payload: Array(bytes.dropFirst(headerLength)), deliverAck: ack)
     }
 
     /// A message the server itself publishes (API responses, PubAcks): routed like any other, echo aside.

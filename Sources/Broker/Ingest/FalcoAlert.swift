@@ -1,4 +1,5 @@
 import Crypto
+import Protocol
 
 /// One Falco alert (Falco's `json_output`), checked and ready to publish on `FALCO.<Priority>`.
 ///
@@ -128,23 +129,10 @@ public struct FalcoAlert: Sendable, Equatable {
         return out
     }
 
+    /// The text as a JSON string for an error message, cut at 64 characters.
     static func quoted(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars.prefix(64) {
-            switch scalar {
-            case "\r": out += "\\r"
-            case "\n": out += "\\n"
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x7F {
-                    out += "\\u" + String(scalar.value, radix: 16).leftPadded(to: 4)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + (text.unicodeScalars.count > 64 ? "...\"" : "\"")
+        let head = String(String.UnicodeScalarView(text.unicodeScalars.prefix(64)))
+        return ServerInfo.quote(head) + (text.unicodeScalars.count > 64 ? "..." : "")
     }
 
     /// The top-level fields brokerd reads.
@@ -155,12 +143,6 @@ public struct FalcoAlert: Sendable, Equatable {
         var hostname: Value?
         var source: Value?
         var uuid: Value?
-    }
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }
 

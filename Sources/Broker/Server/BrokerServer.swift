@@ -89,32 +89,16 @@ public final class BrokerServer: @unchecked Sendable {
             js.syncInterval = TimeAmount(opts.jetStreamSyncInterval).nanoseconds
             js.maxMemory = opts.jetStreamMaxMemory
             js.maxStore = opts.jetStreamMaxStore
-            let system = ClientConnection(id: 0, server: self, loop: loops[0], settings: ConnectionSettings(
-                maxPayload: opts.maxPayload, maxControlLine: opts.maxControlLine, maxPending: opts.maxPending,
-                pingInterval: .hours(1), pingMax: 1, writeDeadline: .hours(1), authTimeout: .hours(1), authRequired: false),
-                loopCount: loops.count, logger: logger)
+            let system = internalConnection(on: loops[0], opts)
             let loop = loops[0]
             // JetStream's own publishes (deliveries, PubAcks to pull inboxes, statuses) go through an internal
             // client on one loop, so they keep their order.
             // Deliveries are gathered and handed to the loop in one task with one flush, not one task each.
-            let outbox = NIOLockedValueBox<(items: [(String, String?, [UInt8], [UInt8], [UInt8]?)], scheduled: Bool)>(([], false))
+            let outbox = HandOff<(String, String?, [UInt8], [UInt8], [UInt8]?)>()
             js.deliverHook = { route, reply, headers, payload, shown in
-                let schedule = outbox.withLockedValue { box -> Bool in
-                    box.items.append((route, reply, headers, payload, shown))
-                    if box.scheduled { return false }
-                    box.scheduled = true
-                    return true
-                }
-                guard schedule else { return }
+                guard outbox.append((route, reply, headers, payload, shown)) else { return }
                 loop.eventLoop.execute {
-                    let items = outbox.withLockedValue { box in
-                        defer {
-                            box.items.removeAll(keepingCapacity: true)
-                            box.scheduled = false
-                        }
-                        return box.items
-                    }
-                    for (route, reply, headers, payload, shown) in items {
+                    for (route, reply, headers, payload, shown) in outbox.drain() {
                         var body = ByteBuffer()
                         body.reserveCapacity(headers.count + payload.count)
                         body.writeBytes(headers)
@@ -142,12 +126,7 @@ public final class BrokerServer: @unchecked Sendable {
         }
         mapSidekickSubjects = opts.mapSidekickSubjects
         falcoIngest = FalcoIngest(maxInFlight: opts.falcoMaxPending, logger: logger)
-        ingestConnections = loops.map { loop in
-            ClientConnection(id: 0, server: self, loop: loop, settings: ConnectionSettings(
-                maxPayload: opts.maxPayload, maxControlLine: opts.maxControlLine, maxPending: opts.maxPending,
-                pingInterval: .hours(1), pingMax: 1, writeDeadline: .hours(1), authTimeout: .hours(1), authRequired: false),
-                loopCount: loops.count, logger: logger)
-        }
+        ingestConnections = loops.map { internalConnection(on: $0, opts) }
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -167,6 +146,14 @@ public final class BrokerServer: @unchecked Sendable {
         }
         logger.info("Listening for client connections on \(opts.host):\(boundPort)")
         logger.info("Server is ready", metadata: ["server_id": "\(serverID)", "version": "\(Self.version)"])
+    }
+
+    /// A client of the server's own (no socket): what JetStream and the Falco ingest publish through.
+    private func internalConnection(on loop: LoopContext, _ opts: BrokerOptions) -> ClientConnection {
+        ClientConnection(id: 0, server: self, loop: loop, settings: ConnectionSettings(
+            maxPayload: opts.maxPayload, maxControlLine: opts.maxControlLine, maxPending: opts.maxPending,
+            pingInterval: .hours(1), pingMax: 1, writeDeadline: .hours(1), authTimeout: .hours(1), authRequired: false),
+            loopCount: loops.count, logger: logger)
     }
 
     private func initializeClient(_ channel: any Channel) throws {

@@ -61,6 +61,15 @@ public final class JetStream: @unchecked Sendable {
         /// The configuration as the client sent it, with defaults filled in (echoed in responses).
         var config: [String: Any]
         var created: Date
+        /// The stream's subjects as bytes, made once (capture matches every stored message against them).
+        let subjectFilters: [[UInt8]]
+
+        init(stream: DurableStream, config: [String: Any], created: Date) {
+            self.stream = stream
+            self.config = config
+            self.created = created
+            self.subjectFilters = stream.config.subjects.map { Array($0.utf8) }
+        }
     }
 
     /// The durability policy (see BrokerOptions.JetStreamSync); set before the first publish.
@@ -110,23 +119,10 @@ public final class JetStream: @unchecked Sendable {
     func acknowledge(subject: String, payload: [UInt8], reply: String?) {
         // Acks arrive one message each: gather them and handle them in one task on the queue, then pump
         // each consumer they touched once (not once per ack).
-        let schedule = ackInbox.withLockedValue { box -> Bool in
-            box.items.append((subject, payload, reply))
-            if box.scheduled { return false }
-            box.scheduled = true
-            return true
-        }
-        guard schedule else { return }
+        guard ackInbox.append((subject, payload, reply)) else { return }
         queue.async { [self] in
-            let items = ackInbox.withLockedValue { box -> [(String, [UInt8], String?)] in
-                defer {
-                    box.items.removeAll(keepingCapacity: true)
-                    box.scheduled = false
-                }
-                return box.items
-            }
             var touched: [ObjectIdentifier: ConsumerEntry] = [:]
-            for (subject, payload, reply) in items {
+            for (subject, payload, reply) in ackInbox.drain() {
                 if let consumer = handleAck(subject: subject, payload: payload, reply: reply, pumpAfter: false) {
                     touched[ObjectIdentifier(consumer)] = consumer
                 }
@@ -135,7 +131,7 @@ public final class JetStream: @unchecked Sendable {
         }
     }
 
-    private let ackInbox = NIOLockedValueBox<(items: [(String, [UInt8], String?)], scheduled: Bool)>(([], false))
+    private let ackInbox = HandOff<(String, [UInt8], String?)>()
 
     var streamsDirectory: URL { storeDirectory.appendingPathComponent("jetstream/streams") }
 
@@ -157,7 +153,7 @@ public final class JetStream: @unchecked Sendable {
     func capture(subject: [UInt8], headers: [UInt8], payload: [UInt8], deliverAck: AckSink?) {
         queue.async { [self] in
             guard let (name, entry) = streams.first(where: { _, e in
-                e.stream.config.subjects.contains { Self.subjectMatches(filter: Array($0.utf8), subject: subject) }
+                e.subjectFilters.contains { Self.subjectMatches(filter: $0, subject: subject) }
             }) else {
                 // The stream went away between the publisher's check and now: say so rather than stay silent.
                 deliverAck?.send(ByteBuffer(string: Self.errorJSON(code: 503, errCode: 10077, description: "no stream captures this subject")))
@@ -561,7 +557,7 @@ public final class JetStream: @unchecked Sendable {
     }
 
     private func publishFilters() {
-        let all = streams.values.flatMap { $0.stream.config.subjects.map { Array($0.utf8) } }
+        let all = streams.values.flatMap(\.subjectFilters)
         filters.withLockedValue { $0 = all }
         filtersGeneration.add(1, ordering: .releasing)
     }
