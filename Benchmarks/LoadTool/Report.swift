@@ -109,7 +109,7 @@ struct BenchResult {
     }
 
     /// A JSON string literal (the same escaping INFO uses).
-    static func quote(_ s: String) -> String { ServerInfo.quote(s) }
+    static func quote(_ s: String) -> String { JSONString.quoted(s) }
 
     /// A JSON number: finite, rounded to `digits` decimals.
     static func number(_ value: Double, digits: Int) -> String {

@@ -413,10 +413,10 @@ public final class NATSClient: @unchecked Sendable {
             #""verbose":false"#, #""pedantic":false"#, #""headers":true"#, #""no_responders":true"#,
             #""protocol":1"#, #""lang":"swift""#, #""version":"0.1.0""#, "\"echo\":\(options.echo)",
         ]
-        if let name = options.name { fields.append("\"name\":\(ServerInfo.quote(name))") }
-        if let token = options.token ?? target.token { fields.append("\"auth_token\":\(ServerInfo.quote(token))") }
-        if let user = options.user ?? target.user { fields.append("\"user\":\(ServerInfo.quote(user))") }
-        if let pass = options.password ?? target.password { fields.append("\"pass\":\(ServerInfo.quote(pass))") }
+        if let name = options.name { fields.append("\"name\":\(JSONString.quoted(name))") }
+        if let token = options.token ?? target.token { fields.append("\"auth_token\":\(JSONString.quoted(token))") }
+        if let user = options.user ?? target.user { fields.append("\"user\":\(JSONString.quoted(user))") }
+        if let pass = options.password ?? target.password { fields.append("\"pass\":\(JSONString.quoted(pass))") }
         return "{" + fields.joined(separator: ",") + "}"
     }
 

@@ -93,44 +93,21 @@ public struct ServerInfo: Sendable {
     /// The document in nats-server's field order (server_id first), so INFO reads the same as nats-server's.
     public func json() -> String {
         var fields: [String] = [
-            "\"server_id\":\(Self.quote(serverID))",
-            "\"server_name\":\(Self.quote(serverName))",
-            "\"version\":\(Self.quote(version))",
+            "\"server_id\":\(JSONString.quoted(serverID))",
+            "\"server_name\":\(JSONString.quoted(serverName))",
+            "\"version\":\(JSONString.quoted(version))",
             "\"proto\":\(proto)",
-            "\"host\":\(Self.quote(host))",
+            "\"host\":\(JSONString.quoted(host))",
             "\"port\":\(port)",
             "\"headers\":\(headers)",
         ]
         if let authRequired { fields.append("\"auth_required\":\(authRequired)") }
         fields.append("\"max_payload\":\(maxPayload)")
         fields.append("\"client_id\":\(clientID)")
-        fields.append("\"client_ip\":\(Self.quote(clientIP))")
+        fields.append("\"client_ip\":\(JSONString.quoted(clientIP))")
         if let jetstream { fields.append("\"jetstream\":\(jetstream)") }
         if let ldm { fields.append("\"ldm\":\(ldm)") }
-        fields.append("\"brokerd_version\":\(Self.quote(brokerdVersion))")
+        fields.append("\"brokerd_version\":\(JSONString.quoted(brokerdVersion))")
         return "{" + fields.joined(separator: ",") + "}"
-    }
-
-    /// A JSON string literal.
-    public static func quote(_ s: String) -> String {
-        // Most strings need no escaping: copy them whole.
-        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) { return "\"" + s + "\"" }
-        var out = "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
     }
 }

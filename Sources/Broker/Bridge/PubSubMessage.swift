@@ -109,15 +109,15 @@ public struct PubSubMessage: Sendable, Equatable {
             for (key, value) in attributes {
                 if !first { out.append(UInt8(ascii: ",")) }
                 first = false
-                out.append(contentsOf: ServerInfo.quote(key).utf8)
+                out.append(contentsOf: JSONString.quoted(key).utf8)
                 out.append(UInt8(ascii: ":"))
-                out.append(contentsOf: ServerInfo.quote(value).utf8)
+                out.append(contentsOf: JSONString.quoted(value).utf8)
             }
             out.append(UInt8(ascii: "}"))
         }
         if let orderingKey {
             out.append(contentsOf: #","orderingKey":"#.utf8)
-            out.append(contentsOf: ServerInfo.quote(orderingKey).utf8)
+            out.append(contentsOf: JSONString.quoted(orderingKey).utf8)
         }
         out.append(UInt8(ascii: "}"))
     }

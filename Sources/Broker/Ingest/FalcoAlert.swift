@@ -132,7 +132,7 @@ public struct FalcoAlert: Sendable, Equatable {
     /// The text as a JSON string for an error message, cut at 64 characters.
     static func quoted(_ text: String) -> String {
         let head = String(String.UnicodeScalarView(text.unicodeScalars.prefix(64)))
-        return ServerInfo.quote(head) + (text.unicodeScalars.count > 64 ? "..." : "")
+        return JSONString.quoted(head) + (text.unicodeScalars.count > 64 ? "..." : "")
     }
 
     /// The top-level fields brokerd reads.

@@ -37,13 +37,13 @@ public final class FalcoHTTPServer: @unchecked Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    guard let connection = broker.ingestConnection(on: channel.eventLoop) else {
+                    guard let router = broker.subjectSpace.router(on: channel.eventLoop) else {
                         throw ChannelError.ioOnClosedChannel
                     }
                     // Close connections that send nothing for idle_timeout (a half-sent request counts too).
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: TimeAmount(idleTimeout)))
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(FalcoHTTPHandler(server: self, connection: connection))
+                    try channel.pipeline.syncOperations.addHandler(FalcoHTTPHandler(server: self, router: router))
                 }
             }
         let channel = try await bootstrap.bind(host: host, port: port).get()
@@ -87,14 +87,15 @@ final class FalcoHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias OutboundOut = HTTPServerResponsePart
 
     let server: FalcoHTTPServer
-    let connection: ClientConnection
+    /// The router of this channel's loop: alerts are published there, as the server.
+    let router: Router
     private var head: HTTPRequestHead?
     private var body: [UInt8] = []
     private var tooLarge = false
 
-    init(server: FalcoHTTPServer, connection: ClientConnection) {
+    init(server: FalcoHTTPServer, router: Router) {
         self.server = server
-        self.connection = connection
+        self.router = router
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -168,13 +169,13 @@ final class FalcoHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
                 falco.countRejected(.http, reason: rejection.reason.rawValue, detail: rejection.detail)
                 if errors.isEmpty { firstDetail = rejection.detail }
                 let line = parts.count > 1 ? #""line":\#(index + 1),"# : ""
-                errors.append(#"{\#(line)"reason":"\#(rejection.reason.rawValue)","error":\#(ServerInfo.quote(rejection.detail))}"#)
+                errors.append(#"{\#(line)"reason":"\#(rejection.reason.rawValue)","error":\#(JSONString.quoted(rejection.detail))}"#)
             }
         }
         if !errors.isEmpty {
             let summary = parts.count > 1 ? "\(errors.count) of \(parts.count) alerts are invalid; none was published" : "invalid alert"
             respond(context, head, .badRequest,
-                    #"{"error":\#(ServerInfo.quote(parts.count > 1 ? summary : firstDetail)),"rejected":[\#(errors.joined(separator: ","))]}"#)
+                    #"{"error":\#(JSONString.quoted(parts.count > 1 ? summary : firstDetail)),"rejected":[\#(errors.joined(separator: ","))]}"#)
             return
         }
         // Publish all; answer once every one is accepted (or one is refused).
@@ -192,7 +193,7 @@ final class FalcoHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
                 let context = state.context
                 if let (description, overloaded) = state.failure {
                     respond(context, head, overloaded ? .serviceUnavailable : .internalServerError,
-                            #"{"error":\#(ServerInfo.quote("not stored: " + description))}"#,
+                            #"{"error":\#(JSONString.quoted("not stored: " + description))}"#,
                             extra: overloaded ? [("Retry-After", "1")] : [])
                 } else {
                     respond(context, head, .ok, #"{"accepted":\#(total)}"#)
@@ -200,7 +201,7 @@ final class FalcoHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
             }
         }
         for (alert, bytes) in alerts {
-            connection.ingest(alert, body: bytes, path: .http, falco, completion: finish)
+            falco.publish(alert, body: bytes, path: .http, via: router, completion: finish)
         }
     }
 

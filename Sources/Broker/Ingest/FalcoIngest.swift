@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import Protocol
 import Synchronization
 
 /// Falco ingestion: every path by which alerts arrive (HTTP `http_output`, `falco-pipe`, falcosidekick's
@@ -78,15 +79,54 @@ public final class FalcoIngest: @unchecked Sendable {
         case failed(String, overloaded: Bool)
     }
 
-    /// Reads a PubAck: `{"stream":..,"seq":..}` or `{"error":{"code":503,...,"description":"..."}}`.
-    static func outcome(ofPubAck response: ByteBuffer) -> Outcome {
-        let text = String(buffer: response)
-        guard text.contains("\"error\"") else { return .accepted }
-        var description = "storage failure"
-        if let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
-           let error = object["error"] as? [String: Any], let d = error["description"] as? String {
-            description = d
+    /// The outcome of a stream's answer.
+    static func outcome(of ack: PubAck) -> Outcome {
+        switch ack {
+        case .stored: return .accepted
+        case .failed(_, _, let description): return .failed(description, overloaded: ack.isOverloaded)
         }
-        return .failed(description, overloaded: text.contains("\"code\":503"))
+    }
+
+    // MARK: - Publishing
+
+    /// Plugs the ingest's NATS paths into the subject space: `$FALCO.INGEST` (falco-pipe) always, and
+    /// falcosidekick's `falco.>` when `mapSidekickSubjects`.
+    func attach(to space: SubjectSpace, mapSidekickSubjects: Bool) throws {
+        try space.subscribe("$FALCO.INGEST", FalcoPipeSubscriber(ingest: self))
+        if mapSidekickSubjects { try space.subscribe("falco.>", SidekickSubscriber(ingest: self)) }
+    }
+
+    /// Publishes a checked alert as the server on `router`'s loop (where the caller runs): routed to subscribers
+    /// at once and, when a stream captures its subject, stored; `completion` runs once it is accepted (after the
+    /// stream's fsync) or refused. Counts the outcome for `path`.
+    func publish(_ alert: FalcoAlert, body: some Collection<UInt8>, path: Path, via router: Router,
+                 completion: @escaping @Sendable (Outcome) -> Void) {
+        inFlight.add(1, ordering: .relaxed)
+        let stored = router.publishFromServer(Self.message(alert, body: body, reply: nil), answer: .callback { [self] ack in
+            inFlight.subtract(1, ordering: .relaxed)
+            let outcome = Self.outcome(of: ack)
+            switch outcome {
+            case .accepted: countAccepted(path)
+            case .failed(let description, let overloaded):
+                countRejected(path, reason: overloaded ? "overloaded" : "store_failed", detail: description)
+            }
+            completion(outcome)
+        })
+        router.flushPending()
+        if !stored {
+            // No stream captures it: delivered is accepted.
+            inFlight.subtract(1, ordering: .relaxed)
+            countAccepted(path)
+            completion(.accepted)
+        }
+    }
+
+    /// The alert as the message brokerd publishes: `FALCO.<Priority>` with the Falco headers, body unchanged.
+    static func message(_ alert: FalcoAlert, body: some Collection<UInt8>, reply: ByteBuffer?) -> Publish {
+        let headers = alert.headerBlock()
+        var payload = ByteBufferAllocator().buffer(capacity: headers.count + body.count)
+        payload.writeBytes(headers)
+        payload.writeBytes(body)
+        return Publish(subject: ByteBuffer(string: alert.subject), reply: reply, headerLength: headers.count, payload: payload)
     }
 }

@@ -76,9 +76,10 @@ public final class MonitorServer: @unchecked Sendable {
 
     func totals() async -> Totals {
         let parts = await broker.collect { loop in
-            Totals(inMsgs: loop.inMsgs, inBytes: loop.inBytes, outMsgs: loop.outMsgs, outBytes: loop.outBytes,
-                   slowConsumers: loop.slowConsumers, cacheEntries: loop.cache.count,
-                   cacheHits: loop.cache.hits, cacheMisses: loop.cache.misses)
+            let r = loop.router
+            return Totals(inMsgs: r.inMsgs, inBytes: r.inBytes, outMsgs: r.outMsgs, outBytes: r.outBytes,
+                          slowConsumers: r.slowConsumers, cacheEntries: r.cacheEntries,
+                          cacheHits: r.cacheHits, cacheMisses: r.cacheMisses)
         }
         return parts.reduce(into: Totals()) { sum, t in
             sum.inMsgs += t.inMsgs; sum.inBytes += t.inBytes; sum.outMsgs += t.outMsgs; sum.outBytes += t.outBytes
@@ -179,7 +180,7 @@ public final class MonitorServer: @unchecked Sendable {
     }
 
     private func connectionInfo(_ c: ClientConnection, now: Date, subs: Bool) async -> [String: Any] {
-        let loop = c.loop.eventLoop
+        let loop = c.router.eventLoop
         let snapshot: [String: Any]? = try? await loop.submit { () -> SendableDictionary in
             var d: [String: Any] = [
                 "cid": c.id,
@@ -191,11 +192,11 @@ public final class MonitorServer: @unchecked Sendable {
                 "last_activity": Self.timestamp(c.lastActivity),
                 "uptime": Self.uptime(now.timeIntervalSince(c.started)),
                 "idle": Self.uptime(now.timeIntervalSince(c.lastActivity)),
-                "pending_bytes": c.out.readableBytes,
+                "pending_bytes": c.outbound.pendingBytes,
                 "in_msgs": c.inMsgs,
-                "out_msgs": c.outMsgs,
+                "out_msgs": c.outbound.outMsgs,
                 "in_bytes": c.inBytes,
-                "out_bytes": c.outBytes,
+                "out_bytes": c.outbound.outBytes,
                 "subscriptions": c.subscriptions.count,
             ]
             if let name = c.options.name { d["name"] = name }

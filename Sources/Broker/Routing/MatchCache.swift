@@ -3,11 +3,11 @@ import NIOCore
 /// A per-event-loop cache of sublist results keyed by subject bytes. Owned by one loop, so no lock: a hit costs
 /// one atomic load (the sublist generation) and one dictionary lookup with the subject slice, no allocation.
 /// Any change to the sublist empties it, as a generation bump tells us the stored results may be stale.
-package struct MatchCache {
+package struct MatchCache<Entry: SublistEntry> {
     /// nats-server's slCacheMax: past this many subjects the cache starts over.
-    static let maxEntries = 1024
+    static var maxEntries: Int { 1024 }
 
-    private var entries: [ByteBuffer: SublistResult] = [:]
+    private var entries: [ByteBuffer: SublistResult<Entry>] = [:]
     private var generation: UInt64 = .max
     package private(set) var hits: UInt64 = 0
     package private(set) var misses: UInt64 = 0
@@ -16,7 +16,7 @@ package struct MatchCache {
 
     package init() {}
 
-    package mutating func match(_ subject: ByteBuffer, in sublist: Sublist) -> SublistResult {
+    package mutating func match(_ subject: ByteBuffer, in sublist: Sublist<Entry>) -> SublistResult<Entry> {
         let current = sublist.generation.load(ordering: .acquiring)
         if current != generation {
             entries.removeAll(keepingCapacity: true)

@@ -23,7 +23,7 @@ public struct SubjectMapper: Sendable {
     }
 
     struct Rule: Sendable {
-        var source: [[UInt8]]  // tokens; "*" and ">" as written
+        var source: [UInt8]  // the filter, as written
         var destinations: [Destination]
     }
 
@@ -73,7 +73,7 @@ public struct SubjectMapper: Sendable {
             parsed.append(Destination(parts: parts, weight: weight))
         }
         guard total <= 100 else { throw MappingError(description: "mapping weights for \"\(source)\" add up to \(total)% (more than 100%)") }
-        rules.append(Rule(source: sourceTokens, destinations: parsed))
+        rules.append(Rule(source: Array(source.utf8), destinations: parsed))
     }
 
     /// The rewritten subject, or nil when no mapping applies (the common case costs no allocation).
@@ -81,7 +81,9 @@ public struct SubjectMapper: Sendable {
         guard !rules.isEmpty else { return nil }
         return subject.withUnsafeReadableBytes { raw -> ByteBuffer? in
             for rule in rules {
-                guard let captures = Self.match(rule.source, raw) else { continue }
+                var captures = Captures()
+                let matched = rule.source.withUnsafeBytes { Subject.matches(filter: $0, subject: raw, captures: &captures) }
+                guard matched else { continue }
                 let destination: Destination
                 if rule.destinations.count == 1 && rule.destinations[0].weight == 100 {
                     destination = rule.destinations[0]
@@ -105,34 +107,10 @@ public struct SubjectMapper: Sendable {
         }
     }
 
-    private struct Captures {
+    private struct Captures: SubjectCaptures {
         var wildcards: [Range<Int>] = []
         var rest: Range<Int>?
-    }
-
-    private static func match(_ source: [[UInt8]], _ raw: UnsafeRawBufferPointer) -> Captures? {
-        var captures = Captures()
-        var start = 0
-        for (i, token) in source.enumerated() {
-            if token == [UInt8(ascii: ">")] {
-                guard start < raw.count else { return nil }
-                captures.rest = start..<raw.count
-                return captures
-            }
-            guard start <= raw.count else { return nil }
-            var end = start
-            while end < raw.count, raw[end] != UInt8(ascii: ".") { end += 1 }
-            if end == start { return nil }
-            if token == [UInt8(ascii: "*")] {
-                captures.wildcards.append(start..<end)
-            } else if end - start != token.count || !token.withUnsafeBytes({ memcmp($0.baseAddress!, raw.baseAddress! + start, token.count) == 0 }) {
-                return nil
-            }
-            let last = i == source.count - 1
-            if last { return end == raw.count ? captures : nil }
-            guard end < raw.count else { return nil }
-            start = end + 1
-        }
-        return nil
+        mutating func token(_ range: Range<Int>) { wildcards.append(range) }
+        mutating func rest(_ range: Range<Int>) { rest = range }
     }
 }

@@ -3,24 +3,34 @@ import NIOCore
 import Protocol
 import Synchronization
 
-/// What a subject matches: every plain subscription, and each queue group's members (one gets the message).
-public final class SublistResult: Sendable {
-    public let plain: [Subscription]
-    public let queues: [[Subscription]]
+/// What the trie holds: anything with a subject (and maybe a queue group), compared by identity. brokerd's
+/// `Subscription` is one (a client's or an internal handler's); tests use plain values.
+public protocol SublistEntry: AnyObject, Sendable {
+    /// The subject's bytes exactly as given (compared bytewise, as nats-server does).
+    var subjectBytes: [UInt8] { get }
+    var queueBytes: [UInt8]? { get }
+}
 
-    init(plain: [Subscription], queues: [[Subscription]]) {
+/// What a subject matches: every plain entry, and each queue group's members (one gets the message).
+public final class SublistResult<Entry: SublistEntry>: Sendable {
+    public let plain: [Entry]
+    public let queues: [[Entry]]
+
+    init(plain: [Entry], queues: [[Entry]]) {
         self.plain = plain
         self.queues = queues
     }
 
     public var isEmpty: Bool { plain.isEmpty && queues.isEmpty }
-    static let empty = SublistResult(plain: [], queues: [])
 }
 
 /// The subject trie, after nats-server's sublist.go: one level per token, with `*` and `>` nodes beside the
 /// literal ones. Inserts and removals take the lock and bump `generation`; the publish path does not come here
 /// at all while its per-loop `MatchCache` (keyed by subject, checked against `generation`) still holds.
-public final class Sublist: @unchecked Sendable {
+///
+/// It is the one way anything receives messages: client subscriptions and the server's own features
+/// (JetStream, the Falco ingest) alike are entries here.
+public final class Sublist<Entry: SublistEntry>: @unchecked Sendable {
     /// A token's bytes (keys compare bytewise, as nats-server's do).
     typealias Token = ArraySlice<UInt8>
 
@@ -33,8 +43,8 @@ public final class Sublist: @unchecked Sendable {
 
     private final class Node {
         var next: Level?
-        var plain: [ObjectIdentifier: Subscription] = [:]
-        var queues: [[UInt8]: [ObjectIdentifier: Subscription]] = [:]
+        var plain: [ObjectIdentifier: Entry] = [:]
+        var queues: [[UInt8]: [ObjectIdentifier: Entry]] = [:]
         var isEmpty: Bool { (next?.isEmpty ?? true) && plain.isEmpty && queues.isEmpty }
     }
 
@@ -50,7 +60,13 @@ public final class Sublist: @unchecked Sendable {
     private(set) var removes: UInt64 = 0
     let matches = Atomic<UInt64>(0)
 
+    /// The one empty result (so a miss allocates nothing).
+    let empty = SublistResult<Entry>(plain: [], queues: [])
+
     public init() {}
+
+    /// Whether anything is subscribed to the literal `subject`.
+    public func hasInterest(_ subject: String) -> Bool { !match(subject).isEmpty }
 
     public var count: Int { lock.withLock { _count } }
     public var statistics: (inserts: UInt64, removes: UInt64, count: Int) {
@@ -61,10 +77,10 @@ public final class Sublist: @unchecked Sendable {
         subject.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
     }
 
-    static let star: Token = [UInt8(ascii: "*")]
-    static let greater: Token = [UInt8(ascii: ">")]
+    static func isStar(_ token: Token) -> Bool { token.count == 1 && token.first == UInt8(ascii: "*") }
+    static func isGreater(_ token: Token) -> Bool { token.count == 1 && token.first == UInt8(ascii: ">") }
 
-    public func insert(_ sub: Subscription) throws(Error) {
+    public func insert(_ sub: Entry) throws(Error) {
         let valid = sub.subjectBytes.withUnsafeBytes { Subject.isValid($0, literalOnly: false) }
         guard valid else { throw .invalidSubject }
         lock.withLock {
@@ -72,10 +88,10 @@ public final class Sublist: @unchecked Sendable {
             var node: Node!
             let tokens = Self.tokens(sub.subjectBytes)
             for (i, token) in tokens.enumerated() {
-                if token == Self.star {
+                if Self.isStar(token) {
                     node = level.partialWildcard ?? Node()
                     level.partialWildcard = node
-                } else if token == Self.greater {
+                } else if Self.isGreater(token) {
                     node = level.fullWildcard ?? Node()
                     level.fullWildcard = node
                 } else {
@@ -103,7 +119,7 @@ public final class Sublist: @unchecked Sendable {
 
     /// Removes `sub`; returns false when it was not there.
     @discardableResult
-    public func remove(_ sub: Subscription) -> Bool {
+    public func remove(_ sub: Entry) -> Bool {
         lock.withLock {
             let tokens = Self.tokens(sub.subjectBytes)
             var path: [(Level, Token)] = []
@@ -112,9 +128,9 @@ public final class Sublist: @unchecked Sendable {
             for token in tokens {
                 guard let l = level else { return false }
                 path.append((l, token))
-                if token == Self.star {
+                if Self.isStar(token) {
                     node = l.partialWildcard
-                } else if token == Self.greater {
+                } else if Self.isGreater(token) {
                     node = l.fullWildcard
                 } else {
                     node = l.literals[token]
@@ -132,7 +148,7 @@ public final class Sublist: @unchecked Sendable {
             }
             // Prune empty nodes bottom-up so the trie does not grow without bound under churn.
             for (l, token) in path.reversed() {
-                let isStar = token == Self.star, isGreater = token == Self.greater
+                let isStar = Self.isStar(token), isGreater = Self.isGreater(token)
                 let n = isStar ? l.partialWildcard : isGreater ? l.fullWildcard : l.literals[token]
                 guard let n, n.isEmpty else { break }
                 if isStar {
@@ -151,34 +167,34 @@ public final class Sublist: @unchecked Sendable {
     }
 
     /// All subscriptions matching a literal subject.
-    public func match(_ subject: String) -> SublistResult {
+    public func match(_ subject: String) -> SublistResult<Entry> {
         match(Array(subject.utf8))
     }
 
     /// All subscriptions matching a literal subject, given as bytes.
-    public func match(_ subject: [UInt8]) -> SublistResult {
+    public func match(_ subject: [UInt8]) -> SublistResult<Entry> {
         matches.add(1, ordering: .relaxed)
         let tokens = Self.tokens(subject)
         // A subject with an empty token ("foo..bar", ".foo") matches nothing, not even ">" (nats-server).
-        if tokens.contains(where: \.isEmpty) { return .empty }
+        if tokens.contains(where: \.isEmpty) { return empty }
         return lock.withLock {
-            var plain: [Subscription] = []
-            var queues: [[UInt8]: [Subscription]] = [:]
+            var plain: [Entry] = []
+            var queues: [[UInt8]: [Entry]] = [:]
             Self.match(level: root, tokens: tokens[...], plain: &plain, queues: &queues)
-            if plain.isEmpty && queues.isEmpty { return .empty }
+            if plain.isEmpty && queues.isEmpty { return empty }
             return SublistResult(plain: plain, queues: Array(queues.values))
         }
     }
 
-    private static func collect(_ node: Node, plain: inout [Subscription], queues: inout [[UInt8]: [Subscription]]) {
+    private static func collect(_ node: Node, plain: inout [Entry], queues: inout [[UInt8]: [Entry]]) {
         plain.append(contentsOf: node.plain.values)
         for (name, members) in node.queues {
             queues[name, default: []].append(contentsOf: members.values)
         }
     }
 
-    private static func match(level: Level, tokens: ArraySlice<Token>, plain: inout [Subscription],
-                              queues: inout [[UInt8]: [Subscription]]) {
+    private static func match(level: Level, tokens: ArraySlice<Token>, plain: inout [Entry],
+                              queues: inout [[UInt8]: [Entry]]) {
         guard let token = tokens.first else { return }
         let rest = tokens.dropFirst()
         if let fwc = level.fullWildcard {

@@ -1,11 +1,20 @@
 import NIOCore
 import Synchronization
 
-/// One client subscription. Shared between event loops through the sublist, so what changes after creation
-/// (the auto-unsubscribe limit and the delivery count) is atomic; the rest is immutable.
-public final class Subscription: Sendable {
-    /// The owning connection. Strong: the connection removes its subscriptions when it closes.
-    let client: ClientConnection
+/// One entry of the subject trie: a client's subscription (its messages are encoded into the client's
+/// `Outbound`) or one of the server's own features (an `InternalSubscriber`, handed each message as a value).
+/// Shared between event loops through the sublist, so what changes after creation (the auto-unsubscribe limit
+/// and the delivery count) is atomic; the rest is immutable.
+public final class Subscription: SublistEntry {
+    enum Target: Sendable {
+        /// A client: MSG/HMSG bytes go to its outbound buffer. Strong: the connection removes its
+        /// subscriptions when it closes.
+        case client(Outbound)
+        /// A feature of the server (JetStream, the Falco ingest): called on the publisher's loop.
+        case service(any InternalSubscriber)
+    }
+
+    let target: Target
     /// The subject's bytes exactly as sent. Routing compares bytes, never Strings: Swift's String equality is
     /// Unicode-canonical ("é" == "e\u{301}") and would turn invalid UTF-8 into U+FFFD, where nats-server
     /// compares bytes.
@@ -19,12 +28,27 @@ public final class Subscription: Sendable {
     let maxDeliveries = Atomic<Int>(0)
     let delivered = Atomic<Int>(0)
 
-    init(client: ClientConnection, subject: [UInt8], queue: [UInt8]?, sid: ByteBuffer, acceptsHeaders: Bool) {
-        self.client = client
+    init(client: Outbound, subject: [UInt8], queue: [UInt8]?, sid: ByteBuffer, acceptsHeaders: Bool) {
+        self.target = .client(client)
         self.subjectBytes = subject
         self.queueBytes = queue
         self.sid = sid
         self.acceptsHeaders = acceptsHeaders
+    }
+
+    /// An internal subscription of the server's (no sid; headers always on).
+    init(service: any InternalSubscriber, subject: [UInt8], queue: [UInt8]? = nil) {
+        self.target = .service(service)
+        self.subjectBytes = subject
+        self.queueBytes = queue
+        self.sid = ByteBuffer()
+        self.acceptsHeaders = true
+    }
+
+    /// The client's outbound, nil for an internal subscription.
+    var outbound: Outbound? {
+        if case .client(let outbound) = target { return outbound }
+        return nil
     }
 
     /// For display (logs, /connz): the subject decoded as UTF-8.

@@ -17,7 +17,9 @@ public final class BrokerServer: @unchecked Sendable {
     public let serverID: String
     let group: MultiThreadedEventLoopGroup
     let loops: [LoopContext]
-    public let sublist = Sublist()
+    public let sublist = Sublist<Subscription>()
+    /// Where clients and the server's own features (JetStream, the Falco ingest) meet: see `SubjectSpace`.
+    let subjectSpace: SubjectSpace
     let logger: Logger
     private let optionsLock = NIOLockedValueBox(BrokerOptions())
     private var listener: (any Channel)?
@@ -42,8 +44,6 @@ public final class BrokerServer: @unchecked Sendable {
     public private(set) var falcoIngest: FalcoIngest?
     /// `falco { map_sidekick_subjects: true }`: falcosidekick's `falco.<priority>.<rule>` -> `FALCO.<Priority>`.
     public private(set) var mapSidekickSubjects = false
-    /// One internal client per event loop, for what the server publishes itself (Falco HTTP ingest).
-    private var ingestConnections: [ClientConnection] = []
 
     public var options: BrokerOptions { optionsLock.withLockedValue { $0 } }
 
@@ -52,11 +52,6 @@ public final class BrokerServer: @unchecked Sendable {
     public var bridgeStats: [BridgeStats] { bridgeStatsBox.withLockedValue { $0 } }
     public func register(bridge stats: BridgeStats) { bridgeStatsBox.withLockedValue { $0.append(stats) } }
 
-    /// The internal publishing client of `eventLoop` (one of the server's loops), for ingest handlers.
-    func ingestConnection(on eventLoop: any EventLoop) -> ClientConnection? {
-        guard let index = loops.firstIndex(where: { $0.eventLoop === eventLoop }), index < ingestConnections.count else { return nil }
-        return ingestConnections[index]
-    }
     public var isLameDuck: Bool { lameDuck.load(ordering: .relaxed) }
 
     public init(options: BrokerOptions, logger: Logger, group: MultiThreadedEventLoopGroup? = nil, randomSeed: UInt64? = nil) {
@@ -65,10 +60,12 @@ public final class BrokerServer: @unchecked Sendable {
         self.ownsGroup = group == nil
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         var seed = randomSeed ?? UInt64.random(in: 0...UInt64.max)
+        let sublist = self.sublist
         self.loops = self.group.makeIterator().enumerated().map { index, loop in
             seed &+= 0x9E37_79B9_7F4A_7C15
-            return LoopContext(index: index, eventLoop: loop, random: SplitMix64(seed: seed))
+            return LoopContext(router: Router(index: index, eventLoop: loop, sublist: sublist, random: SplitMix64(seed: seed)))
         }
+        self.subjectSpace = SubjectSpace(sublist: sublist, routers: loops.map(\.router))
         optionsLock.withLockedValue { $0 = options }
     }
 
@@ -89,31 +86,7 @@ public final class BrokerServer: @unchecked Sendable {
             js.syncInterval = TimeAmount(opts.jetStreamSyncInterval).nanoseconds
             js.maxMemory = opts.jetStreamMaxMemory
             js.maxStore = opts.jetStreamMaxStore
-            let system = internalConnection(on: loops[0], opts)
-            let loop = loops[0]
-            // JetStream's own publishes (deliveries, PubAcks to pull inboxes, statuses) go through an internal
-            // client on one loop, so they keep their order.
-            // Deliveries are gathered and handed to the loop in one task with one flush, not one task each.
-            let outbox = HandOff<(String, String?, [UInt8], [UInt8], [UInt8]?)>()
-            js.deliverHook = { route, reply, headers, payload, shown in
-                guard outbox.append((route, reply, headers, payload, shown)) else { return }
-                loop.eventLoop.execute {
-                    for (route, reply, headers, payload, shown) in outbox.drain() {
-                        var body = ByteBuffer()
-                        body.reserveCapacity(headers.count + payload.count)
-                        body.writeBytes(headers)
-                        body.writeBytes(payload)
-                        let publish = Publish(subject: ByteBuffer(bytes: shown ?? Array(route.utf8)),
-                                              reply: reply.map { ByteBuffer(string: $0) },
-                                              headerLength: headers.isEmpty ? nil : headers.count, payload: body)
-                        system.route(publish, fromServer: true, noResponders: false, matchSubject: ByteBuffer(string: route))
-                    }
-                    loop.flushPending()
-                }
-            }
-            let sublist = self.sublist
-            js.interestHook = { subject in !sublist.match(subject).isEmpty }
-            js.startTicking()
+            try js.attach(to: subjectSpace)
             jetStream = js
             logger.info("JetStream enabled", metadata: ["store_dir": "\(base.appendingPathComponent("jetstream").path)"])
         }
@@ -125,8 +98,9 @@ public final class BrokerServer: @unchecked Sendable {
             subjectMapper = mapper
         }
         mapSidekickSubjects = opts.mapSidekickSubjects
-        falcoIngest = FalcoIngest(maxInFlight: opts.falcoMaxPending, logger: logger)
-        ingestConnections = loops.map { internalConnection(on: $0, opts) }
+        let falco = FalcoIngest(maxInFlight: opts.falcoMaxPending, logger: logger)
+        try falco.attach(to: subjectSpace, mapSidekickSubjects: opts.mapSidekickSubjects)
+        falcoIngest = falco
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -146,14 +120,6 @@ public final class BrokerServer: @unchecked Sendable {
         }
         logger.info("Listening for client connections on \(opts.host):\(boundPort)")
         logger.info("Server is ready", metadata: ["server_id": "\(serverID)", "version": "\(Self.version)"])
-    }
-
-    /// A client of the server's own (no socket): what JetStream and the Falco ingest publish through.
-    private func internalConnection(on loop: LoopContext, _ opts: BrokerOptions) -> ClientConnection {
-        ClientConnection(id: 0, server: self, loop: loop, settings: ConnectionSettings(
-            maxPayload: opts.maxPayload, maxControlLine: opts.maxControlLine, maxPending: opts.maxPending,
-            pingInterval: .hours(1), pingMax: 1, writeDeadline: .hours(1), authTimeout: .hours(1), authRequired: false),
-            loopCount: loops.count, logger: logger)
     }
 
     private func initializeClient(_ channel: any Channel) throws {
@@ -176,7 +142,7 @@ public final class BrokerServer: @unchecked Sendable {
         // Unwritable past 75% of max_pending (the fast-producer gate, as nats-server), writable again below 50%.
         try channel.setOption(.writeBufferWaterMark,
                               value: .init(low: max(1, opts.maxPending / 2), high: max(2, opts.maxPending / 4 * 3)))
-        try sync.addHandler(ClientConnection(id: id, server: self, loop: loop, settings: settings,
+        try sync.addHandler(ClientConnection(id: id, server: self, router: loop.router, settings: settings,
                                              loopCount: loops.count, logger: logger))
     }
 
@@ -228,7 +194,7 @@ public final class BrokerServer: @unchecked Sendable {
         // Below a millisecond apart, close in groups rather than sleeping per client.
         let perPause = interval >= .milliseconds(1) ? 1 : max(1, Int(Duration.milliseconds(1) / max(interval, .nanoseconds(1))))
         for (index, connection) in clients.enumerated() {
-            connection.loop.eventLoop.execute { connection.close() }
+            connection.router.eventLoop.execute { connection.close() }
             if (index + 1) % perPause == 0, index + 1 < clients.count {
                 try? await Task.sleep(for: max(interval * perPause, .milliseconds(1)))
             }
@@ -276,6 +242,10 @@ public final class BrokerServer: @unchecked Sendable {
         if jetStream != nil { info.jetstream = true }
         return info.json()
     }
+
+    /// A client's connection became active / closed (on its loop).
+    func register(_ connection: ClientConnection) { loops[connection.router.index].connections[connection.id] = connection }
+    func unregister(_ connection: ClientConnection) { loops[connection.router.index].connections[connection.id] = nil }
 
     /// Counts a new connection; false when that would exceed max_connections.
     func connectionAccepted() -> Bool {

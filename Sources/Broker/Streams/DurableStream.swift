@@ -1,4 +1,5 @@
 import Foundation
+import Protocol
 
 /// A stream's configuration, in nats-server's JSON shape (durations are integer nanoseconds).
 public struct StreamConfig: Codable, Equatable, Sendable {
@@ -101,7 +102,7 @@ public final class DurableStream {
     func lastSequencesPerSubject(filter: [UInt8]?, upTo bound: UInt64) -> Set<UInt64> {
         var result: Set<UInt64> = []
         for (subject, sequences) in perSubject {
-            if let filter, !JetStream.subjectMatches(filter: filter, subject: subject) { continue }
+            if let filter, !Subject.matches(filter: filter, subject: subject) { continue }
             if let last = sequences.last(where: { $0 <= bound }) { result.insert(last) }
         }
         return result

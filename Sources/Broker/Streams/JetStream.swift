@@ -20,12 +20,13 @@ public final class JetStream: @unchecked Sendable {
     private var streams: [String: Entry] = [:]
     var consumers: [String: [String: ConsumerEntry]] = [:]
     private var ticking = false
-    /// Set by the server: publish a message routed by `route`, shown in MSG with `shown` (the stored
-    /// message's original subject) or `route`.
-    /// Set by the server: whether anyone is subscribed to a subject (push consumers wait for interest).
-    var interestHook: (@Sendable (String) -> Bool)?
-    var deliverHook: (@Sendable (_ route: String, _ reply: String?, _ headers: [UInt8], _ payload: [UInt8], _ shown: [UInt8]?) -> Void)?
-    private var pendingAcks: [(ack: ByteBuffer, sink: AckSink, stream: String)] = []
+    /// Where JetStream lives in the subject space (set by `attach(to:)`): its API, ack and stream-capture
+    /// subscriptions, the interest push consumers wait for, and the deliveries it publishes.
+    private var space: SubjectSpace?
+    /// The capture subscription of each stream subject (kept in step with the streams by `subscribeCaptures`).
+    private var captureSubscriptions: [String: Subscription] = [:]
+    private lazy var captureSubscriber = StreamCaptureSubscriber(jetStream: self)
+    private var pendingAcks: [(ack: PubAck, answer: PublishAnswer, stream: String)] = []
     /// Per stream: the last sequence known to be on disk (consumers deliver nothing beyond it, so a message
     /// a crash could still take is never handed out, and no consumer state can point past the stream).
     var durableLast: [String: UInt64] = [:]
@@ -34,27 +35,6 @@ public final class JetStream: @unchecked Sendable {
     private var apiTotal = 0
     private var apiErrors = 0
 
-    /// What the publish path checks: stream subject filters (as bytes), replaced whole when streams change.
-    private let filters = NIOLockedValueBox<[[UInt8]]>([])
-    /// Bumped when `filters` changes, so a connection can keep its own copy and skip the lock.
-    let filtersGeneration = Atomic<UInt64>(1)
-
-    /// Where a PubAck goes: `deliver` runs on `eventLoop` (the publisher's), and `flush` once after a batch
-    /// of them, so a group commit costs one write per publisher, not one per message. Without an event loop
-    /// `deliver` is called directly.
-    struct AckSink: Sendable {
-        var eventLoop: (any EventLoop)?
-        var deliver: @Sendable (ByteBuffer) -> Void
-        var flush: (@Sendable () -> Void)?
-
-        func send(_ ack: ByteBuffer) {
-            guard let eventLoop else { return deliver(ack) }
-            eventLoop.execute {
-                deliver(ack)
-                flush?()
-            }
-        }
-    }
 
     struct Entry {
         var stream: DurableStream
@@ -88,8 +68,16 @@ public final class JetStream: @unchecked Sendable {
         try queue.sync { try loadStreams() }
     }
 
-    /// Starts the 100 ms tick (redeliveries, pull expiry, consumer state to disk). Call once delivery works.
-    func startTicking() {
+    /// Plugs JetStream into the subject space: `$JS.API.>` (requests), `$JS.ACK.>` (consumer acks) and every
+    /// stream's subjects (capture), then starts the 100 ms tick (redeliveries, pull expiry, consumer state to
+    /// disk). Call once, before clients connect.
+    func attach(to space: SubjectSpace) throws {
+        try queue.sync { () throws in
+            self.space = space
+            try space.subscribe("$JS.API.>", JetStreamAPISubscriber(jetStream: self))
+            try space.subscribe("$JS.ACK.>", JetStreamAckSubscriber(jetStream: self))
+            subscribeCaptures()
+        }
         queue.async { [self] in
             guard !ticking else { return }
             ticking = true
@@ -111,9 +99,15 @@ public final class JetStream: @unchecked Sendable {
 
     func streamEntry(_ name: String) -> Entry? { streams[name] }
 
+    /// Publishes a message of JetStream's (a delivery, a status, an advisory) routed by `subject` and shown in
+    /// MSG with `originalSubject` (the stored message's subject) when given.
     func publish(_ subject: String, _ reply: String?, _ headers: [UInt8], _ payload: [UInt8], originalSubject: [UInt8]? = nil) {
-        deliverHook?(subject, reply, headers, payload, originalSubject)
+        space?.publish(.init(route: Array(subject.utf8), shown: originalSubject, reply: reply.map { Array($0.utf8) },
+                             headers: headers, payload: payload))
     }
+
+    /// Whether anyone listens on `subject` (push consumers wait for interest).
+    func hasInterest(_ subject: String) -> Bool { space?.hasInterest(subject) ?? true }
 
     /// An ack from a client (`$JS.ACK.…`), handled on the queue.
     func acknowledge(subject: String, payload: [UInt8], reply: String?) {
@@ -137,49 +131,50 @@ public final class JetStream: @unchecked Sendable {
 
     // MARK: - Publish path
 
-    /// The current subject filters (callers cache them per `filtersGeneration`).
-    func currentFilters() -> [[UInt8]] { filters.withLockedValue { $0 } }
-
-    /// Whether `subject` is captured by one of `filters` (a connection's cached copy).
-    static func captures(_ subject: ByteBuffer, filters: [[UInt8]]) -> Bool {
-        guard !filters.isEmpty else { return false }
-        return subject.withUnsafeReadableBytes { raw in
-            filters.contains { filter in filter.withUnsafeBytes { matches(filter: $0, subject: raw) } }
+    /// Sends `ack` where the publisher wants it.
+    private func send(_ ack: PubAck, to answer: PublishAnswer?) {
+        switch answer {
+        case nil: break
+        case .callback(let deliver): deliver(ack)
+        case .reply(let router, let subject):
+            router.eventLoop.execute {
+                router.reply(to: subject, ack.json)
+                router.flushPending()
+            }
         }
     }
 
-    /// Stores a published message in the stream that captures its subject and, when `deliverAck` is given,
+    /// Stores a published message in the stream that captures its subject and, when `answer` is given,
     /// sends the PubAck once the message is durable.
-    func capture(subject: [UInt8], headers: [UInt8], payload: [UInt8], deliverAck: AckSink?) {
+    func capture(subject: [UInt8], headers: [UInt8], payload: [UInt8], answer: PublishAnswer?) {
         queue.async { [self] in
             guard let (name, entry) = streams.first(where: { _, e in
-                e.subjectFilters.contains { Self.subjectMatches(filter: $0, subject: subject) }
+                e.subjectFilters.contains { Subject.matches(filter: $0, subject: subject) }
             }) else {
-                // The stream went away between the publisher's check and now: say so rather than stay silent.
-                deliverAck?.send(ByteBuffer(string: Self.errorJSON(code: 503, errCode: 10077, description: "no stream captures this subject")))
+                // The stream went away between the publisher's match and now: say so rather than stay silent.
+                send(.failed(code: 503, errorCode: 10077, description: "no stream captures this subject"), to: answer)
                 return
             }
-            let response: String
+            let response: PubAck
             if let limit = limit(for: entry.stream.config.storage),
                usage(of: entry.stream.config.storage) + UInt64(subject.count + headers.count + payload.count + 16) > UInt64(limit) {
                 // nats-server's answer once the server's store limit is reached: nothing is stored.
                 logger.warning("JetStream resource limit reached: publish refused", metadata: [
                     "stream": "\(name)", "storage": "\(entry.stream.config.storage.rawValue)", "limit": "\(limit)"])
-                deliverAck?.send(ByteBuffer(string: Self.errorJSON(code: 503, errCode: 10023, description: "insufficient resources")))
+                send(.failed(code: 503, errorCode: 10023, description: "insufficient resources"), to: answer)
                 return
             }
             do {
                 let id = DurableStream.messageID(in: headers)
                 switch try entry.stream.publish(subject: subject, headers: headers, payload: payload, messageID: id) {
                 case .stored(let sequence):
-                    response = #"{"stream":\#(ServerInfo.quote(name)),"seq":\#(sequence)}"#
+                    response = .stored(stream: name, sequence: sequence, duplicate: false)
                 case .duplicate(let sequence):
-                    response = #"{"stream":\#(ServerInfo.quote(name)),"seq":\#(sequence),"duplicate":true}"#
+                    response = .stored(stream: name, sequence: sequence, duplicate: true)
                 }
             } catch {
                 let description = (error as? DurableStream.PublishError)?.description ?? "\(error)"
-                response = Self.errorJSON(code: 503, errCode: 10077, description: description)
-                deliverAck?.send(ByteBuffer(string: response))
+                send(.failed(code: 503, errorCode: 10077, description: description), to: answer)
                 return
             }
             switch syncPolicy {
@@ -188,13 +183,13 @@ public final class JetStream: @unchecked Sendable {
                     try entry.stream.store.sync()
                     durableLast[name] = entry.stream.store.state.lastSequence
                 } catch {
-                    deliverAck?.send(ByteBuffer(string: Self.errorJSON(code: 503, errCode: 10077, description: "storage failure: \(error)")))
+                    send(.failed(code: 503, errorCode: 10077, description: "storage failure: \(error)"), to: answer)
                     return
                 }
-                deliverAck?.send(ByteBuffer(string: response))
+                send(response, to: answer)
                 for consumer in (consumers[name] ?? [:]).values { pump(consumer) }
             case .batch:
-                if let deliverAck { pendingAcks.append((ByteBuffer(string: response), deliverAck, name)) }
+                if let answer { pendingAcks.append((response, answer, name)) }
                 syncedStreams.insert(name)
                 scheduleSync()
             case .interval:
@@ -203,12 +198,12 @@ public final class JetStream: @unchecked Sendable {
                 do {
                     try entry.stream.store.flushWrites()
                 } catch {
-                    deliverAck?.send(ByteBuffer(string: Self.errorJSON(code: 503, errCode: 10077, description: "storage failure: \(error)")))
+                    send(.failed(code: 503, errorCode: 10077, description: "storage failure: \(error)"), to: answer)
                     return
                 }
                 // Interval: acknowledged before the disk has it (as nats-server's default); consumers may see it.
                 durableLast[name] = entry.stream.store.state.lastSequence
-                deliverAck?.send(ByteBuffer(string: response))
+                send(response, to: answer)
                 for consumer in (consumers[name] ?? [:]).values { pump(consumer) }
                 let time = now()
                 if time - lastIntervalSync >= syncInterval {
@@ -236,28 +231,23 @@ public final class JetStream: @unchecked Sendable {
                                  metadata: ["stream": "\(name)", "error": "\(error)"])
                 }
             }
-            let acks = pendingAcks.map { ack, sink, stream in
-                // Never a success PubAck for what did not reach the disk.
-                (failed[stream].map { ByteBuffer(string: Self.errorJSON(code: 503, errCode: 10077, description: "storage failure: \($0)")) } ?? ack, sink)
-            }
-            pendingAcks.removeAll(keepingCapacity: true)
             // One task per publisher event loop for the whole batch, then one flush there.
-            var byLoop: [ObjectIdentifier: [(ByteBuffer, AckSink)]] = [:]
-            for (ack, sink) in acks {
-                if let loop = sink.eventLoop {
-                    byLoop[ObjectIdentifier(loop as AnyObject), default: []].append((ack, sink))
-                } else {
-                    sink.deliver(ack)
+            var byLoop: [ObjectIdentifier: (router: Router, replies: [(ByteBuffer, ByteBuffer)])] = [:]
+            for (ack, answer, stream) in pendingAcks {
+                // Never a success PubAck for what did not reach the disk.
+                let outcome = failed[stream].map { PubAck.failed(code: 503, errorCode: 10077, description: "storage failure: \($0)") } ?? ack
+                switch answer {
+                case .callback(let deliver):
+                    deliver(outcome)
+                case .reply(let router, let subject):
+                    byLoop[ObjectIdentifier(router), default: (router, [])].replies.append((subject, outcome.json))
                 }
             }
-            for group in byLoop.values {
-                group[0].1.eventLoop!.execute {
-                    for (ack, sink) in group { sink.deliver(ack) }
-                    var flushed: Set<ObjectIdentifier> = []
-                    for (_, sink) in group {
-                        // Sinks of one loop share its flush; call it once.
-                        if let flush = sink.flush, flushed.insert(ObjectIdentifier(sink.eventLoop! as AnyObject)).inserted { flush() }
-                    }
+            pendingAcks.removeAll(keepingCapacity: true)
+            for (router, replies) in byLoop.values {
+                router.eventLoop.execute {
+                    for (subject, json) in replies { router.reply(to: subject, json) }
+                    router.flushPending()
                 }
             }
             // Consumers see a message once it is durable.
@@ -356,7 +346,7 @@ public final class JetStream: @unchecked Sendable {
                     let entry = Entry(stream: stream, config: config, created: existing.created)
                     streams[name] = entry
                     try persist(name: name, entry: entry)
-                    publishFilters()
+                    subscribeCaptures()
                     return info(name, type: type, didCreate: nil)
                 } catch {
                     return Self.errorJSON(code: 500, errCode: 10052, description: "stream update failed: \(error)", type: type)
@@ -369,7 +359,7 @@ public final class JetStream: @unchecked Sendable {
         let newSubjects = config["subjects"] as? [String] ?? []
         for entry in streams.values {
             for a in entry.stream.config.subjects {
-                for b in newSubjects where Self.subjectsOverlap(a, b) {
+                for b in newSubjects where Subject.overlaps(a, b) {
                     return Self.errorJSON(code: 400, errCode: 10065, description: "subjects overlap with an existing stream", type: type)
                 }
             }
@@ -380,7 +370,7 @@ public final class JetStream: @unchecked Sendable {
             streams[name] = entry
             durableLast[name] = entry.stream.store.state.lastSequence
             try persist(name: name, entry: entry)
-            publishFilters()
+            subscribeCaptures()
             logger.info("JetStream stream created", metadata: ["stream": "\(name)", "subjects": "\(newSubjects)"])
             return info(name, type: type, didCreate: true)
         } catch {
@@ -430,7 +420,7 @@ public final class JetStream: @unchecked Sendable {
         consumers[name] = nil
         try? entry.stream.store.close()
         try? FileManager.default.removeItem(at: streamsDirectory.appendingPathComponent(name))
-        publishFilters()
+        subscribeCaptures()
         return #"{"type":"io.nats.jetstream.api.v1.stream_delete_response","success":true}"#
     }
 
@@ -456,7 +446,7 @@ public final class JetStream: @unchecked Sendable {
         } else if let last = body["last_by_subj"] as? String {
             var s = entry.stream.state.lastSequence
             while s >= entry.stream.state.firstSequence, s > 0 {
-                if let m = try? entry.stream.store.load(s), Self.subjectMatches(filter: Array(last.utf8), subject: m.subject) {
+                if let m = try? entry.stream.store.load(s), Subject.matches(filter: Array(last.utf8), subject: m.subject) {
                     message = m
                     break
                 }
@@ -465,7 +455,7 @@ public final class JetStream: @unchecked Sendable {
         }
         guard let message else { return Self.errorJSON(code: 404, errCode: 10037, description: "no message found", type: type) }
         var fields = [
-            "\"subject\":\(ServerInfo.quote(String(decoding: message.subject, as: UTF8.self)))",
+            "\"subject\":\(JSONString.quoted(String(decoding: message.subject, as: UTF8.self)))",
             "\"seq\":\(message.sequence)",
             "\"data\":\"\(Data(message.payload).base64EncodedString())\"",
             "\"time\":\"\(Self.timestamp(nanoseconds: message.timestamp))\"",
@@ -477,9 +467,9 @@ public final class JetStream: @unchecked Sendable {
     private func streamNames(_ body: [String: Any]) -> String {
         var names = streams.keys.sorted()
         if let filter = body["subject"] as? String {
-            names = names.filter { name in streams[name]!.stream.config.subjects.contains { Self.subjectsOverlap($0, filter) } }
+            names = names.filter { name in streams[name]!.stream.config.subjects.contains { Subject.overlaps($0, filter) } }
         }
-        let quoted = names.map(ServerInfo.quote).joined(separator: ",")
+        let quoted = names.map(JSONString.quoted).joined(separator: ",")
         return #"{"type":"io.nats.jetstream.api.v1.stream_names_response","total":\#(names.count),"offset":0,"limit":1024,"streams":[\#(quoted)]}"#
     }
 
@@ -553,13 +543,25 @@ public final class JetStream: @unchecked Sendable {
             logger.info("JetStream stream restored", metadata: ["stream": "\(name)", "messages": "\(entry.stream.state.messages)",
                                                                  "consumers": "\(consumers[name]?.count ?? 0)"])
         }
-        publishFilters()
+        subscribeCaptures()
     }
 
-    private func publishFilters() {
-        let all = streams.values.flatMap(\.subjectFilters)
-        filters.withLockedValue { $0 = all }
-        filtersGeneration.add(1, ordering: .releasing)
+    /// Keeps one capture subscription per stream subject, after streams were created, changed or deleted
+    /// (before `attach`, there is no subject space yet: `attach` subscribes them).
+    private func subscribeCaptures() {
+        guard let space else { return }
+        let wanted = Set(streams.values.flatMap(\.stream.config.subjects))
+        for (subject, sub) in captureSubscriptions where !wanted.contains(subject) {
+            space.unsubscribe(sub)
+            captureSubscriptions[subject] = nil
+        }
+        for subject in wanted where captureSubscriptions[subject] == nil {
+            do {
+                captureSubscriptions[subject] = try space.subscribe(subject, captureSubscriber)
+            } catch {
+                logger.error("JetStream: cannot capture subject", metadata: ["subject": "\(subject)", "error": "\(error)"])
+            }
+        }
     }
 
     /// Totals for /jsz.
@@ -617,51 +619,9 @@ public final class JetStream: @unchecked Sendable {
         !name.isEmpty && !name.contains { " \t\r\n.*>/\\".contains($0) }
     }
 
-    /// Literal `subject` against a filter with `*` and `>`.
-    static func subjectMatches(filter: [UInt8], subject: [UInt8]) -> Bool {
-        filter.withUnsafeBytes { f in subject.withUnsafeBytes { s in matches(filter: f, subject: s) } }
-    }
-
-    /// Token by token over the raw bytes: no splitting, no allocation (this runs for every publish).
-    static func matches(filter f: UnsafeRawBufferPointer, subject s: UnsafeRawBufferPointer) -> Bool {
-        let dot = UInt8(ascii: ".")
-        var fi = 0, si = 0
-        while true {
-            var fe = fi
-            while fe < f.count && f[fe] != dot { fe += 1 }
-            var se = si
-            while se < s.count && s[se] != dot { se += 1 }
-            let length = fe - fi
-            // Reaching here, the subject has a token at this position: ">" takes it and the rest.
-            if length == 1 && f[fi] == UInt8(ascii: ">") { return true }
-            if !(length == 1 && f[fi] == UInt8(ascii: "*")) {
-                guard length == se - si else { return false }
-                for k in 0..<length where f[fi + k] != s[si + k] { return false }
-            }
-            let lastInFilter = fe >= f.count, lastInSubject = se >= s.count
-            if lastInFilter || lastInSubject { return lastInFilter && lastInSubject }
-            fi = fe + 1
-            si = se + 1
-        }
-    }
-
-    /// Whether two filters can match a common subject.
-    static func subjectsOverlap(_ a: String, _ b: String) -> Bool {
-        let x = a.split(separator: ".", omittingEmptySubsequences: false)
-        let y = b.split(separator: ".", omittingEmptySubsequences: false)
-        for i in 0..<max(x.count, y.count) {
-            if i < x.count, x[i] == ">" { return y.count > i }
-            if i < y.count, y[i] == ">" { return x.count > i }
-            guard i < x.count, i < y.count else { return false }
-            if x[i] == "*" || y[i] == "*" || x[i] == y[i] { continue }
-            return false
-        }
-        return true
-    }
-
     static func errorJSON(code: Int, errCode: Int, description: String, type: String? = nil) -> String {
         let typeField = type.map { #""type":"io.nats.jetstream.api.v1.\#($0)","# } ?? ""
-        return #"{\#(typeField)"error":{"code":\#(code),"err_code":\#(errCode),"description":\#(ServerInfo.quote(description))}}"#
+        return #"{\#(typeField)"error":{"code":\#(code),"err_code":\#(errCode),"description":\#(JSONString.quoted(description))}}"#
     }
 
     static func timestamp(_ date: Date) -> String { timestamp(nanoseconds: Int64(date.timeIntervalSince1970 * 1e9)) }

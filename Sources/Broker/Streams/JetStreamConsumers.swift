@@ -141,7 +141,7 @@ extension JetStream {
 
     func consumerNames(_ stream: String) -> String {
         let names = (consumers[stream] ?? [:]).keys.sorted()
-        return #"{"type":"io.nats.jetstream.api.v1.consumer_names_response","total":\#(names.count),"offset":0,"limit":1024,"consumers":[\#(names.map(ServerInfo.quote).joined(separator: ","))]}"#
+        return #"{"type":"io.nats.jetstream.api.v1.consumer_names_response","total":\#(names.count),"offset":0,"limit":1024,"consumers":[\#(names.map(JSONString.quoted).joined(separator: ","))]}"#
     }
 
     func consumerList(_ stream: String) -> String {
@@ -191,7 +191,7 @@ extension JetStream {
                     let store = entry.stream.store
                     done = (floorBefore + 1...min(floor, floorBefore + 100_000)).filter { s in
                         guard s != sequence, let m = try? store.load(s) else { return s == sequence }
-                        return consumer.filter.map { Self.subjectMatches(filter: $0, subject: m.subject) } ?? true
+                        return consumer.filter.map { Subject.matches(filter: $0, subject: m.subject) } ?? true
                     }
                     if !done.contains(sequence) { done.append(sequence) }
                 }
@@ -247,12 +247,12 @@ extension JetStream {
             guard let message = try? store.load(sequence) else { return false }
             loaded.sequence = sequence
             loaded.message = message
-            return filter.map { Self.subjectMatches(filter: $0, subject: message.subject) } ?? true
+            return filter.map { Subject.matches(filter: $0, subject: message.subject) } ?? true
         }
         if let deliverSubject = consumer.deliverSubject {
             // As nats-server: a push consumer delivers only while someone listens on its deliver subject
             // (clients often create the consumer before subscribing); the tick checks again.
-            guard interestHook?(deliverSubject) ?? true else { return }
+            guard hasInterest(deliverSubject) else { return }
             // Bounded per call, so one consumer cannot hold the JetStream queue; the tick continues.
             var budget = 10_000
             while budget > 0, let delivery = consumer.machine.next(now: time, lastSequence: lastDurable, available: available) {
@@ -286,8 +286,8 @@ extension JetStream {
             consumer.advised += 1
             let deliveries = consumer.machine.configuration.maxDeliver
             let advisory = #"{"type":"io.nats.jetstream.advisory.v1.max_deliver","id":"\#(NATSInboxToken.make())","#
-                + #""timestamp":"\#(Self.timestamp(nanoseconds: now()))","stream":\#(ServerInfo.quote(consumer.stream)),"#
-                + #""consumer":\#(ServerInfo.quote(consumer.name)),"stream_seq":\#(sequence),"deliveries":\#(deliveries)}"#
+                + #""timestamp":"\#(Self.timestamp(nanoseconds: now()))","stream":\#(JSONString.quoted(consumer.stream)),"#
+                + #""consumer":\#(JSONString.quoted(consumer.name)),"stream_seq":\#(sequence),"deliveries":\#(deliveries)}"#
             publish("$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.\(consumer.stream).\(consumer.name)", nil, [], Array(advisory.utf8))
         }
     }
@@ -340,7 +340,7 @@ extension JetStream {
         let last = streamEntry(c.stream)?.stream.state.lastSequence ?? 0
         let numPending = last > m.deliveredStream ? last - m.deliveredStream : 0
         let redelivered = m.deliveryCounts.values.filter { $0 > 1 }.count
-        return #"{"stream_name":\#(ServerInfo.quote(c.stream)),"name":\#(ServerInfo.quote(c.name)),"#
+        return #"{"stream_name":\#(JSONString.quoted(c.stream)),"name":\#(JSONString.quoted(c.name)),"#
             + #""created":"\#(Self.timestamp(c.created))","config":\#(configJSON),"#
             + #""delivered":{"consumer_seq":\#(m.deliveredConsumer),"stream_seq":\#(m.deliveredStream)},"#
             + #""ack_floor":{"consumer_seq":\#(m.ackFloorStream),"stream_seq":\#(m.ackFloorStream)},"#

@@ -1,10 +1,11 @@
 import NIOCore
 import Protocol
 
-/// The lifecycle and liveness rules of one client connection, as plain values: what to do on CONNECT, on the
-/// auth timer, on the ping timer and on PONG. `ClientConnection` feeds it events and carries out the actions,
-/// so these rules are tested without a socket, a clock or a thread.
-struct ConnectionStateMachine {
+/// The rules of one client session, as plain values: what to do on CONNECT, PUB, SUB and UNSUB (auth, verbose
+/// and pedantic replies, subject checks; permissions belong here next), on the auth timer, on the ping timer and
+/// on PONG. `ClientConnection` feeds it events and carries out the actions it returns, so these rules are tested
+/// without a socket, a clock or a thread.
+struct ClientSession {
     enum State: Equatable {
         /// Waiting for CONNECT: only while the server requires auth.
         case awaitingConnect
@@ -26,6 +27,8 @@ struct ConnectionStateMachine {
         case closeStale
     }
 
+    /// What the client's CONNECT said (defaults until it arrives: verbose, pedantic, echo on, as nats-server).
+    private(set) var options = ConnectOptions()
     private(set) var state: State
     private(set) var pingsOutstanding = 0
     /// Whether a PONG has come back since connect: until then nats-server PINGs on every tick (to measure RTT).
@@ -50,9 +53,42 @@ struct ConnectionStateMachine {
             if options.protocolVersion < 0 || options.protocolVersion > 1 { return .reject(.invalidClientProtocol) }
             if options.noResponders && !options.headers { return .reject(.noRespondersRequiresHeaders) }
             state = .open
+            self.options = options
             return .accept(sendOK: options.verbose)
         }
     }
+
+    /// What to do with a PUB/HPUB: it is always routed (nats-server delivers a message whose subject pedantic
+    /// mode reports), after the error and the +OK this returns.
+    struct PublishAction: Equatable {
+        var error: ProtocolError?
+        var sendOK: Bool
+    }
+
+    @inline(__always)
+    func publishReceived(subject: ByteBuffer) -> PublishAction {
+        // nats-server reports it and still delivers the message (client.go processPub).
+        let error: ProtocolError? = options.pedantic && !Subject.isValidPublish(subject) ? .invalidPublishSubject : nil
+        return PublishAction(error: error, sendOK: options.verbose)
+    }
+
+    enum SubscribeAction: Equatable {
+        /// Add the subscription; +OK when verbose.
+        case subscribe(sendOK: Bool)
+        /// A reused sid: nats-server keeps the first subscription (and still says +OK when verbose).
+        case keepExisting(sendOK: Bool)
+        /// The error (the connection stays open).
+        case reject(ProtocolError)
+    }
+
+    func subscribeReceived(subject: ByteBuffer, sidInUse: Bool) -> SubscribeAction {
+        if sidInUse { return .keepExisting(sendOK: options.verbose) }
+        guard Subject.isValidSubscription(subject) else { return .reject(.invalidSubject) }
+        return .subscribe(sendOK: options.verbose)
+    }
+
+    /// UNSUB: whether to say +OK.
+    func unsubscribeReceived() -> Bool { options.verbose }
 
     /// The auth timer fired: true when the client must get 'Authentication Timeout'.
     func authTimerExpired() -> Bool {

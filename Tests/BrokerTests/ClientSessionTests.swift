@@ -4,13 +4,13 @@ import XCTest
 
 @testable import Broker
 
-final class ConnectionStateMachineTests: XCTestCase {
+final class ClientSessionTests: XCTestCase {
     private func options(_ json: String) throws -> ConnectOptions {
         try ConnectOptions.decode(ByteBuffer(string: json))
     }
 
     func testWithoutAuthTheConnectionIsOpenAtOnce() throws {
-        var machine = ConnectionStateMachine(authRequired: false, pingMax: 2)
+        var machine = ClientSession(authRequired: false, pingMax: 2)
         XCTAssertEqual(machine.state, .open)
         XCTAssertFalse(machine.authTimerExpired())
         XCTAssertEqual(machine.connectReceived(try options("{}"), authRequired: false, authenticated: true), .accept(sendOK: true))
@@ -19,7 +19,7 @@ final class ConnectionStateMachineTests: XCTestCase {
     }
 
     func testAuthRequiredWaitsForAGoodConnect() throws {
-        var machine = ConnectionStateMachine(authRequired: true, pingMax: 2)
+        var machine = ClientSession(authRequired: true, pingMax: 2)
         XCTAssertEqual(machine.state, .awaitingConnect)
         XCTAssertTrue(machine.authTimerExpired())
         XCTAssertEqual(machine.connectReceived(try options(#"{"verbose":false}"#), authRequired: true, authenticated: true),
@@ -29,7 +29,7 @@ final class ConnectionStateMachineTests: XCTestCase {
     }
 
     func testBadCredentialsAreAnAuthorizationViolation() throws {
-        var machine = ConnectionStateMachine(authRequired: true, pingMax: 2)
+        var machine = ClientSession(authRequired: true, pingMax: 2)
         XCTAssertEqual(machine.connectReceived(try options("{}"), authRequired: true, authenticated: false), .reject(.authorizationViolation))
         // Credentials are judged before anything else, as nats-server does.
         XCTAssertEqual(machine.connectReceived(try options(#"{"no_responders":true}"#), authRequired: true, authenticated: false),
@@ -37,14 +37,14 @@ final class ConnectionStateMachineTests: XCTestCase {
     }
 
     func testEveryConnectIsChecked() throws {
-        var machine = ConnectionStateMachine(authRequired: true, pingMax: 2)
+        var machine = ClientSession(authRequired: true, pingMax: 2)
         XCTAssertEqual(machine.connectReceived(try options("{}"), authRequired: true, authenticated: true), .accept(sendOK: true))
         XCTAssertEqual(machine.connectReceived(try options("{}"), authRequired: true, authenticated: false),
                        .reject(.authorizationViolation), "a second CONNECT with bad credentials")
     }
 
     func testProtocolLevelMustBeZeroOrOne() throws {
-        var machine = ConnectionStateMachine(authRequired: false, pingMax: 2)
+        var machine = ClientSession(authRequired: false, pingMax: 2)
         XCTAssertEqual(machine.connectReceived(try options(#"{"protocol":5}"#), authRequired: false, authenticated: true),
                        .reject(.invalidClientProtocol))
         XCTAssertEqual(machine.connectReceived(try options(#"{"protocol":1,"verbose":false}"#), authRequired: false, authenticated: true),
@@ -52,7 +52,7 @@ final class ConnectionStateMachineTests: XCTestCase {
     }
 
     func testNoRespondersNeedsHeaders() throws {
-        var machine = ConnectionStateMachine(authRequired: false, pingMax: 2)
+        var machine = ClientSession(authRequired: false, pingMax: 2)
         XCTAssertEqual(machine.connectReceived(try options(#"{"no_responders":true}"#), authRequired: false, authenticated: true),
                        .reject(.noRespondersRequiresHeaders))
         XCTAssertEqual(machine.connectReceived(try options(#"{"no_responders":true,"headers":true,"verbose":false}"#),
@@ -60,7 +60,7 @@ final class ConnectionStateMachineTests: XCTestCase {
     }
 
     func testUnansweredPingsMakeTheConnectionStale() {
-        var machine = ConnectionStateMachine(authRequired: false, pingMax: 2)
+        var machine = ClientSession(authRequired: false, pingMax: 2)
         XCTAssertEqual(machine.pingTimerFired(idle: .seconds(0), interval: .seconds(120)), .sendPing,
                        "until the RTT is measured, every tick PINGs")
         XCTAssertEqual(machine.pingTimerFired(idle: .seconds(120), interval: .seconds(120)), .sendPing)
@@ -68,7 +68,7 @@ final class ConnectionStateMachineTests: XCTestCase {
     }
 
     func testPongResetsAndRecentTrafficDelaysPings() {
-        var machine = ConnectionStateMachine(authRequired: false, pingMax: 1)
+        var machine = ClientSession(authRequired: false, pingMax: 1)
         XCTAssertEqual(machine.pingTimerFired(idle: .seconds(0), interval: .seconds(2)), .sendPing)
         machine.pongReceived()
         XCTAssertEqual(machine.pingsOutstanding, 0)
@@ -78,7 +78,7 @@ final class ConnectionStateMachineTests: XCTestCase {
     }
 
     func testCloseHappensOnce() {
-        var machine = ConnectionStateMachine(authRequired: false, pingMax: 2)
+        var machine = ClientSession(authRequired: false, pingMax: 2)
         XCTAssertTrue(machine.close())
         XCTAssertFalse(machine.close())
         XCTAssertTrue(machine.isClosed)
