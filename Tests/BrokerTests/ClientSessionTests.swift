@@ -84,4 +84,22 @@ final class ClientSessionTests: XCTestCase {
         XCTAssertTrue(machine.isClosed)
         XCTAssertEqual(machine.pingTimerFired(idle: .seconds(999), interval: .seconds(1)), .none)
     }
+
+    func testPublishInPedanticModeReportsAWildcardSubjectAndStillRoutes() throws {
+        var session = ClientSession(authRequired: false, pingMax: 2)
+        XCTAssertEqual(session.publishReceived(subject: ByteBuffer(string: "a.*")),
+                       .init(error: .invalidPublishSubject, sendOK: true), "until CONNECT says otherwise: verbose and pedantic")
+        _ = session.connectReceived(try options(#"{"verbose":false,"pedantic":true}"#), authRequired: false, authenticated: true)
+        XCTAssertEqual(session.publishReceived(subject: ByteBuffer(string: "a.*")), .init(error: .invalidPublishSubject, sendOK: false))
+        XCTAssertEqual(session.publishReceived(subject: ByteBuffer(string: "a.b")), .init(error: nil, sendOK: false))
+    }
+
+    func testSubscribeChecksTheSubjectAndKeepsTheFirstOfAReusedSid() throws {
+        var session = ClientSession(authRequired: false, pingMax: 2)
+        _ = session.connectReceived(try options(#"{"verbose":true}"#), authRequired: false, authenticated: true)
+        XCTAssertEqual(session.subscribeReceived(subject: ByteBuffer(string: "a.>"), sidInUse: false), .subscribe(sendOK: true))
+        XCTAssertEqual(session.subscribeReceived(subject: ByteBuffer(string: "a.>.b"), sidInUse: false), .reject(.invalidSubject))
+        XCTAssertEqual(session.subscribeReceived(subject: ByteBuffer(string: "a"), sidInUse: true), .keepExisting(sendOK: true))
+        XCTAssertTrue(session.unsubscribeReceived())
+    }
 }
