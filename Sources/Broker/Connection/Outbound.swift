@@ -1,4 +1,3 @@
-import NIOConcurrencyHelpers
 import NIOCore
 import Synchronization
 
@@ -36,14 +35,9 @@ final class Outbound: @unchecked Sendable {
     /// Set while this client's outbound bytes are above 75% of max_pending; publishers on any loop read it.
     let stallGate = Atomic<Bool>(false)
 
-    /// Batches other loops encoded for this client, waiting for this loop (see `enqueueFromOtherLoop`).
-    private let inbox = NIOLockedValueBox(Inbox())
-    private struct Inbox {
-        var batches: [ByteBuffer] = []
-        var messages = 0
-        var bytes = 0
-        var drainScheduled = false
-    }
+    /// Batches other loops encoded for this client (bytes, message count), waiting for this loop (see
+    /// `enqueueFromOtherLoop`).
+    private let inbox = HandOff<(bytes: ByteBuffer, messages: Int)>()
 
     /// Bytes given to the channel so far, and the last time the socket took some: for the write deadline.
     private var handedToChannel: UInt64 = 0
@@ -119,14 +113,7 @@ final class Outbound: @unchecked Sendable {
     /// a publisher that got its PONG knows its messages are queued ahead of anything the subscriber sends
     /// afterwards (a subscriber's PING then gets its PONG after those messages, as with nats-server).
     func enqueueFromOtherLoop(_ bytes: ByteBuffer, messages: Int) {
-        let (scheduleDrain, backlog) = inbox.withLockedValue { box -> (Bool, Int) in
-            box.batches.append(bytes)
-            box.messages += messages
-            box.bytes += bytes.readableBytes
-            if box.drainScheduled { return (false, box.bytes) }
-            box.drainScheduled = true
-            return (true, box.bytes)
-        }
+        let (scheduleDrain, backlog) = inbox.append((bytes, messages), weight: bytes.readableBytes)
         // A backlog this loop has not written yet counts as falling behind too: close the gate so publishers
         // pause (drainInbox reopens it from the channel's writability once the backlog is written).
         if backlog > maxPending / 4 { stallGate.store(true, ordering: .relaxed) }
@@ -141,14 +128,11 @@ final class Outbound: @unchecked Sendable {
     /// Moves what other loops handed over onto the channel, behind what `out` already holds. No flush: the
     /// caller flushes (the drain task at once, a read at its end).
     func drainInbox() {
-        let (batches, messages) = inbox.withLockedValue { box -> ([ByteBuffer], Int) in
-            defer { box.batches.removeAll(keepingCapacity: true); box.messages = 0; box.bytes = 0; box.drainScheduled = false }
-            return (box.batches, box.messages)
-        }
+        let batches = inbox.drain()
         guard !batches.isEmpty, !isClosed, let context else { return }
         writeOut(flush: false)
-        outMsgs &+= UInt64(messages)
-        for bytes in batches {
+        for (bytes, messages) in batches {
+            outMsgs &+= UInt64(messages)
             outBytes &+= UInt64(bytes.readableBytes)
             handedToChannel &+= UInt64(bytes.readableBytes)
             context.write(NIOAny(bytes), promise: nil)

@@ -1,18 +1,31 @@
 import NIOConcurrencyHelpers
 
-/// Items handed from any thread to one consumer: `append` returns true for the first item since the last
-/// `drain`, and only that caller schedules the drain. So a burst costs one task and one lock per item, not
-/// one task per item (JetStream acks into its queue, deliveries into an event loop).
+/// Items handed from any thread to one consumer: `append` says "schedule a drain" for the first item since the
+/// last `drain` only, so a burst costs one task and one short lock per item, not one task per item. Used for
+/// everything that crosses threads in batches: messages other loops encoded for a client (`Outbound`),
+/// JetStream's deliveries into an event loop (`SubjectSpace`), acks into JetStream's queue.
 final class HandOff<Item>: @unchecked Sendable {
-    private let box = NIOLockedValueBox<(items: [Item], scheduled: Bool)>(([], false))
+    private struct State {
+        var items: [Item] = []
+        /// What the waiting items weigh (bytes, for a client's backlog).
+        var weight = 0
+        var scheduled = false
+    }
 
-    /// Adds `item`; true when the caller must schedule a `drain`.
-    func append(_ item: Item) -> Bool {
+    private let box = NIOLockedValueBox(State())
+
+    init() {}
+
+    /// Adds `item`, weighing `weight`. `schedule`: the caller must schedule a `drain`; `waiting`: the weight of
+    /// everything not drained yet.
+    @discardableResult
+    func append(_ item: Item, weight: Int = 0) -> (schedule: Bool, waiting: Int) {
         box.withLockedValue { state in
             state.items.append(item)
-            if state.scheduled { return false }
+            state.weight += weight
+            if state.scheduled { return (false, state.weight) }
             state.scheduled = true
-            return true
+            return (true, state.weight)
         }
     }
 
@@ -21,6 +34,7 @@ final class HandOff<Item>: @unchecked Sendable {
         box.withLockedValue { state in
             defer {
                 state.items.removeAll(keepingCapacity: true)
+                state.weight = 0
                 state.scheduled = false
             }
             return state.items

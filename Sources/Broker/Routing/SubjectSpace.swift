@@ -56,7 +56,7 @@ final class SubjectSpace: Sendable {
 
     /// Publishes `message` as the server, from any thread.
     func publish(_ message: ServerMessage) {
-        guard outbox.append(message) else { return }
+        guard outbox.append(message).schedule else { return }
         let router = routers[0]
         router.eventLoop.execute { [outbox] in
             for message in outbox.drain() {

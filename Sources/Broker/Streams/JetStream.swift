@@ -113,7 +113,7 @@ public final class JetStream: @unchecked Sendable {
     func acknowledge(subject: String, payload: [UInt8], reply: String?) {
         // Acks arrive one message each: gather them and handle them in one task on the queue, then pump
         // each consumer they touched once (not once per ack).
-        guard ackInbox.append((subject, payload, reply)) else { return }
+        guard ackInbox.append((subject, payload, reply)).schedule else { return }
         queue.async { [self] in
             var touched: [ObjectIdentifier: ConsumerEntry] = [:]
             for (subject, payload, reply) in ackInbox.drain() {
