@@ -50,7 +50,7 @@ final class SubscribedBroker: @unchecked Sendable {
     let server: BrokerServer
     private let socket: Int32
 
-    var sublist: Sublist { server.sublist }
+    var sublist: Sublist<Subscription> { server.sublist }
 
     init(subjects: [String]) async throws {
         var logger = Logger(label: "bench")
@@ -146,7 +146,7 @@ let benchmarks: @Sendable () -> Void = {
         closure: { benchmark, broker in
             let sublist = broker.sublist
             let subject = ByteBuffer(string: "FALCO.Critical")
-            var cache = MatchCache()
+            var cache = MatchCache<Subscription>()
             precondition(cache.match(subject, in: sublist).plain.count == 3)  // the miss that fills the cache
 
             benchmark.startMeasurement()
@@ -183,7 +183,7 @@ let benchmarks: @Sendable () -> Void = {
         closure: { benchmark, broker in
             let sublist = broker.sublist
             let subject = ByteBuffer(string: "events.r42.h7")
-            var cache = MatchCache()
+            var cache = MatchCache<Subscription>()
             precondition(cache.match(subject, in: sublist).plain.count == 4)
 
             benchmark.startMeasurement()
@@ -203,7 +203,7 @@ let benchmarks: @Sendable () -> Void = {
         closure: { benchmark, broker in
             let sublist = broker.sublist
             let subjects = (0..<1_000).map { ByteBuffer(string: "events.r\($0 / 10).h\(($0 * 7) % 100)") }
-            var cache = MatchCache()
+            var cache = MatchCache<Subscription>()
             for subject in subjects { precondition(!cache.match(subject, in: sublist).isEmpty) }
             precondition(cache.misses == 1_000)
 
