@@ -1,0 +1,119 @@
+"""The plan: which rows run, with how many messages, and the brokerd-bench command line of each."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Optional
+
+from .config import (ALL_SCENARIOS, BUDGET, BUDGET_BYTES, FALCO_BUDGET, FALCO_INGEST_SCENARIOS,
+                     FALCOHTTP_BATCH_BUDGET, FALCOHTTP_BUDGET, FALCOPIPE_BUDGET, HOST, JS_ASYNC_BUDGET,
+                     JS_ASYNC_WINDOW, JS_CONSUME_BUDGET, JS_FALCO_BUDGET, JS_ROW_SCENARIOS, JS_SIZE, JS_SYNC_BUDGET,
+                     MIN_MSGS, REQREP_BUDGET, SIZED_SCENARIOS)
+from .servers import Server
+
+
+@dataclass
+class Row:
+    scenario: str
+    size: int
+    msgs: int
+    subs: Optional[int]  # passed as --subs (fanout, queue)
+    window: Optional[int] = None  # jspub/jsconsume: --window
+    alerts: bool = False  # jspub: publish the Falco alerts (--alerts --cycle)
+    conns: Optional[int] = None  # falcohttp: --conns
+    batch: Optional[int] = None  # falcohttp: --batch
+
+    @property
+    def brokerd_only(self) -> bool:
+        return self.scenario in FALCO_INGEST_SCENARIOS
+
+    @property
+    def jetstream(self) -> bool:
+        return self.scenario in JS_ROW_SCENARIOS
+
+    @property
+    def key(self) -> str:
+        if self.scenario == "jspub":
+            return f"{self.scenario}/{'falco' if self.alerts else self.size}/w{self.window}"
+        if self.scenario == "falcohttp":
+            return f"{self.scenario}/c{self.conns}/b{self.batch}"
+        return f"{self.scenario}/{self.size}"
+
+    @property
+    def label(self) -> str:
+        if self.scenario == "jspub":
+            return f"{'jsfalco' if self.alerts else 'jspub'}/{self.window}"
+        if self.scenario == "falcohttp":
+            return f"falcohttp/{self.conns}" + (f"x{self.batch}" if self.batch > 1 else "")
+        return f"{self.scenario}/{self.subs}" if self.subs else self.scenario
+
+
+def alerts_stats(path: str) -> tuple[int, int]:
+    """(number of non-empty lines, mean line length in bytes without the newline)."""
+    n = total = 0
+    with open(path, "rb") as f:
+        for line in f:
+            line = line.rstrip(b"\r\n")
+            if line.strip():
+                n += 1
+                total += len(line)
+    return n, (round(total / n) if n else 0)
+
+
+def msgs_for(budget: int, factor: int, a: argparse.Namespace) -> int:
+    if a.msgs is not None:
+        return a.msgs
+    return max(MIN_MSGS, int(budget * a.scale / factor))
+
+
+def plan(a: argparse.Namespace, falco_size: int) -> list[Row]:
+    rows = []
+    for sc in ALL_SCENARIOS:
+        if sc not in a.scenarios:
+            continue
+        if sc in SIZED_SCENARIOS:
+            for size in a.sizes:
+                budget = BUDGET.get(size) or min(2_000_000, max(MIN_MSGS, BUDGET_BYTES // size))
+                factor = a.subs if sc == "fanout" else (2 if sc == "wildcard" else 1)
+                rows.append(Row(sc, size, msgs_for(budget, factor, a),
+                                a.subs if sc in ("fanout", "queue") else None))
+        elif sc == "reqrep":
+            rows.append(Row(sc, a.reqrep_size, msgs_for(REQREP_BUDGET, 1, a), None))
+        elif sc == "falco":
+            rows.append(Row(sc, falco_size, msgs_for(FALCO_BUDGET, 1, a), None))
+        elif sc == "falcohttp":
+            rows.append(Row(sc, falco_size, msgs_for(FALCOHTTP_BUDGET, 1, a), None, conns=a.falco_conns, batch=1))
+            if a.falco_batch > 1:
+                rows.append(Row(sc, falco_size, msgs_for(FALCOHTTP_BATCH_BUDGET, 1, a), None, conns=a.falco_conns,
+                                batch=a.falco_batch))
+        elif sc == "falcopipe":
+            rows.append(Row(sc, falco_size, msgs_for(FALCOPIPE_BUDGET, 1, a), None))
+        elif sc == "jspub":
+            rows.append(Row(sc, JS_SIZE, msgs_for(JS_SYNC_BUDGET, 1, a), None, window=1))
+            rows.append(Row(sc, JS_SIZE, msgs_for(JS_ASYNC_BUDGET, 1, a), None, window=JS_ASYNC_WINDOW))
+            rows.append(Row(sc, falco_size, msgs_for(JS_FALCO_BUDGET, 1, a), None, window=JS_ASYNC_WINDOW,
+                            alerts=True))
+        elif sc == "jsconsume":
+            rows.append(Row(sc, JS_SIZE, msgs_for(JS_CONSUME_BUDGET, 1, a), None))
+    return rows
+
+
+def tool_argv(a: argparse.Namespace, tool: str, row: Row, url: str, server: Optional[Server] = None) -> list[str]:
+    argv = [tool, "--url", url, "--scenario", row.scenario, "--size", str(row.size), "--msgs", str(row.msgs)]
+    if row.subs:
+        argv += ["--subs", str(row.subs)]
+    argv.append("--json")
+    if row.scenario == "falco" or row.alerts:
+        # --cycle: go round the alerts file until --msgs alerts were sent (5,000 lines alone are ~15 ms).
+        argv += ["--alerts", a.alerts, "--cycle"]
+    if row.window:
+        argv += ["--window", str(row.window)]
+    if row.scenario in FALCO_INGEST_SCENARIOS:
+        argv += ["--alerts", a.alerts]
+    if row.scenario == "falcohttp":
+        http = f"http://{HOST}:{server.falco_port}" if server and server.falco_port else f"http://{HOST}:HTTPPORT"
+        argv += ["--http-url", http, "--conns", str(row.conns), "--batch", str(row.batch)]
+    if row.scenario == "falcopipe":
+        argv += ["--brokerd", server.binary if server else a.brokerd]
+    return argv
