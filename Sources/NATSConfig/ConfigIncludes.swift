@@ -40,9 +40,10 @@ extension ConfigTextParser {
         // the including file's keys, and its own includes are relative to its own directory.
         let sub = ConfigTextParser(
             text: bytes, fileName: resolved, baseDirectory: ConfigParser.directory(of: resolved),
-            environment: environment, includeChain: includeChain + [canonical], variablesBeingResolved: [])
+            environment: environment, includeChain: includeChain + [canonical], variablesBeingResolved: [],
+            repeatableBlocks: repeatableBlocks)
         for entry in try sub.parseDocument().entries {
-            scopes[scopes.count - 1].set(entry)
+            addToInnermostScope(entry)
         }
     }
 }

@@ -42,17 +42,15 @@ public struct ConfigMap: Sendable, Equatable {
 
     /// Adds or replaces `entry.key`. A replaced key moves to the end: the last definition wins,
     /// and the order of entries stays the order in which the winning definitions were written.
-    /// Exception: repeated `gcp_pubsub { }` blocks are all kept (brokerd's own key: each is one bridge).
-    public mutating func set(_ entry: Entry) {
-        if Self.repeatableBlocks.contains(entry.key.lowercased()), case .map = entry.value {
+    /// Exception: a `repeatable` map is appended and keeps earlier ones (brokerd's `gcp_pubsub { }`, each one bridge).
+    public mutating func set(_ entry: Entry, repeatable: Bool = false) {
+        if repeatable, case .map = entry.value {
             entries.append(entry)
             return
         }
         entries.removeAll { $0.key == entry.key }
         entries.append(entry)
     }
-
-    static let repeatableBlocks: Set<String> = ["gcp_pubsub", "pubsub_bridge"]
 
     /// Looks up a variable and marks its entry as used.
     mutating func useAsVariable(_ key: String) -> ConfigValue? {

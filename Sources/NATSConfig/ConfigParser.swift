@@ -35,10 +35,12 @@ public enum ConfigParser {
     public static let maxNestingDepth = 100
 
     /// Parses the file at `path`. Includes are resolved relative to the file's directory and
-    /// variables not defined in the file come from `environment`.
+    /// variables not defined in the file come from `environment`. Keys in `repeatableBlocks`
+    /// (lower-case) may hold a map several times: each is kept, in order (see `ConfigMap.set`).
     public static func parse(
         contentsOf path: String,
-        environment: [String: String] = ProcessInfo.processInfo.environment
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        repeatableBlocks: Set<String> = []
     ) throws -> ConfigMap {
         let bytes: [UInt8]
         switch readFile(path) {
@@ -47,7 +49,7 @@ public enum ConfigParser {
         }
         let parser = ConfigTextParser(
             text: bytes, fileName: path, baseDirectory: directory(of: path), environment: environment,
-            includeChain: [canonicalPath(path)], variablesBeingResolved: [])
+            includeChain: [canonicalPath(path)], variablesBeingResolved: [], repeatableBlocks: repeatableBlocks)
         return try parser.parseDocument()
     }
 
@@ -56,11 +58,12 @@ public enum ConfigParser {
         _ text: String,
         fileName: String = "<config>",
         baseDirectory: String = ".",
-        environment: [String: String] = ProcessInfo.processInfo.environment
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        repeatableBlocks: Set<String> = []
     ) throws -> ConfigMap {
         let parser = ConfigTextParser(
             text: Array(text.utf8), fileName: fileName, baseDirectory: baseDirectory, environment: environment,
-            includeChain: [], variablesBeingResolved: [])
+            includeChain: [], variablesBeingResolved: [], repeatableBlocks: repeatableBlocks)
         return try parser.parseDocument()
     }
 }
@@ -78,6 +81,8 @@ final class ConfigTextParser {
     let includeChain: [String]
     /// Environment variables whose values are being parsed (cycle detection for `A=$B`, `B=$A`).
     let variablesBeingResolved: Set<String>
+    /// Lower-cased keys whose map values are all kept when repeated (`ConfigMap.set(_:repeatable:)`).
+    let repeatableBlocks: Set<String>
 
     var pos = 0
     var depth = 0
@@ -89,7 +94,7 @@ final class ConfigTextParser {
 
     init(
         text: [UInt8], fileName: String, baseDirectory: String, environment: [String: String],
-        includeChain: [String], variablesBeingResolved: Set<String>
+        includeChain: [String], variablesBeingResolved: Set<String>, repeatableBlocks: Set<String>
     ) {
         self.text = text
         self.fileName = fileName
@@ -97,6 +102,7 @@ final class ConfigTextParser {
         self.environment = environment
         self.includeChain = includeChain
         self.variablesBeingResolved = variablesBeingResolved
+        self.repeatableBlocks = repeatableBlocks
         self.newlineOffsets = text.indices.filter { text[$0] == Ch.lf }
     }
 
@@ -149,11 +155,14 @@ final class ConfigTextParser {
             } else {
                 try expectValue(forKey: key, keyStart: keyStart)
                 let value = try parseValue()
-                scopes[scopes.count - 1].set(
-                    ConfigMap.Entry(key: key, value: value, file: fileName, line: line(at: keyStart)))
+                addToInnermostScope(ConfigMap.Entry(key: key, value: value, file: fileName, line: line(at: keyStart)))
             }
             try expectEndOfValue(key: key)
         }
+    }
+
+    func addToInnermostScope(_ entry: ConfigMap.Entry) {
+        scopes[scopes.count - 1].set(entry, repeatable: repeatableBlocks.contains(entry.key.lowercased()))
     }
 
     func parseKey() throws -> (key: String, quoted: Bool) {

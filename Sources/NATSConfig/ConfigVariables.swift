@@ -20,7 +20,7 @@ extension ConfigTextParser {
         let sub = ConfigTextParser(
             text: Array("pk=\(raw)".utf8), fileName: fileName, baseDirectory: baseDirectory,
             environment: environment, includeChain: includeChain,
-            variablesBeingResolved: variablesBeingResolved.union([name]))
+            variablesBeingResolved: variablesBeingResolved.union([name]), repeatableBlocks: repeatableBlocks)
         let parsed: ConfigMap
         do {
             parsed = try sub.parseDocument()

@@ -55,6 +55,9 @@ public enum ConfigLoader {
         "auth_callout", "auth_hook", "proxy_required",
     ]
 
+    /// Blocks that may be given several times, each one kept: every `gcp_pubsub { }` is one bridge.
+    static let repeatableBlocks: Set<String> = ["gcp_pubsub", "pubsub_bridge"]
+
     /// TCP ports.
     static let portRange: ClosedRange<Int64> = 0 ... 65535
     /// nats-server stores max_payload and max_control_line as int32.
@@ -69,7 +72,7 @@ public enum ConfigLoader {
         into options: inout BrokerOptions,
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws -> [String] {
-        let config = try ConfigParser.parse(contentsOf: path, environment: environment)
+        let config = try ConfigParser.parse(contentsOf: path, environment: environment, repeatableBlocks: repeatableBlocks)
         var updated = options
         let ignored = try apply(config, to: &updated)
         updated.configFile = path
@@ -86,7 +89,8 @@ public enum ConfigLoader {
         environment: [String: String] = ProcessInfo.processInfo.environment
     ) throws -> [String] {
         let config = try ConfigParser.parse(
-            text, fileName: fileName, baseDirectory: baseDirectory, environment: environment)
+            text, fileName: fileName, baseDirectory: baseDirectory, environment: environment,
+            repeatableBlocks: repeatableBlocks)
         var updated = options
         let ignored = try apply(config, to: &updated)
         options = updated
