@@ -39,10 +39,12 @@ let package = Package(
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
             swiftSettings: hotPathSettings
         ),
+        // The nats-server config file format (syntax only): no dependency beyond Foundation.
+        .target(name: "NATSConfig"),
         .target(
             name: "Broker",
             dependencies: [
-                "Protocol", "ClientLib", "CLZ4", "CCRC32C",
+                "Protocol", "ClientLib", "NATSConfig", "CLZ4", "CCRC32C",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -68,6 +70,7 @@ let package = Package(
             dependencies: [
                 "Broker",
                 "ClientLib",
+                "NATSConfig",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -96,10 +99,11 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ProtocolTests", dependencies: ["Protocol", .product(name: "NIOCore", package: "swift-nio")]),
+        .testTarget(name: "NATSConfigTests", dependencies: ["NATSConfig"]),
         .testTarget(
             name: "BrokerTests",
             dependencies: [
-                "Broker", "Protocol",
+                "Broker", "Protocol", "NATSConfig",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

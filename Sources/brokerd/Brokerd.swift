@@ -3,6 +3,7 @@ import AsyncHTTPClient
 import Broker
 import Foundation
 import Logging
+import NATSConfig
 import ServiceLifecycle
 import UnixSignals
 

@@ -1,0 +1,27 @@
+import NATSConfig
+
+extension ConfigLoader {
+    /// `falco { http_port, host, max_body, max_pending, map_sidekick_subjects, idle_timeout }`.
+    static func applyFalco(_ block: ConfigField, to options: inout BrokerOptions) throws {
+        guard case .map(let map) = block.entry.value else { throw block.typeMismatch("a map") }
+        for entry in map.entries {
+            let field = ConfigField(entry: entry, name: "falco.\(entry.key)")
+            switch entry.key.lowercased() {
+            case "http_port", "port":
+                options.falcoHTTPPort = try field.port()
+            case "host", "http_host":
+                options.falcoHTTPHost = try field.string()
+            case "max_body", "max_body_size":
+                options.falcoMaxBody = try field.size(max: 64 * 1024 * 1024) ?? 1024 * 1024
+            case "max_pending":
+                options.falcoMaxPending = Int(try field.integer(in: 1 ... 10_000_000))
+            case "map_sidekick_subjects":
+                options.mapSidekickSubjects = try field.bool()
+            case "idle_timeout":
+                options.falcoIdleTimeout = try field.duration(acceptingSeconds: true) ?? .seconds(300)
+            default:
+                throw field.fail("unknown key \"\(entry.key)\" in falco")
+            }
+        }
+    }
+}
