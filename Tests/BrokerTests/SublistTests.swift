@@ -186,25 +186,4 @@ final class SublistTests: XCTestCase {
         sublist.remove(s)
         XCTAssertNotEqual(g1, sublist.generation.load(ordering: .relaxed))
     }
-
-    func testMatchCacheSeesInsertsAndRemoves() throws {
-        var cache = MatchCache<Entry>()
-        let subject = ByteBuffer(string: "FALCO.Critical")
-        XCTAssertTrue(cache.match(subject, in: sublist).isEmpty)
-        let s = sub("FALCO.*")
-        try sublist.insert(s)
-        XCTAssertEqual(cache.match(subject, in: sublist).plain.count, 1, "a stale cached miss must not hide a new sub")
-        XCTAssertEqual(cache.match(subject, in: sublist).plain.count, 1)
-        XCTAssertEqual(cache.hits, 1)
-        sublist.remove(s)
-        XCTAssertTrue(cache.match(subject, in: sublist).isEmpty)
-    }
-
-    func testMatchCacheIsBounded() {
-        var cache = MatchCache<Entry>()
-        for i in 0..<(MatchCache<Entry>.maxEntries * 2 + 10) {
-            _ = cache.match(ByteBuffer(string: "subject.\(i)"), in: sublist)
-        }
-        XCTAssertLessThanOrEqual(cache.count, MatchCache<Entry>.maxEntries)
-    }
 }

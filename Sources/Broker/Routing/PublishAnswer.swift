@@ -1,0 +1,46 @@
+import NIOCore
+import Protocol
+
+/// Where the outcome of a stored publish goes: a reply subject on a loop (a client's PubAck, as JSON), or a
+/// typed callback (the server's own publishes, which read the outcome as a value, never as JSON).
+enum PublishAnswer: Sendable {
+    case reply(Router, subject: ByteBuffer)
+    case callback(@Sendable (PubAck) -> Void)
+
+    /// The reply target for a client's publish (nil without a reply subject).
+    static func forClient(_ publish: Publish, via router: Router) -> PublishAnswer? {
+        publish.reply.map { .reply(router, subject: ByteBuffer.compactCopy(of: $0)) }
+    }
+}
+
+/// A stream's answer to a publish it captured, as a value.
+enum PubAck: Sendable, Equatable {
+    case stored(stream: String, sequence: UInt64, duplicate: Bool)
+    /// Refused: nats-server's HTTP-like code, its JetStream error code and description.
+    case failed(code: Int, errorCode: Int, description: String)
+
+    /// The resource limits (503): worth retrying later.
+    var isOverloaded: Bool {
+        if case .failed(let code, _, _) = self { return code == 503 }
+        return false
+    }
+
+    /// The PubAck as nats-server writes it.
+    var json: ByteBuffer {
+        switch self {
+        case .stored(let stream, let sequence, let duplicate):
+            return ByteBuffer(string: #"{"stream":\#(JSONString.quoted(stream)),"seq":\#(sequence)\#(duplicate ? #","duplicate":true"# : "")}"#)
+        case .failed(let code, let errorCode, let description):
+            return ByteBuffer(string: #"{"error":{"code":\#(code),"err_code":\#(errorCode),"description":\#(JSONString.quoted(description))}}"#)
+        }
+    }
+}
+
+extension ByteBuffer {
+    /// A copy in its own small storage: a slice of a read buffer would pin the whole buffer.
+    static func compactCopy(of slice: ByteBuffer) -> ByteBuffer {
+        var copy = ByteBufferAllocator().buffer(capacity: slice.readableBytes)
+        copy.writeImmutableBuffer(slice)
+        return copy
+    }
+}

@@ -1,0 +1,30 @@
+import NIOCore
+import XCTest
+
+@testable import Broker
+
+final class PublishAnswerTests: XCTestCase {
+    func testPubAckJSONAsNatsServerWritesIt() {
+        XCTAssertEqual(String(buffer: PubAck.stored(stream: "FALCO", sequence: 42, duplicate: false).json),
+                       #"{"stream":"FALCO","seq":42}"#)
+        XCTAssertEqual(String(buffer: PubAck.stored(stream: "FALCO", sequence: 42, duplicate: true).json),
+                       #"{"stream":"FALCO","seq":42,"duplicate":true}"#)
+        XCTAssertEqual(String(buffer: PubAck.failed(code: 503, errorCode: 10077, description: "storage \"full\"").json),
+                       #"{"error":{"code":503,"err_code":10077,"description":"storage \"full\""}}"#)
+    }
+
+    func testOverloadedIsTheResourceLimit() {
+        XCTAssertTrue(PubAck.failed(code: 503, errorCode: 10023, description: "insufficient resources").isOverloaded)
+        XCTAssertFalse(PubAck.failed(code: 500, errorCode: 10077, description: "x").isOverloaded)
+        XCTAssertFalse(PubAck.stored(stream: "S", sequence: 1, duplicate: false).isOverloaded)
+    }
+
+    func testACompactCopyDoesNotPinTheReadBuffer() {
+        var big = ByteBuffer(repeating: 0x41, count: 64 * 1024)
+        big.moveReaderIndex(forwardBy: 10)
+        let slice = big.getSlice(at: big.readerIndex, length: 5)!
+        let copy = ByteBuffer.compactCopy(of: slice)
+        XCTAssertEqual(copy, slice)
+        XCTAssertLessThan(copy.capacity, 64)
+    }
+}
