@@ -1,0 +1,45 @@
+/// An API error as nats-server reports it: an HTTP-like `code`, its own `err_code`, and a description.
+/// Encoded inside `{"type":...,"error":{...}}` (see `APIErrorReply`).
+struct JetStreamAPIError: Error, Codable, Equatable, Sendable {
+    var code: Int
+    var errCode: Int
+    var description: String
+
+    enum CodingKeys: String, CodingKey {
+        case code, description
+        case errCode = "err_code"
+    }
+
+    // nats-server's codes (server/errors.json), with the descriptions brokerd has always sent.
+    static let badRequest = Self(code: 400, errCode: 10003, description: "bad request")
+    static let streamNotFound = Self(code: 404, errCode: 10059, description: "stream not found")
+    static let consumerNotFound = Self(code: 404, errCode: 10014, description: "consumer not found")
+    static let invalidStreamName = Self(code: 400, errCode: 10042, description: "invalid stream name")
+    static let streamNameMismatch = Self(code: 400, errCode: 10056, description: "stream name in subject does not match request")
+    static let invalidSubject = Self(code: 400, errCode: 10052, description: "invalid subject")
+    static let streamNameInUse = Self(code: 400, errCode: 10058, description: "stream name already in use with a different configuration")
+    static let subjectsOverlap = Self(code: 400, errCode: 10065, description: "subjects overlap with an existing stream")
+    static let storageTypeChange = Self(code: 500, errCode: 10052, description: "stream configuration update can not change storage type")
+    static let insufficientMemory = Self(code: 500, errCode: 10028, description: "insufficient memory resources available")
+    static let insufficientStorage = Self(code: 500, errCode: 10047, description: "insufficient storage resources available")
+    static let noMessageFound = Self(code: 404, errCode: 10037, description: "no message found")
+    static let consumerNameMismatch = Self(code: 400, errCode: 10017, description: "consumer name in subject does not match durable name in request")
+    static let consumerExists = Self(code: 400, errCode: 10148, description: "consumer already exists")
+    static let workqueueNeedsExplicitAck = Self(code: 400, errCode: 10098, description: "workqueue stream requires explicit ack")
+
+    static func invalidJSON(_ error: any Error) -> Self {
+        Self(code: 400, errCode: 10025, description: "invalid JSON: \(error)")
+    }
+
+    static func streamUpdateFailed(_ error: any Error) -> Self {
+        Self(code: 500, errCode: 10052, description: "stream update failed: \(error)")
+    }
+
+    static func streamCreateFailed(_ error: any Error) -> Self {
+        Self(code: 500, errCode: 10049, description: "stream create failed: \(error)")
+    }
+
+    static func purgeFailed(_ error: any Error) -> Self {
+        Self(code: 500, errCode: 10063, description: "purge failed: \(error)")
+    }
+}

@@ -1,0 +1,266 @@
+import Foundation
+
+/// A stream's configuration as the API carries it: the fields of nats-server's StreamConfig that clients
+/// send, with nats-server's defaults for what the client left out. It is echoed back in every stream info
+/// (fields brokerd does not act on, such as placement or sources, exactly as the client sent them), kept in
+/// the stream's meta.json, and compared whole to decide whether a second CREATE is the same stream.
+struct APIStreamConfig: Codable, Equatable, Sendable {
+    static let defaultDuplicateWindow: Int64 = 120_000_000_000  // nats-server: 2 minutes
+
+    var name = ""
+    var description: String?
+    var subjects: [String] = []
+    var retention: StreamConfig.Retention = .limits
+    var maxConsumers = -1
+    var maxMsgs: Int64 = -1
+    var maxBytes: Int64 = -1
+    /// Nanoseconds; 0 = no limit.
+    var maxAge: Int64 = 0
+    var maxMsgsPerSubject: Int64 = -1
+    var maxMsgSize: Int32 = -1
+    var discard: StreamConfig.Discard = .old
+    var storage: StreamConfig.Storage = .file
+    var numReplicas = 1
+    var noAck: Bool?
+    var templateOwner: String?
+    /// Nanoseconds; 0 or absent = the default.
+    var duplicateWindow: Int64 = defaultDuplicateWindow
+    var placement: JSONValue?
+    var mirror: JSONValue?
+    var sources: JSONValue?
+    var compression: String?
+    var firstSeq: UInt64?
+    var subjectTransform: JSONValue?
+    var republish: JSONValue?
+    var allowDirect = false
+    var mirrorDirect = false
+    var discardNewPerSubject: Bool?
+    var sealed = false
+    var denyDelete = false
+    var denyPurge = false
+    var allowRollupHdrs = false
+    var consumerLimits: JSONValue?
+    var metadata: [String: String]?
+    var allowMsgTTL: Bool?
+    var subjectDeleteMarkerTTL: Int64?
+
+    init(name: String, subjects: [String] = []) {
+        self.name = name
+        self.subjects = subjects
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, description, subjects, retention, discard, storage, placement, mirror, sources, compression
+        case republish, sealed, metadata
+        case maxConsumers = "max_consumers", maxMsgs = "max_msgs", maxBytes = "max_bytes", maxAge = "max_age"
+        case maxMsgsPerSubject = "max_msgs_per_subject", maxMsgSize = "max_msg_size", numReplicas = "num_replicas"
+        case noAck = "no_ack", templateOwner = "template_owner", duplicateWindow = "duplicate_window"
+        case firstSeq = "first_seq", subjectTransform = "subject_transform", allowDirect = "allow_direct"
+        case mirrorDirect = "mirror_direct", discardNewPerSubject = "discard_new_per_subject"
+        case denyDelete = "deny_delete", denyPurge = "deny_purge", allowRollupHdrs = "allow_rollup_hdrs"
+        case consumerLimits = "consumer_limits", allowMsgTTL = "allow_msg_ttl"
+        case subjectDeleteMarkerTTL = "subject_delete_marker_ttl"
+    }
+
+    /// Absent or null fields take nats-server's defaults.
+    init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decodeIfPresent(String.self, forKey: .name) ?? ""
+        description = try c.decodeIfPresent(String.self, forKey: .description)
+        subjects = try c.decodeIfPresent([String].self, forKey: .subjects) ?? []
+        retention = try c.decodeIfPresent(StreamConfig.Retention.self, forKey: .retention) ?? .limits
+        maxConsumers = try c.decodeIfPresent(Int.self, forKey: .maxConsumers) ?? -1
+        maxMsgs = try c.decodeIfPresent(Int64.self, forKey: .maxMsgs) ?? -1
+        maxBytes = try c.decodeIfPresent(Int64.self, forKey: .maxBytes) ?? -1
+        maxAge = try c.decodeIfPresent(Int64.self, forKey: .maxAge) ?? 0
+        maxMsgsPerSubject = try c.decodeIfPresent(Int64.self, forKey: .maxMsgsPerSubject) ?? -1
+        maxMsgSize = try c.decodeIfPresent(Int32.self, forKey: .maxMsgSize) ?? -1
+        discard = try c.decodeIfPresent(StreamConfig.Discard.self, forKey: .discard) ?? .old
+        storage = try c.decodeIfPresent(StreamConfig.Storage.self, forKey: .storage) ?? .file
+        numReplicas = try c.decodeIfPresent(Int.self, forKey: .numReplicas) ?? 1
+        noAck = try c.decodeIfPresent(Bool.self, forKey: .noAck)
+        templateOwner = try c.decodeIfPresent(String.self, forKey: .templateOwner)
+        let window = try c.decodeIfPresent(Int64.self, forKey: .duplicateWindow) ?? 0
+        duplicateWindow = window == 0 ? Self.defaultDuplicateWindow : window
+        placement = try c.decodeIfPresent(JSONValue.self, forKey: .placement)
+        mirror = try c.decodeIfPresent(JSONValue.self, forKey: .mirror)
+        sources = try c.decodeIfPresent(JSONValue.self, forKey: .sources)
+        compression = try c.decodeIfPresent(String.self, forKey: .compression)
+        firstSeq = try c.decodeIfPresent(UInt64.self, forKey: .firstSeq)
+        subjectTransform = try c.decodeIfPresent(JSONValue.self, forKey: .subjectTransform)
+        republish = try c.decodeIfPresent(JSONValue.self, forKey: .republish)
+        allowDirect = try c.decodeIfPresent(Bool.self, forKey: .allowDirect) ?? false
+        mirrorDirect = try c.decodeIfPresent(Bool.self, forKey: .mirrorDirect) ?? false
+        discardNewPerSubject = try c.decodeIfPresent(Bool.self, forKey: .discardNewPerSubject)
+        sealed = try c.decodeIfPresent(Bool.self, forKey: .sealed) ?? false
+        denyDelete = try c.decodeIfPresent(Bool.self, forKey: .denyDelete) ?? false
+        denyPurge = try c.decodeIfPresent(Bool.self, forKey: .denyPurge) ?? false
+        allowRollupHdrs = try c.decodeIfPresent(Bool.self, forKey: .allowRollupHdrs) ?? false
+        consumerLimits = try c.decodeIfPresent(JSONValue.self, forKey: .consumerLimits)
+        metadata = try c.decodeIfPresent([String: String].self, forKey: .metadata)
+        allowMsgTTL = try c.decodeIfPresent(Bool.self, forKey: .allowMsgTTL)
+        subjectDeleteMarkerTTL = try c.decodeIfPresent(Int64.self, forKey: .subjectDeleteMarkerTTL)
+    }
+
+    /// The part of the configuration the stream itself enforces.
+    var streamConfig: StreamConfig {
+        var config = StreamConfig(name: name, subjects: subjects)
+        config.retention = retention
+        config.maxMsgs = maxMsgs
+        config.maxBytes = maxBytes
+        config.maxAge = maxAge
+        config.maxMsgSize = maxMsgSize
+        config.maxMsgsPerSubject = maxMsgsPerSubject
+        config.discard = discard
+        config.storage = storage
+        config.duplicateWindow = duplicateWindow
+        config.numReplicas = numReplicas
+        return config
+    }
+}
+
+// MARK: - Requests
+
+/// STREAM.NAMES: only the streams with a subject that overlaps `subject`, when given.
+struct StreamNamesRequest: Decodable {
+    var subject: String?
+    var offset: Int?
+}
+
+/// STREAM.MSG.GET: by sequence, or the last message on a subject.
+struct StreamMsgGetRequest: Decodable {
+    var seq: UInt64?
+    var lastBySubject: String?
+
+    enum CodingKeys: String, CodingKey {
+        case seq
+        case lastBySubject = "last_by_subj"
+    }
+}
+
+// MARK: - Responses
+
+struct AccountInfoResponse: JetStreamAPIResponse, Equatable {
+    static let type = "account_info_response"
+
+    struct Limits: Codable, Equatable {
+        var maxMemory = -1
+        var maxStorage = -1
+        var maxStreams = -1
+        var maxConsumers = -1
+        var maxAckPending = -1
+        var memoryMaxStreamBytes = -1
+        var storageMaxStreamBytes = -1
+        var maxBytesRequired = false
+
+        enum CodingKeys: String, CodingKey {
+            case maxMemory = "max_memory", maxStorage = "max_storage", maxStreams = "max_streams"
+            case maxConsumers = "max_consumers", maxAckPending = "max_ack_pending"
+            case memoryMaxStreamBytes = "memory_max_stream_bytes", storageMaxStreamBytes = "storage_max_stream_bytes"
+            case maxBytesRequired = "max_bytes_required"
+        }
+    }
+
+    struct APIStats: Codable, Equatable {
+        var total = 0
+        var errors = 0
+    }
+
+    var memory: UInt64
+    var storage: UInt64
+    var streams: Int
+    var consumers: Int
+    var limits = Limits()
+    var api: APIStats
+}
+
+struct StreamState: Codable, Equatable {
+    var messages: UInt64
+    var bytes: UInt64
+    var firstSeq: UInt64
+    var firstTime: APITime
+    var lastSeq: UInt64
+    var lastTime: APITime
+    var consumerCount: Int
+
+    enum CodingKeys: String, CodingKey {
+        case messages, bytes
+        case firstSeq = "first_seq", firstTime = "first_ts", lastSeq = "last_seq", lastTime = "last_ts"
+        case consumerCount = "consumer_count"
+    }
+}
+
+/// A stream's info: in STREAM.INFO, CREATE and UPDATE replies, and in STREAM.LIST.
+struct StreamInfo: Codable, Equatable {
+    var config: APIStreamConfig
+    var created: APITime
+    var state: StreamState
+    /// Only in CREATE replies: false when the same stream already existed.
+    var didCreate: Bool?
+
+    enum CodingKeys: String, CodingKey {
+        case config, created, state
+        case didCreate = "did_create"
+    }
+}
+
+struct StreamInfoResponse: JetStreamAPIResponse, Equatable {
+    static let type = "stream_info_response"
+    var info: StreamInfo
+    func encode(to encoder: any Encoder) throws { try info.encode(to: encoder) }
+}
+
+struct StreamCreateResponse: JetStreamAPIResponse, Equatable {
+    static let type = "stream_create_response"
+    var info: StreamInfo
+    func encode(to encoder: any Encoder) throws { try info.encode(to: encoder) }
+}
+
+struct StreamUpdateResponse: JetStreamAPIResponse, Equatable {
+    static let type = "stream_update_response"
+    var info: StreamInfo
+    func encode(to encoder: any Encoder) throws { try info.encode(to: encoder) }
+}
+
+struct StreamDeleteResponse: JetStreamAPIResponse, Equatable {
+    static let type = "stream_delete_response"
+    var success = true
+}
+
+struct StreamPurgeResponse: JetStreamAPIResponse, Equatable {
+    static let type = "stream_purge_response"
+    var success = true
+    var purged: UInt64
+}
+
+struct StreamMsgGetResponse: JetStreamAPIResponse, Equatable {
+    static let type = "stream_msg_get_response"
+
+    struct Message: Codable, Equatable {
+        var subject: String
+        var seq: UInt64
+        /// Base64 of the payload.
+        var data: String
+        var time: APITime
+        /// Base64 of the header block; absent when the message has none.
+        var hdrs: String?
+    }
+
+    var message: Message
+}
+
+struct StreamNamesResponse: JetStreamAPIResponse, Equatable {
+    static let type = "stream_names_response"
+    var total: Int
+    var offset = 0
+    var limit = 1024  // nats-server's page size for names
+    var streams: [String]
+}
+
+struct StreamListResponse: JetStreamAPIResponse, Equatable {
+    static let type = "stream_list_response"
+    var total: Int
+    var offset = 0
+    var limit = 256  // nats-server's page size for infos
+    var streams: [StreamInfo]
+}

@@ -1,0 +1,128 @@
+import Foundation
+import Logging
+
+/// What a stream's meta.json holds: its configuration as the client sent it (defaults filled in) and when it
+/// was created (seconds since 1970).
+struct StreamRecord: Codable, Equatable {
+    var config: APIStreamConfig
+    var created: Double
+}
+
+/// What a durable consumer's meta.json holds.
+struct ConsumerRecord: Codable, Equatable {
+    var config: APIConsumerConfig
+    var created: Double
+    /// Deliver policy last_per_subject: the stream's last sequence when the consumer was created.
+    var lastPerSubjectBound: UInt64?
+
+    enum CodingKeys: String, CodingKey {
+        case config, created
+        case lastPerSubjectBound = "last_per_subject_bound"
+    }
+}
+
+/// Where the stream registry keeps streams and durable consumers: behind a protocol so the registry's tests
+/// run on memory stores, with no file system.
+protocol JetStreamStorage: AnyObject {
+    /// The message store of a new or restored stream.
+    func makeStore(stream: String, storage: StreamConfig.Storage) throws -> any MessageStore
+    func saveStream(_ name: String, _ record: StreamRecord) throws
+    /// Removes the stream, its messages and its consumers.
+    func removeStream(_ name: String)
+    /// The saved streams, by name.
+    func savedStreams() -> [(name: String, record: StreamRecord)]
+
+    func saveConsumer(stream: String, name: String, _ record: ConsumerRecord)
+    /// The consumer state machine's encoding (ack floor, pending deliveries).
+    func saveConsumerState(stream: String, name: String, _ state: [UInt8])
+    func removeConsumer(stream: String, name: String)
+    /// The saved durable consumers of `stream`, by name, with their last saved state.
+    func savedConsumers(stream: String) -> [(name: String, record: ConsumerRecord, state: [UInt8]?)]
+}
+
+/// The layout on disk: `<dir>/<stream>/meta.json`, `<dir>/<stream>/msgs/` (the file store) and
+/// `<dir>/<stream>/consumers/<name>/{meta.json,state}`. Files are written whole (write, fsync, rename), so a
+/// crash leaves the old or the new file.
+final class FileJetStreamStorage: JetStreamStorage {
+    let directory: URL
+    let logger: Logger
+
+    init(directory: URL, logger: Logger) throws {
+        self.directory = directory
+        self.logger = logger
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+    }
+
+    func makeStore(stream: String, storage: StreamConfig.Storage) throws -> any MessageStore {
+        switch storage {
+        case .memory:
+            return MemoryStore()
+        case .file:
+            let store = try FileStore(directory: streamDirectory(stream).appendingPathComponent("msgs"))
+            if store.recovery.truncatedBytes > 0 {
+                logger.warning("JetStream stream recovered: cut a torn or corrupt tail", metadata: [
+                    "stream": "\(stream)", "block": "\(store.recovery.truncatedBlock ?? "")",
+                    "offset": "\(store.recovery.truncatedAt ?? 0)", "bytes": "\(store.recovery.truncatedBytes)",
+                ])
+            }
+            return store
+        }
+    }
+
+    func saveStream(_ name: String, _ record: StreamRecord) throws {
+        let dir = streamDirectory(name)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try Self.encoded(record).write(to: dir.appendingPathComponent("meta.json"), options: .atomic)
+    }
+
+    func removeStream(_ name: String) {
+        try? FileManager.default.removeItem(at: streamDirectory(name))
+    }
+
+    func savedStreams() -> [(name: String, record: StreamRecord)] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        return names.sorted().compactMap { name in
+            guard let data = try? Data(contentsOf: streamDirectory(name).appendingPathComponent("meta.json")),
+                  let record = try? JSONDecoder().decode(StreamRecord.self, from: data) else { return nil }
+            return (name, record)
+        }
+    }
+
+    func saveConsumer(stream: String, name: String, _ record: ConsumerRecord) {
+        let dir = consumerDirectory(stream, name)
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try? Self.encoded(record).write(to: dir.appendingPathComponent("meta.json"), options: .atomic)
+    }
+
+    func saveConsumerState(stream: String, name: String, _ state: [UInt8]) {
+        try? Data(state).write(to: consumerDirectory(stream, name).appendingPathComponent("state"), options: .atomic)
+    }
+
+    func removeConsumer(stream: String, name: String) {
+        try? FileManager.default.removeItem(at: consumerDirectory(stream, name))
+    }
+
+    func savedConsumers(stream: String) -> [(name: String, record: ConsumerRecord, state: [UInt8]?)] {
+        let dir = streamDirectory(stream).appendingPathComponent("consumers")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        return names.sorted().compactMap { name in
+            let consumerDir = dir.appendingPathComponent(name)
+            guard let data = try? Data(contentsOf: consumerDir.appendingPathComponent("meta.json")),
+                  let record = try? JSONDecoder().decode(ConsumerRecord.self, from: data) else { return nil }
+            let state = try? Data(contentsOf: consumerDir.appendingPathComponent("state"))
+            return (name, record, state.map { [UInt8]($0) })
+        }
+    }
+
+    private func streamDirectory(_ name: String) -> URL { directory.appendingPathComponent(name) }
+
+    private func consumerDirectory(_ stream: String, _ name: String) -> URL {
+        streamDirectory(stream).appendingPathComponent("consumers").appendingPathComponent(name)
+    }
+
+    private static func encoded(_ value: some Encodable) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(value)
+    }
+}

@@ -1,0 +1,219 @@
+import Foundation
+import Protocol
+
+/// A stream: its store and rules, and the configuration it was created with.
+struct StreamEntry {
+    var stream: DurableStream
+    /// The configuration as the client sent it, with defaults filled in (echoed in responses).
+    var config: APIStreamConfig
+    var created: Date
+    /// The stream's subjects as bytes, made once (capture matches every stored message against them).
+    let subjectFilters: [[UInt8]]
+
+    init(stream: DurableStream, config: APIStreamConfig, created: Date) {
+        self.stream = stream
+        self.config = config
+        self.created = created
+        self.subjectFilters = stream.config.subjects.map { Array($0.utf8) }
+    }
+}
+
+/// The streams and consumers, and every decision the JetStream API makes about them: name and subject checks,
+/// overlapping subjects, the server's storage limits, idempotent creates, and the reply each request gets.
+/// Plain Swift: the storage is injected (a test gives it memory stores) and so is the clock; nothing here
+/// runs on a queue of its own (JetStream calls it on its queue).
+final class StreamRegistry {
+    private(set) var streams: [String: StreamEntry] = [:]
+    var consumers: [String: [String: ConsumerEntry]] = [:]
+    let storage: any JetStreamStorage
+    let now: @Sendable () -> Int64
+    /// Names for consumers the client left unnamed (random; tests make them predictable).
+    var makeConsumerName: () -> String = NATSInboxToken.make
+    /// Server-wide byte limits for memory and file streams (`max_memory_store`, `max_file_store`); nil = none.
+    var maxMemory: Int64?
+    var maxStore: Int64?
+
+    init(storage: any JetStreamStorage, now: @escaping @Sendable () -> Int64) {
+        self.storage = storage
+        self.now = now
+    }
+
+    var currentDate: Date { Date(timeIntervalSince1970: Double(now()) / 1e9) }
+
+    /// Opens the saved streams and their durable consumers; returns their names, in order.
+    func restore() throws -> [String] {
+        var restored: [String] = []
+        for (name, record) in storage.savedStreams() {
+            streams[name] = try openStream(name: name, config: record.config, created: Date(timeIntervalSince1970: record.created))
+            restoreConsumers(of: name)
+            restored.append(name)
+        }
+        return restored
+    }
+
+    // MARK: - Streams
+
+    func accountInfo(api: AccountInfoResponse.APIStats) -> AccountInfoResponse {
+        AccountInfoResponse(memory: usage(of: .memory), storage: usage(of: .file), streams: streams.count,
+                            consumers: consumers.values.reduce(0) { $0 + $1.count }, api: api)
+    }
+
+    /// STREAM.CREATE and STREAM.UPDATE. Creating the same stream again is no error (`did_create` false).
+    func createStream(_ name: String, _ request: APIStreamConfig, update: Bool = false) -> Result<StreamInfo, JetStreamAPIError> {
+        guard Self.isValidStreamName(name) else { return .failure(.invalidStreamName) }
+        var config = request
+        if !config.name.isEmpty, config.name != name { return .failure(.streamNameMismatch) }
+        config.name = name
+        if config.subjects.isEmpty { config.subjects = [name] }
+        guard config.subjects.allSatisfy(Subject.isValidSubscription) else { return .failure(.invalidSubject) }
+        if let existing = streams[name] {
+            // nats-server: creating an identical stream again is not an error.
+            if existing.config == config { return .success(info(name, didCreate: false)) }
+            guard update else { return .failure(.streamNameInUse) }
+            if config.storage != existing.config.storage { return .failure(.storageTypeChange) }
+            if let refusal = reservationRefusal(config, replacing: name) { return .failure(refusal) }
+            do {
+                let stream = try DurableStream(config: config.streamConfig, store: existing.stream.store, now: now)
+                try stream.enforceLimits(at: now())
+                let entry = StreamEntry(stream: stream, config: config, created: existing.created)
+                streams[name] = entry
+                try storage.saveStream(name, StreamRecord(config: config, created: entry.created.timeIntervalSince1970))
+                return .success(info(name, didCreate: nil))
+            } catch {
+                return .failure(.streamUpdateFailed(error))
+            }
+        }
+        if update { return .failure(.streamNotFound) }
+        // Overlapping subjects with another stream: nats-server refuses.
+        for entry in streams.values {
+            for a in entry.stream.config.subjects {
+                for b in config.subjects where Subject.overlaps(a, b) { return .failure(.subjectsOverlap) }
+            }
+        }
+        if let refusal = reservationRefusal(config, replacing: nil) { return .failure(refusal) }
+        do {
+            let entry = try openStream(name: name, config: config, created: currentDate)
+            streams[name] = entry
+            try storage.saveStream(name, StreamRecord(config: config, created: entry.created.timeIntervalSince1970))
+            return .success(info(name, didCreate: true))
+        } catch {
+            return .failure(.streamCreateFailed(error))
+        }
+    }
+
+    func streamInfo(_ name: String) -> Result<StreamInfo, JetStreamAPIError> {
+        guard streams[name] != nil else { return .failure(.streamNotFound) }
+        return .success(info(name, didCreate: nil))
+    }
+
+    /// Removes the stream, its consumers and its files.
+    func deleteStream(_ name: String) -> Result<StreamDeleteResponse, JetStreamAPIError> {
+        guard let entry = streams.removeValue(forKey: name) else { return .failure(.streamNotFound) }
+        consumers[name] = nil
+        try? entry.stream.store.close()
+        storage.removeStream(name)
+        return .success(StreamDeleteResponse())
+    }
+
+    /// Removes every message; sequences continue.
+    func purgeStream(_ name: String) -> Result<StreamPurgeResponse, JetStreamAPIError> {
+        guard let entry = streams[name] else { return .failure(.streamNotFound) }
+        let purged = entry.stream.state.messages
+        do {
+            try entry.stream.store.purge()
+        } catch {
+            return .failure(.purgeFailed(error))
+        }
+        return .success(StreamPurgeResponse(purged: purged))
+    }
+
+    /// STREAM.MSG.GET: by sequence, or the newest message on a subject.
+    func message(in name: String, _ request: StreamMsgGetRequest) -> Result<StreamMsgGetResponse, JetStreamAPIError> {
+        guard let entry = streams[name] else { return .failure(.streamNotFound) }
+        let store = entry.stream.store
+        var message: StoredMessage?
+        if let seq = request.seq {
+            message = try? store.load(seq)
+        } else if let subject = request.lastBySubject {
+            let filter = Array(subject.utf8)
+            var s = entry.stream.state.lastSequence
+            while s >= entry.stream.state.firstSequence, s > 0 {
+                if let m = try? store.load(s), Subject.matches(filter: filter, subject: m.subject) {
+                    message = m
+                    break
+                }
+                s -= 1
+            }
+        }
+        guard let message else { return .failure(.noMessageFound) }
+        return .success(StreamMsgGetResponse(message: .init(
+            subject: String(decoding: message.subject, as: UTF8.self), seq: message.sequence,
+            data: Data(message.payload).base64EncodedString(), time: APITime(nanoseconds: message.timestamp),
+            hdrs: message.headers.isEmpty ? nil : Data(message.headers).base64EncodedString())))
+    }
+
+    func streamNames(_ request: StreamNamesRequest) -> StreamNamesResponse {
+        var names = streams.keys.sorted()
+        if let subject = request.subject {
+            names = names.filter { name in streams[name]!.stream.config.subjects.contains { Subject.overlaps($0, subject) } }
+        }
+        return StreamNamesResponse(total: names.count, streams: names)
+    }
+
+    func streamList() -> StreamListResponse {
+        let infos = streams.keys.sorted().map { info($0, didCreate: nil) }
+        return StreamListResponse(total: infos.count, streams: infos)
+    }
+
+    // MARK: - Server limits
+
+    func limit(for storage: StreamConfig.Storage) -> Int64? {
+        storage == .memory ? maxMemory : maxStore
+    }
+
+    /// Bytes held by every stream of one storage type.
+    func usage(of storage: StreamConfig.Storage) -> UInt64 {
+        var total: UInt64 = 0
+        for entry in streams.values where entry.stream.config.storage == storage { total += entry.stream.state.bytes }
+        return total
+    }
+
+    /// nats-server reserves each stream's max_bytes against the server's limit: a stream that does not fit
+    /// is refused (500, 10028 memory / 10047 storage).
+    private func reservationRefusal(_ config: APIStreamConfig, replacing name: String?) -> JetStreamAPIError? {
+        guard let limit = limit(for: config.storage) else { return nil }
+        var total: Int64 = 0
+        for (other, entry) in streams where other != name && entry.stream.config.storage == config.storage {
+            total += max(entry.config.maxBytes, 0)
+        }
+        guard total + max(config.maxBytes, 1) > limit else { return nil }
+        return config.storage == .memory ? .insufficientMemory : .insufficientStorage
+    }
+
+    // MARK: - Helpers
+
+    private func openStream(name: String, config: APIStreamConfig, created: Date) throws -> StreamEntry {
+        let store = try storage.makeStore(stream: name, storage: config.storage)
+        let stream = try DurableStream(config: config.streamConfig, store: store, now: now)
+        return StreamEntry(stream: stream, config: config, created: created)
+    }
+
+    private func info(_ name: String, didCreate: Bool?) -> StreamInfo {
+        let entry = streams[name]!
+        let state = entry.stream.state
+        var firstTime = APITime.zero, lastTime = APITime.zero
+        if state.messages > 0 {
+            if let first = try? entry.stream.store.load(state.firstSequence) { firstTime = APITime(nanoseconds: first.timestamp) }
+            if let last = try? entry.stream.store.load(state.lastSequence) { lastTime = APITime(nanoseconds: last.timestamp) }
+        }
+        return StreamInfo(
+            config: entry.config, created: APITime(entry.created),
+            state: StreamState(messages: state.messages, bytes: state.bytes, firstSeq: state.firstSequence, firstTime: firstTime,
+                               lastSeq: state.lastSequence, lastTime: lastTime, consumerCount: consumers[name]?.count ?? 0),
+            didCreate: didCreate)
+    }
+
+    static func isValidStreamName(_ name: String) -> Bool {
+        !name.isEmpty && !name.contains { " \t\r\n.*>/\\".contains($0) }
+    }
+}
