@@ -3,6 +3,8 @@ import AsyncHTTPClient
 import Broker
 import Foundation
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 import UnixSignals
 
@@ -85,6 +87,7 @@ struct Brokerd: AsyncParsableCommand {
             handler.logLevel = logLevel
             return handler
         }
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: PrometheusCollectorRegistry()))  // /metrics renders it
         let logger = Logger(label: "brokerd")
         for key in ignoredKeys {
             logger.warning("Configuration key '\(key)' is not supported by brokerd yet and is ignored")
