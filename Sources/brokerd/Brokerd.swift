@@ -3,7 +3,9 @@ import AsyncHTTPClient
 import Broker
 import Foundation
 import Logging
+import Metrics
 import NATSConfig
+import Prometheus
 import ServiceLifecycle
 import UnixSignals
 
@@ -86,6 +88,7 @@ struct Brokerd: AsyncParsableCommand {
             handler.logLevel = logLevel
             return handler
         }
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: PrometheusCollectorRegistry()))  // /metrics renders it
         let logger = Logger(label: "brokerd")
         for key in ignoredKeys {
             logger.warning("Configuration key '\(key)' is not supported by brokerd yet and is ignored")

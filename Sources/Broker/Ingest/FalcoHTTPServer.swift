@@ -4,6 +4,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Protocol
+import ServiceLifecycle
 
 /// The endpoint Falco's `http_output` posts to (`falco { http_port: 2801 }`, `--falco_http_port`).
 ///
@@ -12,22 +13,43 @@ import Protocol
 /// is published on `FALCO.<Priority>` and the answer, 200, comes once all are accepted (stored and fsynced
 /// when a stream captures them). 413: body over `max_body`. 415: not JSON. 503 + Retry-After: too many alerts
 /// wait for the disk, or the store refused them (a resource limit). `GET /healthz` answers 200.
-public final class FalcoHTTPServer: @unchecked Sendable {
+///
+/// A swift-service-lifecycle `Service` (`run()` serves on the host and port given to `init` until graceful
+/// shutdown), or started and stopped by hand with `start(host:port:)` / `stop()`.
+///
+/// Why plain NIO and not Hummingbird, as the monitoring endpoint: one alert per request (Falco's own
+/// `http_output`) cost brokerd about twice the CPU per alert under Hummingbird 2.28 (97-99 against 52 CPU s per
+/// million alerts in `run_bench.py --scenarios falcohttp`, 4.5-5.7k against 7.9-11.1k alerts/s, even with each
+/// connection's task pinned to its event loop), far over the 10% this endpoint may lose. Batched requests cost the
+/// same on both. The handler below stays loop-bound: a request is handled where its bytes arrive.
+public final class FalcoHTTPServer: Service, @unchecked Sendable {
     let broker: BrokerServer
     let falco: FalcoIngest
     let maxBody: Int
     let logger: Logger
+    let host: String
+    let port: Int
     private var channel: (any Channel)?
     public private(set) var boundPort = 0
 
     let idleTimeout: Duration
 
-    public init(broker: BrokerServer, falco: FalcoIngest, maxBody: Int, idleTimeout: Duration = .seconds(300), logger: Logger) {
+    public init(broker: BrokerServer, falco: FalcoIngest, maxBody: Int, idleTimeout: Duration = .seconds(300),
+                host: String = "127.0.0.1", port: Int = 0, logger: Logger) {
         self.broker = broker
         self.falco = falco
         self.maxBody = maxBody
         self.idleTimeout = idleTimeout
+        self.host = host
+        self.port = port
         self.logger = logger
+    }
+
+    /// Serves on `init`'s host and port until graceful shutdown (or cancellation), then stops listening.
+    public func run() async throws {
+        try await start(host: host, port: port)
+        try? await gracefulShutdown()
+        await stop()
     }
 
     public func start(host: String, port: Int) async throws {
