@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "Protocol", targets: ["Protocol"]),
         .library(name: "Broker", targets: ["Broker"]),
         .library(name: "ClientLib", targets: ["ClientLib"]),
+        .library(name: "PubSubBridge", targets: ["PubSubBridge"]),
         .executable(name: "brokerd-bench", targets: ["brokerd-bench"]),
     ],
     dependencies: [
@@ -26,7 +27,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
-        // The Pub/Sub bridge: RS256 JWTs for service-account keys (_CryptoExtras) and HTTPS to Google's APIs.
+        // SHA-256 for Falco alert ids (Broker); the Pub/Sub bridge: RS256 JWTs for service-account keys
+        // (_CryptoExtras) and HTTPS to Google's APIs.
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
     ],
@@ -42,7 +44,7 @@ let package = Package(
         .target(
             name: "Broker",
             dependencies: [
-                "Protocol", "ClientLib", "CLZ4", "CCRC32C",
+                "Protocol", "CLZ4", "CCRC32C",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -50,10 +52,23 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "_CryptoExtras", package: "swift-crypto"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: hotPathSettings
+        ),
+        // The Pub/Sub bridge: a client of the broker (through ClientLib), run inside brokerd or as `brokerd bridge`.
+        // It takes its configuration (BridgeConfig) from Broker and reports through BridgeStats.
+        .target(
+            name: "PubSubBridge",
+            dependencies: [
+                "Broker", "ClientLib", "Protocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
         ),
         .target(
             name: "ClientLib",
@@ -68,6 +83,8 @@ let package = Package(
             dependencies: [
                 "Broker",
                 "ClientLib",
+                "PubSubBridge",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -102,6 +119,15 @@ let package = Package(
                 "Broker", "Protocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "PubSubBridgeTests",
+            dependencies: [
+                "PubSubBridge", "Broker", "ClientLib",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

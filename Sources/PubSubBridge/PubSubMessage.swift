@@ -1,17 +1,6 @@
+import Broker
 import Foundation
 import Protocol
-
-/// Google Cloud Pub/Sub's limits. The emulator enforces none of them but the per-request count, so the
-/// bridge checks them itself: a message the real service would refuse goes to the dead-letter subject.
-public enum PubSubLimits {
-    public static let maxMessageBytes = 10_000_000          // data + attributes + ordering key
-    public static let maxAttributes = 100
-    public static let maxAttributeKeyBytes = 256
-    public static let maxAttributeValueBytes = 1024
-    public static let maxOrderingKeyBytes = 1024
-    public static let maxRequestMessages = 1000
-    public static let maxRequestBytes = 10_000_000
-}
 
 /// One message for Pub/Sub, made from one stream message: the alert's bytes as `data`, attributes for
 /// filtering and dedupe, and the ordering key.
@@ -25,9 +14,8 @@ public struct PubSubMessage: Sendable, Equatable {
             + (orderingKey?.utf8.count ?? 0) + 32
     }
 
-    public enum OrderingKey: String, Sendable, Equatable {
-        case none, hostname, rule
-    }
+    /// Which Falco field orders the messages (`gcp_pubsub.ordering_key`); defined with the configuration.
+    public typealias OrderingKey = BridgeConfig.OrderingKey
 
     /// Builds the message from a stream message. Falco's fields come from the headers brokerd's ingest
     /// sets (`Falco-*`, `Nats-Msg-Id`) or, without them, from the alert's JSON; every other NATS header
