@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "Protocol", targets: ["Protocol"]),
         .library(name: "Broker", targets: ["Broker"]),
         .library(name: "ClientLib", targets: ["ClientLib"]),
+        .library(name: "PubSubBridge", targets: ["PubSubBridge"]),
         .executable(name: "brokerd-bench", targets: ["brokerd-bench"]),
     ],
     dependencies: [
@@ -26,13 +27,16 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
-        // The Pub/Sub bridge: RS256 JWTs for service-account keys (_CryptoExtras) and HTTPS to Google's APIs.
+        // SHA-256 for Falco alert ids (Broker); the Pub/Sub bridge: RS256 JWTs for service-account keys
+        // (_CryptoExtras) and HTTPS to Google's APIs.
         .package(url: "https://github.com/apple/swift-crypto.git", "3.12.3"..<"5.0.0"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
-        // The HTTP endpoints (monitoring, Falco http_output), and metrics exposed as Prometheus text.
+        // The HTTP endpoints (monitoring; the pages that come next), and metrics exposed as Prometheus text.
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // The bridge's base64 (every message's data, on its hot path).
+        .package(url: "https://github.com/swift-extras/swift-extras-base64.git", from: "1.2.0"),
     ],
     targets: [
         // The system liblz4 (Debian: liblz4-dev), for compressing sealed stream blocks.
@@ -48,7 +52,7 @@ let package = Package(
         .target(
             name: "Broker",
             dependencies: [
-                "Protocol", "ClientLib", "NATSConfig", "CLZ4", "CCRC32C",
+                "Protocol", "NATSConfig", "CLZ4", "CCRC32C",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -56,13 +60,27 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "_CryptoExtras", package: "swift-crypto"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: hotPathSettings
+        ),
+        // The Pub/Sub bridge: a client of the broker (through ClientLib), run inside brokerd or as `brokerd bridge`.
+        // It takes its configuration (BridgeConfig) from Broker and reports through BridgeStats.
+        .target(
+            name: "PubSubBridge",
+            dependencies: [
+                "Broker", "ClientLib", "Protocol",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ExtrasBase64", package: "swift-extras-base64"),
+            ]
         ),
         .target(
             name: "ClientLib",
@@ -78,6 +96,8 @@ let package = Package(
                 "Broker",
                 "ClientLib",
                 "NATSConfig",
+                "PubSubBridge",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -118,10 +138,20 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .testTarget(
+            name: "PubSubBridgeTests",
+            dependencies: [
+                "PubSubBridge", "Broker", "ClientLib",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
             ]
         ),
     ]

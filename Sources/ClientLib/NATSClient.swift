@@ -20,33 +20,35 @@ public final class NATSClient: @unchecked Sendable {
     public let options: NATSOptions
     /// Connection events: connected, disconnected, reconnected, slow consumer, server errors, lame duck, closed.
     public let events: AsyncStream<NATSEvent>
-    private let eventsContinuation: AsyncStream<NATSEvent>.Continuation
+    let eventsContinuation: AsyncStream<NATSEvent>.Continuation
     let group: any EventLoopGroup
 
-    private let lock = ClientLock()
+    let lock = ClientLock()
     // Everything below is guarded by `lock`.
-    private var status: Status = .connecting
-    private var channel: (any Channel)?
+    var status: Status = .connecting
+    var channel: (any Channel)?
     /// Bytes for the server not yet handed to the channel.
-    private var outbound = ByteBuffer()
-    private var flushScheduled = false
+    var outbound = ByteBuffer()
+    var flushScheduled = false
     /// Bytes handed to the channel whose write has not completed.
-    private var inFlight = 0
-    private var capacityWaiters: [CheckedContinuation<Void, Never>] = []
+    var inFlight = 0
+    var capacityWaiters: [CheckedContinuation<Void, Never>] = []
     /// Publishes made while disconnected.
-    private var reconnectBuffer = ByteBuffer()
-    private var subscriptions: [Int: NATSSubscription] = [:]
-    private var nextSid = 1
+    var reconnectBuffer = ByteBuffer()
+    var subscriptions: [Int: NATSSubscription] = [:]
+    var nextSid = 1
     /// What each outstanding PING is for, in order (PONGs come back in order).
-    private var pongQueue: [PongWaiter] = []
-    private var nextWaiterID: UInt64 = 0
-    private var requests: [String: EventLoopPromise<NATSMessage>] = [:]
-    private var requestMux: (subscription: NATSSubscription, prefix: String)?
-    private var nextRequestID: UInt64 = 0
-    private var serverInfoValue: ServerInfoDocument?
-    private var servers: [String]
-    private var currentServer = ""
-    private var keepaliveTask: RepeatedTask?
+    var pongQueue: [PongWaiter] = []
+    var nextWaiterID: UInt64 = 0
+    var requests: [String: EventLoopPromise<NATSMessage>] = [:]
+    var requestMux: (subscription: NATSSubscription, prefix: String)?
+    var nextRequestID: UInt64 = 0
+    var serverInfoValue: ServerInfoDocument?
+    var servers: [String]
+    var currentServer = ""
+    var keepaliveTask: RepeatedTask?
+    /// The reconnect loop while one runs: started by `connectionLost`, stopped and awaited by `close()`.
+    var reconnectTask: Task<Void, Never>?
 
     enum Status: Equatable { case connecting, connected, reconnecting, closed }
 
@@ -123,7 +125,7 @@ public final class NATSClient: @unchecked Sendable {
         try await publish(subject, payload: ByteBuffer(string: string), reply: reply, headers: headers)
     }
 
-    private func waitForCapacity() async {
+    func waitForCapacity() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             let resumeNow = lock.withLock { () -> Bool in
                 if status != .connected || outbound.readableBytes + inFlight <= options.maxPendingOutboundBytes / 2 {
@@ -137,13 +139,13 @@ public final class NATSClient: @unchecked Sendable {
     }
 
     /// Called with the lock held: makes sure one flush of `outbound` is on its way to the event loop.
-    private func scheduleFlushLocked() {
+    func scheduleFlushLocked() {
         guard !flushScheduled, let channel else { return }
         flushScheduled = true
         channel.eventLoop.execute { self.flushOutbound(channel) }
     }
 
-    private func flushOutbound(_ channel: any Channel) {
+    func flushOutbound(_ channel: any Channel) {
         let (bytes, count): (ByteBuffer?, Int) = lock.withLock {
             flushScheduled = false
             guard self.channel === channel, outbound.readableBytes > 0 else { return (nil, 0) }
@@ -179,7 +181,7 @@ public final class NATSClient: @unchecked Sendable {
         try makeSubscription(subject, queue: queue, pendingLimit: nil, handler: handler)
     }
 
-    private func makeSubscription(_ subject: String, queue: String?, pendingLimit: Int?,
+    func makeSubscription(_ subject: String, queue: String?, pendingLimit: Int?,
                                   handler: (@Sendable (NATSMessage) -> Void)?) throws -> NATSSubscription {
         guard Subject.isValidSubscription(subject) else { throw NATSError.invalidSubject(subject) }
         if let queue, queue.isEmpty || queue.contains(where: { $0 == " " || $0 == "\t" }) {
@@ -254,7 +256,7 @@ public final class NATSClient: @unchecked Sendable {
     }
 
     /// One wildcard inbox subscription serves every request (no SUB/UNSUB per request).
-    private func ensureRequestMux() throws -> String {
+    func ensureRequestMux() throws -> String {
         if let mux = lock.withLock({ requestMux }) { return mux.prefix }
         let base = "\(options.inboxPrefix).\(Self.randomToken())"
         let sub = try makeSubscription(base + ".*", queue: nil, pendingLimit: nil) { [weak self] message in
@@ -271,7 +273,7 @@ public final class NATSClient: @unchecked Sendable {
         }
     }
 
-    private func resolveRequest(_ message: NATSMessage, prefixLength: Int) {
+    func resolveRequest(_ message: NATSMessage, prefixLength: Int) {
         let token = String(message.subject.utf8.dropFirst(prefixLength)) ?? ""
         guard let promise = lock.withLock({ requests.removeValue(forKey: token) }) else { return }
         if message.status == 503 {
@@ -332,29 +334,19 @@ public final class NATSClient: @unchecked Sendable {
         await close()
     }
 
-    /// Closes the connection now. Pending requests and flushes fail with `closed`.
+    /// Closes the connection now. Pending requests and flushes fail with `closed`; a reconnect loop in
+    /// progress is stopped and awaited (the client owns it: nothing runs on after `close()` returns).
     public func close() async {
-        let (channel, subs, flushes, reqs, waiters): (Channel?, [NATSSubscription], [EventLoopPromise<Void>],
-                                                      [EventLoopPromise<NATSMessage>], [CheckedContinuation<Void, Never>]) = lock.withLock {
-            if status == .closed { return (nil, [], [], [], []) }
-            status = .closed
-            keepaliveTask?.cancel()
-            let ch = self.channel
-            self.channel = nil
-            let subs = Array(subscriptions.values)
-            subscriptions.removeAll()
-            let flushes = pongQueue.compactMap { if case .flush(_, let p) = $0 { return p } else { return nil } }
-            pongQueue.removeAll()
-            let reqs = Array(requests.values)
-            requests.removeAll()
-            let waiters = capacityWaiters
-            capacityWaiters.removeAll()
-            return (ch, subs, flushes, reqs, waiters)
+        await close(stoppingReconnect: true)
+    }
+
+    /// `stoppingReconnect` is false only for the reconnect loop itself, when it gives up.
+    func close(stoppingReconnect: Bool) async {
+        let (channel, reconnect) = closeNow()
+        if stoppingReconnect, let reconnect {
+            reconnect.cancel()
+            await reconnect.value
         }
-        for sub in subs { sub.finish() }
-        for p in flushes { p.fail(NATSError.closed) }
-        for p in reqs { p.fail(NATSError.closed) }
-        for w in waiters { w.resume() }
         if let channel {
             // Give what was published a chance to leave before the socket closes.
             if let pending = lock.withLock({ () -> ByteBuffer? in
@@ -370,251 +362,33 @@ public final class NATSClient: @unchecked Sendable {
         eventsContinuation.finish()
     }
 
-    // MARK: - Connection management
-
-    /// TCP connect plus the INFO / CONNECT / PING / PONG handshake.
-    private func establish(_ server: String) async throws -> any Channel {
-        let target = try ServerAddress(server)
-        let handshake = group.next().makePromise(of: Void.self)
-        let bootstrap = ClientBootstrap(group: group)
-            .connectTimeout(TimeAmount(options.connectTimeout))
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16384, maximum: 1 << 20))
-            .channelInitializer { [self] channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(
-                        ClientHandler(client: self, connectJSON: connectJSON(for: target), handshake: handshake))
-                }
-            }
-        let channel: any Channel
-        do {
-            channel = try await bootstrap.connect(host: target.host, port: target.port).get()
-        } catch {
-            handshake.fail(error)  // every promise must be completed, or NIO reports it as leaked
-            throw NATSError.connectionFailed("\(target.host):\(target.port): \(error)")
-        }
-        let timeout = channel.eventLoop.scheduleTask(in: TimeAmount(options.connectTimeout)) {
-            handshake.fail(NATSError.timeout)
-        }
-        do {
-            try await handshake.futureResult.get()
-            timeout.cancel()
-        } catch {
-            timeout.cancel()
-            try? await channel.close().get()
-            throw error
-        }
-        lock.withLock { currentServer = server }
-        return channel
-    }
-
-    private func connectJSON(for target: ServerAddress) -> String {
-        var fields: [String] = [
-            #""verbose":false"#, #""pedantic":false"#, #""headers":true"#, #""no_responders":true"#,
-            #""protocol":1"#, #""lang":"swift""#, #""version":"0.1.0""#, "\"echo\":\(options.echo)",
-        ]
-        if let name = options.name { fields.append("\"name\":\(JSONString.quoted(name))") }
-        if let token = options.token ?? target.token { fields.append("\"auth_token\":\(JSONString.quoted(token))") }
-        if let user = options.user ?? target.user { fields.append("\"user\":\(JSONString.quoted(user))") }
-        if let pass = options.password ?? target.password { fields.append("\"pass\":\(JSONString.quoted(pass))") }
-        return "{" + fields.joined(separator: ",") + "}"
-    }
-
-    /// A handshake completed: this channel is now the connection. Replays subscriptions, then what was published
-    /// while disconnected.
-    private func didConnect(_ channel: any Channel, server: String, reconnected: Bool) {
-        let abandoned: Bool = lock.withLock {
-            if status == .closed { return true }
-            var replay = channel.allocator.buffer(capacity: 4096)
-            for sub in subscriptions.values.sorted(by: { $0.sid < $1.sid }) {
-                ClientEncoder.writeSubscribe(into: &replay, subject: sub.subject, queue: sub.queue, sid: sub.sid)
-                if let max = sub.maxMessages {
-                    ClientEncoder.writeUnsubscribe(into: &replay, sid: sub.sid, max: max)
-                }
-            }
-            replay.writeImmutableBuffer(reconnectBuffer)
-            reconnectBuffer = ByteBuffer()
-            replay.writeImmutableBuffer(outbound)
-            outbound = replay
-            self.channel = channel
-            status = .connected
-            scheduleFlushLocked()
-            startKeepaliveLocked(channel)
-            return false
-        }
-        if abandoned {
-            channel.close(promise: nil)
-            return
-        }
-        eventsContinuation.yield(reconnected ? .reconnected(server: server) : .connected(server: server))
-    }
-
-    private func startKeepaliveLocked(_ channel: any Channel) {
-        keepaliveTask?.cancel()
-        let interval = TimeAmount(options.pingInterval)
-        keepaliveTask = channel.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] task in
-            guard let self else { return task.cancel() }
-            let stale: Bool = self.lock.withLock {
-                guard self.channel === channel else { return false }
-                let outstanding = self.pongQueue.count
-                if outstanding >= self.options.maxPingsOut { return true }
-                self.pongQueue.append(.keepalive)
-                self.outbound.writeStaticString("PING\r\n")
-                self.scheduleFlushLocked()
-                return false
-            }
-            if stale { channel.close(promise: nil) }
-        }
-    }
-
-    /// The connection went away (closed by the server, reset, stale). Reconnects unless closing.
-    func connectionLost(_ channel: any Channel, reason: String) {
-        enum Next { case ignore, reconnect, close }
-        let (next, flushes, waiters): (Next, [EventLoopPromise<Void>], [CheckedContinuation<Void, Never>]) = lock.withLock {
-            // Not the current connection (an old one, or we are closing on purpose): nothing to do.
-            guard self.channel === channel, status == .connected else { return (.ignore, [], []) }
-            self.channel = nil
+    /// Marks the client closed and fails or ends everything waiting on it. Returns the channel still to close
+    /// and the reconnect loop still to stop.
+    func closeNow() -> ((any Channel)?, Task<Void, Never>?) {
+        let (channel, reconnect, subs, flushes, reqs, waiters): ((any Channel)?, Task<Void, Never>?, [NATSSubscription],
+                                                                  [EventLoopPromise<Void>], [EventLoopPromise<NATSMessage>],
+                                                                  [CheckedContinuation<Void, Never>]) = lock.withLock {
+            if status == .closed { return (nil, nil, [], [], [], []) }
+            status = .closed
             keepaliveTask?.cancel()
-            inFlight = 0
-            flushScheduled = false
+            let ch = self.channel
+            self.channel = nil
+            let reconnect = reconnectTask
+            reconnectTask = nil
+            let subs = Array(subscriptions.values)
+            subscriptions.removeAll()
             let flushes = pongQueue.compactMap { if case .flush(_, let p) = $0 { return p } else { return nil } }
             pongQueue.removeAll()
+            let reqs = Array(requests.values)
+            requests.removeAll()
             let waiters = capacityWaiters
             capacityWaiters.removeAll()
-            guard options.allowReconnect else { return (.close, flushes, waiters) }  // close() does the rest
-            status = .reconnecting
-            // Unsent publishes wait for the next connection (control lines in them are harmless to repeat).
-            reconnectBuffer = outbound
-            outbound = ByteBuffer()
-            return (.reconnect, flushes, waiters)
+            return (ch, reconnect, subs, flushes, reqs, waiters)
         }
-        if next == .ignore { return }
-        for p in flushes { p.fail(NATSError.connectionFailed("disconnected: \(reason)")) }
+        for sub in subs { sub.finish() }
+        for p in flushes { p.fail(NATSError.closed) }
+        for p in reqs { p.fail(NATSError.closed) }
         for w in waiters { w.resume() }
-        eventsContinuation.yield(.disconnected(reason: reason))
-        switch next {
-        case .reconnect: Task { await self.reconnectLoop() }
-        case .close: Task { await self.close() }
-        case .ignore: break
-        }
-    }
-
-    private func reconnectLoop() async {
-        var attempt = 0
-        var index = 0
-        while options.maxReconnectAttempts < 0 || attempt < options.maxReconnectAttempts {
-            let candidates = lock.withLock { servers }
-            let (isClosed, current) = lock.withLock { (status == .closed, currentServer) }
-            if isClosed { return }
-            // Start with the server after the one we lost.
-            if attempt == 0, let i = candidates.firstIndex(of: current) { index = i + 1 }
-            let server = candidates[index % candidates.count]
-            index += 1
-            try? await Task.sleep(for: backoff(attempt: attempt))
-            attempt += 1
-            do {
-                let channel = try await establish(server)
-                didConnect(channel, server: server, reconnected: true)
-                return
-            } catch {
-                continue
-            }
-        }
-        await close()
-    }
-
-    /// Exponential backoff with jitter: reconnectWait * 2^attempt, capped, plus up to reconnectJitter.
-    func backoff(attempt: Int) -> Duration {
-        if attempt == 0 { return .zero }
-        let base = options.reconnectWait * (1 << min(attempt - 1, 16))
-        let capped = min(base, options.maxReconnectWait)
-        let jitterNanos = Int64(options.reconnectJitter.components.seconds * 1_000_000_000
-                                + options.reconnectJitter.components.attoseconds / 1_000_000_000)
-        return capped + .nanoseconds(jitterNanos > 0 ? Int64.random(in: 0...jitterNanos) : 0)
-    }
-
-    // MARK: - Inbound (called by ClientHandler on the event loop)
-
-    /// `subject` is `message.subject` as a String (the handler reuses it across messages).
-    func received(_ message: ServerMessage, subject: String) {
-        guard let sub = lock.withLock({ subscriptions[message.sid] }) else { return }
-        var payload = message.payload
-        var headers: NATSHeaders?
-        if let headerLength = message.headerLength {
-            headers = payload.readSlice(length: headerLength).flatMap(NATSHeaders.parse)
-        }
-        let natsMessage = NATSMessage(subject: subject, reply: message.reply.map { String(buffer: $0) },
-                                      headers: headers, payload: payload)
-        let (done, droppedNow) = sub.deliver(natsMessage)
-        if done { lock.withLock { if subscriptions[sub.sid] === sub { subscriptions[sub.sid] = nil } } }
-        if let droppedNow { eventsContinuation.yield(.slowConsumer(subject: sub.subject, dropped: droppedNow)) }
-    }
-
-    func receivedPong() {
-        let waiter: PongWaiter? = lock.withLock { pongQueue.isEmpty ? nil : pongQueue.removeFirst() }
-        if case .flush(_, let promise) = waiter { promise.succeed(()) }
-    }
-
-    func receivedInfo(_ info: ServerInfoDocument) {
-        let lameDuck: Bool = lock.withLock {
-            serverInfoValue = info
-            for url in info.connectURLs ?? [] {
-                let full = url.contains("://") ? url : "nats://\(url)"
-                if !servers.contains(full) { servers.append(full) }
-            }
-            return info.ldm ?? false
-        }
-        if lameDuck { eventsContinuation.yield(.lameDuck) }
-    }
-
-    func receivedError(_ text: String) {
-        eventsContinuation.yield(.serverError(text))
-    }
-
-    static func randomToken() -> String {
-        let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
-        var generator = SystemRandomNumberGenerator()
-        return String((0..<22).map { _ in alphabet[Int(generator.next() % UInt64(alphabet.count))] })
-    }
-}
-
-/// The parts of INFO a client uses.
-public struct ServerInfoDocument: Decodable, Sendable, Equatable {
-    public var serverID: String?
-    public var serverName: String?
-    public var version: String?
-    public var maxPayload: Int?
-    public var headers: Bool?
-    public var authRequired: Bool?
-    public var connectURLs: [String]?
-    public var ldm: Bool?
-
-    enum CodingKeys: String, CodingKey {
-        case serverID = "server_id", serverName = "server_name", version, maxPayload = "max_payload", headers
-        case authRequired = "auth_required", connectURLs = "connect_urls", ldm
-    }
-}
-
-/// `nats://[user:pass@|token@]host:port`, or `host:port`.
-struct ServerAddress {
-    var host: String
-    var port: Int
-    var user: String?
-    var password: String?
-    var token: String?
-
-    init(_ string: String) throws {
-        let full = string.contains("://") ? string : "nats://\(string)"
-        guard let url = URLComponents(string: full), let host = url.host, !host.isEmpty else {
-            throw NATSError.connectionFailed("invalid server URL \(string)")
-        }
-        self.host = host
-        self.port = url.port ?? 4222
-        if let user = url.user, let password = url.password {
-            self.user = user
-            self.password = password
-        } else if let user = url.user {
-            self.token = user
-        }
+        return (channel, reconnect)
     }
 }

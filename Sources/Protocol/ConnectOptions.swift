@@ -1,7 +1,7 @@
 import Foundation
 import NIOCore
 
-/// The JSON a client sends with CONNECT. Absent fields mean what they mean to nats-server: verbose, pedantic
+/// CONNECT's document, both ways: what brokerd reads from clients, and what ClientLib writes. Absent fields mean what they mean to nats-server: verbose, pedantic
 /// and echo default to true; headers and no_responders to false.
 public struct ConnectOptions: Decodable, Equatable, Sendable {
     public var verbose: Bool = true
@@ -45,6 +45,23 @@ public struct ConnectOptions: Decodable, Equatable, Sendable {
         tlsRequired = try c.decodeIfPresent(Bool.self, forKey: .tlsRequired) ?? false
     }
 
+    /// The document a client sends (ClientLib), with the fields it sets; absent optionals are left out.
+    public func json() -> String {
+        var fields: [String] = [
+            "\"verbose\":\(verbose)", "\"pedantic\":\(pedantic)", "\"headers\":\(headers)",
+            "\"no_responders\":\(noResponders)", "\"protocol\":\(protocolVersion)",
+        ]
+        if let lang { fields.append("\"lang\":\(JSONString.quoted(lang))") }
+        if let version { fields.append("\"version\":\(JSONString.quoted(version))") }
+        fields.append("\"echo\":\(echo)")
+        if let name { fields.append("\"name\":\(JSONString.quoted(name))") }
+        if let authToken { fields.append("\"auth_token\":\(JSONString.quoted(authToken))") }
+        if let user { fields.append("\"user\":\(JSONString.quoted(user))") }
+        if let pass { fields.append("\"pass\":\(JSONString.quoted(pass))") }
+        if tlsRequired { fields.append("\"tls_required\":true") }
+        return "{" + fields.joined(separator: ",") + "}"
+    }
+
     /// Decodes CONNECT's argument; a malformed document is a protocol violation (nats-server closes silently).
     public static func decode(_ json: ByteBuffer) throws(ProtocolError) -> ConnectOptions {
         do {
@@ -52,62 +69,5 @@ public struct ConnectOptions: Decodable, Equatable, Sendable {
         } catch {
             throw .protocolViolation("CONNECT: invalid JSON")
         }
-    }
-}
-
-/// The INFO document. Field names and meanings as nats-server's Info struct (server/server.go).
-public struct ServerInfo: Sendable {
-    public var serverID: String
-    public var serverName: String
-    /// The NATS protocol level we speak, as a nats-server version: clients (nats-py, nats.go) choose
-    /// features such as the JetStream consumer-create API from it, so it must be valid SemVer >= 2.9.0.
-    public var version: String
-    public var proto: Int = 1
-    public var host: String
-    public var port: Int
-    public var headers: Bool = true
-    public var authRequired: Bool? = nil
-    public var maxPayload: Int
-    public var clientID: UInt64
-    public var clientIP: String
-    public var jetstream: Bool? = nil
-    public var ldm: Bool? = nil
-    /// brokerd's own version, in a field of its own.
-    public var brokerdVersion: String
-
-    public init(serverID: String, serverName: String, version: String, host: String, port: Int,
-                authRequired: Bool, maxPayload: Int, clientID: UInt64, clientIP: String, brokerdVersion: String) {
-        self.serverID = serverID
-        self.serverName = serverName
-        self.version = version
-        self.host = host
-        self.port = port
-        self.authRequired = authRequired ? true : nil
-        self.maxPayload = maxPayload
-        self.clientID = clientID
-        self.clientIP = clientIP
-        self.brokerdVersion = brokerdVersion
-    }
-
-
-    /// The document in nats-server's field order (server_id first), so INFO reads the same as nats-server's.
-    public func json() -> String {
-        var fields: [String] = [
-            "\"server_id\":\(JSONString.quoted(serverID))",
-            "\"server_name\":\(JSONString.quoted(serverName))",
-            "\"version\":\(JSONString.quoted(version))",
-            "\"proto\":\(proto)",
-            "\"host\":\(JSONString.quoted(host))",
-            "\"port\":\(port)",
-            "\"headers\":\(headers)",
-        ]
-        if let authRequired { fields.append("\"auth_required\":\(authRequired)") }
-        fields.append("\"max_payload\":\(maxPayload)")
-        fields.append("\"client_id\":\(clientID)")
-        fields.append("\"client_ip\":\(JSONString.quoted(clientIP))")
-        if let jetstream { fields.append("\"jetstream\":\(jetstream)") }
-        if let ldm { fields.append("\"ldm\":\(ldm)") }
-        fields.append("\"brokerd_version\":\(JSONString.quoted(brokerdVersion))")
-        return "{" + fields.joined(separator: ",") + "}"
     }
 }

@@ -3,7 +3,8 @@ import AsyncHTTPClient
 import Broker
 import Foundation
 import Logging
-import UnixSignals
+import PubSubBridge
+import ServiceLifecycle
 
 /// `brokerd bridge -c FILE`: runs the file's `gcp_pubsub { }` bridges outside brokerd, against a brokerd
 /// reached with ClientLib. Same code and guarantees as the bridges brokerd runs itself.
@@ -47,22 +48,23 @@ struct BridgeCommand: AsyncParsableCommand {
         let auth = (credentials.user != nil || credentials.auth != nil)
             ? BrokerOptions.Authorization(token: credentials.auth, user: credentials.user, password: credentials.pass) : nil
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
-        let bridges = try options.bridges.map {
-            try PubSubBridge.make(config: $0, servers: server.split(separator: ",").map(String.init), authorization: auth,
-                                  httpClient: http, logger: logger)
+        let bridges: [PubSubBridge]
+        do {
+            bridges = try options.bridges.map {
+                try PubSubBridge.make(config: $0, servers: server.split(separator: ",").map(String.init), authorization: auth,
+                                      httpClient: http, logger: logger)
+            }
+        } catch {
+            try? await http.shutdown()
+            throw error
         }
-        let signals = await UnixSignalsSequence(trapping: .sigterm, .sigint)
-        await withTaskGroup(of: Void.self) { group in
-            for bridge in bridges { group.addTask { await bridge.run() } }
-            group.addTask { for await _ in signals { return } }  // the first SIGTERM/SIGINT stops the bridges
-            await group.next()
-            group.cancelAll()
-        }
+        // SIGTERM/SIGINT: the bridges drain (see PubSubBridge.run), then the HTTP client closes.
+        let services: [any Service] = [HTTPClientService(client: http)] + bridges
+        try await ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger).run()
         for bridge in bridges {
             let s = bridge.stats.snapshot()
             logger.info("Bridge stopped", metadata: ["topic": "\(s.topic)", "bridged": "\(s.bridged)", "retried": "\(s.retried)",
                                                      "dead_lettered": "\(s.deadLettered)"])
         }
-        try await http.shutdown()
     }
 }

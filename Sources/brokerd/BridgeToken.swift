@@ -1,5 +1,6 @@
 import ArgumentParser
 import Broker
+import PubSubBridge
 import Foundation
 
 /// `brokerd bridge-token`: prints the self-signed JWT that the Pub/Sub bridge would send for a service-account key,

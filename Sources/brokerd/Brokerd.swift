@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Broker
+import PubSubBridge
 import Foundation
 import Logging
 import Metrics
@@ -94,17 +95,82 @@ struct Brokerd: AsyncParsableCommand {
             logger.warning("Configuration key '\(key)' is not supported by brokerd yet and is ignored")
         }
 
+        if !options.bridges.isEmpty && !options.jetStream {
+            // The bridge reads a durable consumer: without JetStream it could never run.
+            logger.error("gcp_pubsub needs JetStream: add a jetstream { store_dir: ... } block or -js")
+            throw ExitCode(1)
+        }
+        // Trap before listening: a client (or a test) may signal as soon as the port accepts connections.
+        let signals = await UnixSignalsSequence(trapping: .sighup, .sigusr2)
         let server = BrokerServer(options: options, logger: logger)
-        let service = BrokerService(server: server, configPath: config, overrides: self, logger: logger)
-        let group = ServiceGroup(
-            configuration: .init(services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        )
+        let overrides = self
+        let configPath = config
+        let bridgeHTTP: HTTPClient? = options.bridges.isEmpty ? nil : HTTPClient(eventLoopGroupProvider: .singleton)
+        let group = ServiceGroup(configuration: .init(
+            services: Self.services(server: server, signals: signals, bridgeHTTP: bridgeHTTP, logger: logger) {
+                Self.reload(server: server, configPath: configPath, overrides: overrides, logger: logger)
+            },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        ))
         do {
             try await group.run()
         } catch {
             logger.error("brokerd failed: \(error)")
+            await server.shutdownEventLoops()
             throw ExitCode(1)
         }
+        await server.shutdownEventLoops()
+    }
+
+    /// Everything brokerd runs, in the order ServiceGroup starts them; graceful shutdown (SIGTERM/SIGINT)
+    /// stops them one by one from the end of the list:
+    ///
+    /// 1. signal handling (SIGHUP reload, SIGUSR2 lame duck) stops;
+    /// 2. stop accepting: the NATS listener, then Falco's HTTP endpoint and the monitor;
+    /// 3. the Pub/Sub bridges drain: no new pulls; the batches Pub/Sub is taking get up to 5 s to be acked;
+    ///    then their HTTP client closes;
+    /// 4. every client connection is flushed and closed;
+    /// 5. JetStream writes its consumer state and closes its store, last.
+    ///
+    /// Then the event loops stop. Lame duck (SIGUSR2), once it has closed every client, starts the same graceful
+    /// shutdown, as nats-server exits after lame duck.
+    static func services(server: BrokerServer, signals: UnixSignalsSequence, bridgeHTTP: HTTPClient?, logger: Logger,
+                         reload: @escaping @Sendable () -> Void) -> [ServiceGroupConfiguration.ServiceConfiguration] {
+        var services: [any Service] = [server.jetStreamService, server.connectionsService]
+        if let bridgeHTTP {
+            // Pub/Sub bridges run inside brokerd, connected to it over loopback like any client.
+            services.append(HTTPClientService(client: bridgeHTTP))
+            for config in server.options.bridges {
+                services.append(BridgeService(server: server, config: config, httpClient: bridgeHTTP, logger: logger))
+            }
+        }
+        if let monitor = ListenerService.monitor(of: server, logger: logger) { services.append(monitor) }
+        if let falco = ListenerService.falco(of: server, logger: logger) { services.append(falco) }
+        services.append(server.listenerService)
+        var configurations = services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
+        // Lame duck ends the signal service: then the whole group shuts down gracefully.
+        configurations.append(.init(service: SignalService(signals: signals, server: server, reload: reload),
+                                    successTerminationBehavior: .gracefullyShutdownGroup))
+        return configurations
+    }
+
+    /// SIGHUP: the configuration file again, with the command line on top (host and port stay).
+    static func reload(server: BrokerServer, configPath: String?, overrides: Brokerd, logger: Logger) {
+        guard let configPath else {
+            logger.warning("SIGHUP: no configuration file to reload")
+            return
+        }
+        var options = BrokerOptions()
+        do {
+            _ = try ConfigLoader.load(path: configPath, into: &options)
+        } catch {
+            logger.error("Reload failed, keeping the running configuration: \(error)")
+            return
+        }
+        options.configFile = configPath
+        overrides.applyFlags(to: &options)
+        server.reload(options)
     }
 
     /// Options from the config file (if any) with the command line on top, as nats-server merges them.
@@ -135,111 +201,6 @@ struct Brokerd: AsyncParsableCommand {
         if let log { options.logFile = log }
     }
 }
-
-/// Runs the broker and its monitor until graceful shutdown; handles SIGHUP (reload) and SIGUSR2 (lame duck).
-struct BrokerService: Service {
-    let server: BrokerServer
-    let configPath: String?
-    let overrides: Brokerd
-    let logger: Logger
-
-    func run() async throws {
-        // Trap before listening: a client (or a test) may signal as soon as the port accepts connections.
-        let signals = await UnixSignalsSequence(trapping: .sighup, .sigusr2)
-        try await server.start()
-        var monitor: MonitorServer?
-        if let httpPort = server.options.httpPort {
-            let m = MonitorServer(broker: server, logger: logger)
-            try await m.start(host: server.options.httpHost ?? server.options.host, port: httpPort)
-            monitor = m
-        }
-        // Pub/Sub bridges run inside brokerd, connected to it over loopback like any client.
-        let bridgeHTTP: HTTPClient? = server.options.bridges.isEmpty ? nil : HTTPClient(eventLoopGroupProvider: .singleton)
-        var bridgeTasks: [Task<Void, Never>] = []
-        if let bridgeHTTP {
-            guard server.jetStream != nil else {
-                // The bridge reads a durable consumer: without JetStream it could never run.
-                logger.error("gcp_pubsub needs JetStream: add a jetstream { store_dir: ... } block or -js")
-                try? await bridgeHTTP.shutdown()
-                await server.shutdown()
-                throw ExitCode(1)
-            }
-            let host = ["0.0.0.0", "", "::"].contains(server.options.host) ? "127.0.0.1" : server.options.host
-            let url = host.contains(":") ? "nats://[\(host)]:\(server.boundPort)" : "nats://\(host):\(server.boundPort)"
-            for config in server.options.bridges {
-                do {
-                    let bridge = try PubSubBridge.make(config: config, servers: [url], authorization: server.options.authorization,
-                                                       httpClient: bridgeHTTP, logger: logger)
-                    server.register(bridge: bridge.stats)
-                    bridgeTasks.append(Task { await bridge.run() })
-                } catch {
-                    // A bridge that cannot run (an unreadable key, say) is a configuration error: say so and stop.
-                    logger.error("Pub/Sub bridge cannot start", metadata: ["topic": "\(config.topic)", "error": "\(error)"])
-                    await server.shutdown()
-                    throw error
-                }
-            }
-        }
-        var falcoHTTP: FalcoHTTPServer?
-        if let port = server.options.falcoHTTPPort, let falco = server.falcoIngest {
-            let f = FalcoHTTPServer(broker: server, falco: falco, maxBody: server.options.falcoMaxBody,
-                                    idleTimeout: server.options.falcoIdleTimeout, logger: logger)
-            try await f.start(host: server.options.falcoHTTPHost ?? server.options.host, port: port)
-            falcoHTTP = f
-        }
-        let (lameDuckDone, lameDuckFinished) = AsyncStream.makeStream(of: Void.self)
-        await withTaskGroup(of: Void.self) { tasks in
-            tasks.addTask {
-                for await signal in signals {
-                    if signal == .sighup {
-                        reload()
-                    } else if signal == .sigusr2 {
-                        // Lame duck runs beside this loop, so SIGHUP is still handled meanwhile.
-                        Task {
-                            await server.enterLameDuckMode()
-                            lameDuckFinished.yield()
-                        }
-                    }
-                }
-            }
-            tasks.addTask {
-                // As nats-server: once lame duck has closed every client, the server shuts down.
-                for await _ in lameDuckDone { return }
-            }
-            tasks.addTask {
-                // Wait for SIGTERM/SIGINT (ServiceGroup turns them into graceful shutdown).
-                try? await gracefulShutdown()
-            }
-            await tasks.next()
-            tasks.cancelAll()
-        }
-        for task in bridgeTasks { task.cancel() }
-        for task in bridgeTasks { await task.value }
-        try? await bridgeHTTP?.shutdown()
-        await falcoHTTP?.stop()
-        await monitor?.stop()
-        await server.shutdown()
-    }
-
-    func reload() {
-        guard let configPath else {
-            logger.warning("SIGHUP: no configuration file to reload")
-            return
-        }
-        var options = BrokerOptions()
-        do {
-            _ = try ConfigLoader.load(path: configPath, into: &options)
-        } catch {
-            logger.error("Reload failed, keeping the running configuration: \(error)")
-            return
-        }
-        options.configFile = configPath
-        overrides.applyFlags(to: &options)
-        server.reload(options)
-    }
-}
-
-
 
 /// `-c/--config`, shared by brokerd and its subcommands.
 struct ConfigFileOption: ParsableArguments {

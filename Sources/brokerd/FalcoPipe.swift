@@ -91,20 +91,20 @@ struct FalcoPipe: AsyncParsableCommand {
         options.maxReconnectAttempts = -1
         options.reconnectBufferSize = 64 * 1024 * 1024
         let client = try await connectForever(options)
-        let events = Task {
-            for await event in client.events {
-                switch event {
-                case .disconnected(let reason): warn("disconnected from brokerd (\(reason)); reconnecting, alerts are kept")
-                case .reconnected: warn("reconnected to \(client.connectedServer ?? "brokerd")")
-                case .serverError(let text): warn("brokerd: \(text)")
-                default: break
-                }
-            }
-        }
-
         let stats = PipeStats()
         let timeout = Duration.milliseconds(Int64(self.timeout * 1000))
         await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                // Connection events, reported until the workers are done (cancellation ends the loop).
+                for await event in client.events {
+                    switch event {
+                    case .disconnected(let reason): warn("disconnected from brokerd (\(reason)); reconnecting, alerts are kept")
+                    case .reconnected: warn("reconnected to \(client.connectedServer ?? "brokerd")")
+                    case .serverError(let text): warn("brokerd: \(text)")
+                    default: break
+                    }
+                }
+            }
             for _ in 0..<window {
                 group.addTask {
                     while let line = await queue.next() {
@@ -118,13 +118,13 @@ struct FalcoPipe: AsyncParsableCommand {
                 try? await Task.sleep(for: .milliseconds(Int64(drainTimeout * 1000)))
                 queue.abandon()
             }
+            // The workers and the drain timer: once `window` of them ended, the rest (and the events loop) stop.
             var workers = window
             for await _ in group {
                 workers -= 1
                 if workers == 0 { group.cancelAll() }
             }
         }
-        events.cancel()
         await client.close()
         let s = stats.snapshot()
         let undelivered = queue.abandoned
@@ -134,7 +134,7 @@ struct FalcoPipe: AsyncParsableCommand {
 
     /// Sends one line until brokerd accepts or rejects it (or the pipe gives up after stdin closed).
     private func deliver(_ line: Line, client: NATSClient, stats: PipeStats, timeout: Duration, queue: PipeQueue) async {
-        var wait = 100
+        var attempt = 0
         while !queue.isAbandoned {
             do {
                 let reply = try await client.request("$FALCO.INGEST", payload: ByteBuffer(bytes: line.bytes), timeout: timeout)
@@ -155,8 +155,8 @@ struct FalcoPipe: AsyncParsableCommand {
                 // Timeout or a lost connection: send it again (a stream dedupes it by Nats-Msg-Id).
             }
             stats.retries.add(1, ordering: .relaxed)
-            try? await Task.sleep(for: .milliseconds(wait + Int.random(in: 0...wait / 2)))
-            wait = min(wait * 2, 2_000)
+            attempt += 1
+            try? await Task.sleep(for: Self.resendBackoff.delay(attempt: attempt))
         }
         queue.markAbandoned()
     }
@@ -165,8 +165,13 @@ struct FalcoPipe: AsyncParsableCommand {
         (try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])?["error"] as? String ?? json
     }
 
+    /// Resends: 100 ms doubling up to 2 s, each drawn from [d, 1.5 d] so pipes restarted together spread out.
+    static let resendBackoff = Backoff(initial: .milliseconds(100), factor: 2, cap: .seconds(2), spread: 1...1.5)
+    /// First connection: 100 ms doubling up to 2 s.
+    static let connectBackoff = Backoff(initial: .milliseconds(100), factor: 2, cap: .seconds(2))
+
     private func connectForever(_ options: NATSOptions) async throws -> NATSClient {
-        var wait = 0.1
+        var attempt = 0
         while true {
             do {
                 return try await NATSClient.connect(options)
@@ -175,8 +180,8 @@ struct FalcoPipe: AsyncParsableCommand {
                 throw ExitCode(1)
             } catch {
                 warn("cannot reach \(options.servers.joined(separator: ",")) (\(error)); retrying, alerts are kept")
-                try await Task.sleep(for: .milliseconds(Int64(wait * 1000)))
-                wait = min(wait * 2, 2)
+                attempt += 1
+                try await Task.sleep(for: Self.connectBackoff.delay(attempt: attempt))
             }
         }
     }

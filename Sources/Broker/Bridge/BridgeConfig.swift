@@ -1,10 +1,10 @@
-/// One `gcp_pubsub { }` block: which subjects go to which Pub/Sub topic, and how.
+/// One `gcp_pubsub { }` block (parsed by ConfigLoader, run by the PubSubBridge target): which subjects go to which Pub/Sub topic, and how.
 public struct BridgeConfig: Sendable, Equatable {
     public var project: String
     public var topic: String
     /// Subjects to bridge; a stream capturing them is used (or created) with a durable consumer.
     public var subjects: [String] = ["FALCO.>"]
-    public var orderingKey: PubSubMessage.OrderingKey = .none
+    public var orderingKey: OrderingKey = .none
     /// Static attributes added to every message.
     public var attributes: [String: String] = [:]
     /// A service-account JSON key; without it: the emulator (PUBSUB_EMULATOR_HOST) or the metadata server.
@@ -26,6 +26,11 @@ public struct BridgeConfig: Sendable, Equatable {
     public var requestTimeout: Duration = .seconds(30)
     /// The longest wait between retries (Google's default: 60 s).
     public var maxBackoff: Duration = .seconds(60)
+
+    /// The Falco field whose value orders messages in Pub/Sub (none: no ordering).
+    public enum OrderingKey: String, Sendable, Equatable {
+        case none, hostname, rule
+    }
 
     public init(project: String, topic: String) {
         self.project = project

@@ -1,15 +1,17 @@
 import Foundation
 import Synchronization
 
-/// A bridge's counters for /varz, /metrics and /healthz. Written by the bridge, read by the monitor.
+/// A bridge's counters for /varz, /metrics and /healthz: all that the broker knows of a bridge. The bridge
+/// (the PubSubBridge target, a client of the broker) writes them; the server holds the ones registered with
+/// `BrokerServer.register(bridge:)` and the monitor reads their snapshots.
 public final class BridgeStats: Sendable {
     public let topic: String
     public let project: String
-    let bridged = Atomic<UInt64>(0)
-    let retried = Atomic<UInt64>(0)
-    let deadLettered = Atomic<UInt64>(0)
+    private let bridged = Atomic<UInt64>(0)
+    private let retried = Atomic<UInt64>(0)
+    private let deadLettered = Atomic<UInt64>(0)
     /// Messages in the durable consumer not yet acknowledged to brokerd (pending + awaiting ack).
-    let lag = Atomic<Int64>(-1)
+    private let lag = Atomic<Int64>(-1)
     private let state = Mutex<(lastError: String?, lastErrorAt: Date?, failingSince: Date?, ready: Bool)>((nil, nil, nil, false))
 
     public init(project: String, topic: String) {
@@ -17,11 +19,20 @@ public final class BridgeStats: Sendable {
         self.topic = topic
     }
 
-    func succeeded() {
+    /// Pub/Sub took `count` messages (and they were acked to brokerd).
+    public func addBridged(_ count: Int) { bridged.add(UInt64(count), ordering: .relaxed) }
+
+    public func addRetry() { retried.add(1, ordering: .relaxed) }
+
+    public func addDeadLettered() { deadLettered.add(1, ordering: .relaxed) }
+
+    public func setLag(_ messages: Int64) { lag.store(messages, ordering: .relaxed) }
+
+    public func succeeded() {
         state.withLock { $0.failingSince = nil }
     }
 
-    func failed(_ error: String) {
+    public func failed(_ error: String) {
         state.withLock {
             $0.lastError = error
             $0.lastErrorAt = Date()
@@ -29,7 +40,7 @@ public final class BridgeStats: Sendable {
         }
     }
 
-    func setReady(_ ready: Bool) { state.withLock { $0.ready = ready } }
+    public func setReady(_ ready: Bool) { state.withLock { $0.ready = ready } }
 
     /// Failing without a single success for longer than this: /healthz says "degraded".
     public static let degradedAfter: TimeInterval = 60

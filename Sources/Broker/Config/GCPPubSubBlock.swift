@@ -41,7 +41,7 @@ extension ConfigLoader {
                 }
             case "ordering_key":
                 let word = try field.string().lowercased()
-                guard let key = PubSubMessage.OrderingKey(rawValue: word) else {
+                guard let key = BridgeConfig.OrderingKey(rawValue: word) else {
                     throw field.fail("invalid value \"\(word)\" for \"gcp_pubsub.ordering_key\": expected none, hostname or rule")
                 }
                 bridge.orderingKey = key

@@ -54,6 +54,10 @@ public final class BrokerServer: @unchecked Sendable {
 
     public var isLameDuck: Bool { lameDuck.load(ordering: .relaxed) }
 
+    /// Opens when `start()` has bound the listener (or fails with its error): the HTTP listeners and the
+    /// bridges wait for it (they need the Falco ingest and the bound port).
+    private let started = Readiness()
+
     public init(options: BrokerOptions, logger: Logger, group: MultiThreadedEventLoopGroup? = nil, randomSeed: UInt64? = nil) {
         self.serverID = Self.makeServerID()
         self.logger = logger
@@ -76,6 +80,27 @@ public final class BrokerServer: @unchecked Sendable {
 
     /// Binds the client listener. Returns once clients can connect.
     public func start() async throws {
+        do {
+            try await bind()
+            started.open()
+        } catch {
+            started.fail(error)
+            throw error
+        }
+    }
+
+    /// Returns once `start()` has bound the listener; throws its error if it failed, or when cancelled.
+    public func waitUntilStarted() async throws {
+        try await started.wait()
+    }
+
+    /// `nats://host:port` to reach this server from this process (loopback when it listens on every address).
+    public var localURL: String {
+        let host = ["0.0.0.0", "", "::"].contains(options.host) ? "127.0.0.1" : options.host
+        return host.contains(":") ? "nats://[\(host)]:\(boundPort)" : "nats://\(host):\(boundPort)"
+    }
+
+    private func bind() async throws {
         let opts = options
         if opts.jetStream {
             // As nats-server: <store_dir>/jetstream, or a folder in the temporary directory.
@@ -146,13 +171,35 @@ public final class BrokerServer: @unchecked Sendable {
                                              loopCount: loops.count, logger: logger))
     }
 
-    /// Stops accepting, flushes and closes every client, and stops the event loops (when we own them).
+    /// Stops accepting, flushes and closes every client, closes JetStream and stops the event loops (when we
+    /// own them): the steps of graceful shutdown in one call (brokerd runs them as services, see BrokerServices).
     public func shutdown() async {
+        await stopAccepting()
+        await closeClients()
+        closeJetStream()
+        await shutdownEventLoops()
+    }
+
+    /// Step 1: the listener closes; connected clients stay.
+    public func stopAccepting() async {
         logger.info("Initiating Shutdown...")
-        sweepTask?.cancel()
         try? await listener?.close()
+    }
+
+    /// Step 2: every client connection is flushed and closed.
+    public func closeClients() async {
+        sweepTask?.cancel()
         await closeAllClients()
+    }
+
+    /// Step 3: JetStream writes its consumer state and closes its store.
+    public func closeJetStream() {
         jetStream?.close()
+    }
+
+    /// Last: the event loops stop (when this server made them). Nothing may use them afterwards, the monitor and
+    /// Falco HTTP listeners included.
+    public func shutdownEventLoops() async {
         if ownsGroup {
             try? await group.shutdownGracefully()
         }

@@ -1,3 +1,5 @@
+import ClientLib
+
 /// What the bridge does after a publish request failed: Google's rules for Pub/Sub publish.
 public enum PublishFailure: Error, Sendable, Equatable {
     /// The request got an HTTP error with Google's error body (`error.status`, e.g. "UNAVAILABLE").
@@ -18,12 +20,14 @@ public enum PublishFailure: Error, Sendable, Equatable {
 
 /// Retry decisions and backoff, as plain values (the clock and the random numbers are passed in).
 public struct RetryPolicy: Sendable, Equatable {
-    /// First delay, growth factor and cap (Google's publisher defaults: 100 ms, x4, 60 s).
-    public var initialDelay: Int64 = 100_000_000
-    public var multiplier: Double = 4
-    public var maxDelay: Int64 = 60_000_000_000
-    /// Jitter: the delay is drawn from [delay x (1 - jitter), delay].
-    public var jitter: Double = 0.5
+    /// Google's publisher defaults: 100 ms, x4, up to 60 s, drawn from [delay / 2, delay].
+    public var backoff = Backoff(initial: .milliseconds(100), factor: 4, cap: .seconds(60), spread: 0.5...1)
+
+    /// The cap in nanoseconds (`gcp_pubsub.max_backoff`).
+    public var maxDelay: Int64 {
+        get { backoff.cap.nanoseconds }
+        set { backoff.cap = .nanoseconds(newValue) }
+    }
 
     public init() {}
 
@@ -69,15 +73,13 @@ public struct RetryPolicy: Sendable, Equatable {
         }
     }
 
-    /// Exponential backoff with jitter; `random` in [0, 1).
+    /// Exponential backoff with jitter (nanoseconds); `random` in [0, 1).
     public func delay(attempt: Int, random: Double) -> Int64 {
-        var d = Double(initialDelay)
-        for _ in 1..<max(attempt, 1) {
-            d *= multiplier
-            if d >= Double(maxDelay) { break }
-        }
-        d = min(d, Double(maxDelay))
-        let low = d * (1 - jitter)
-        return Int64(low + (d - low) * min(max(random, 0), 1))
+        backoff.delay(attempt: attempt, random: random).nanoseconds
     }
+}
+
+extension Duration {
+    /// Whole nanoseconds.
+    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
 }

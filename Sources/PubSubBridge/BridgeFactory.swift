@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Broker
 import ClientLib
 import Foundation
 import Logging
@@ -23,8 +24,7 @@ extension PubSubBridge {
         let tokens = TokenProvider(credentials: credentials, httpClient: httpClient)
         let transport = PubSubHTTPTransport(config: config, client: httpClient, tokens: tokens, environment: env)
         var policy = RetryPolicy()
-        policy.maxDelay = Int64(config.maxBackoff.components.seconds) * 1_000_000_000
-            + config.maxBackoff.components.attoseconds / 1_000_000_000
+        policy.backoff.cap = config.maxBackoff
         return PubSubBridge(config: config, nats: nats, transport: transport, logger: logger, policy: policy)
     }
 }

@@ -7,6 +7,7 @@ import Synchronization
 import XCTest
 import _CryptoExtras
 @testable import Broker
+@testable import PubSubBridge
 
 /// The bridge's credentials: service-account JWTs (structure, RS256 signature), how `resolve` picks, and
 /// `TokenProvider`'s caching and renewal with an injected clock, against a local stand-in metadata server.

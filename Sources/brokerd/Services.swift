@@ -1,0 +1,78 @@
+import AsyncHTTPClient
+import Broker
+import Logging
+import PubSubBridge
+import ServiceLifecycle
+import UnixSignals
+
+/// SIGHUP reloads the configuration; SIGUSR2 enters lame-duck mode, and once lame duck has closed every client
+/// this service returns, which shuts the group down gracefully (as nats-server exits after lame duck).
+/// The signals are trapped by the caller before the listener binds.
+struct SignalService: Service, CustomStringConvertible {
+    let signals: UnixSignalsSequence
+    let server: BrokerServer
+    let reload: @Sendable () -> Void
+    var description: String { "signals" }
+
+    func run() async {
+        let (lameDuckRequests, requestLameDuck) = AsyncStream.makeStream(of: Void.self)
+        await withTaskGroup(of: Void.self) { tasks in
+            tasks.addTask {
+                for await signal in signals {
+                    if signal == .sighup {
+                        reload()
+                    } else if signal == .sigusr2 {
+                        requestLameDuck.yield()
+                    }
+                }
+            }
+            tasks.addTask {
+                // Beside the signal loop, so SIGHUP is still handled during lame duck.
+                for await _ in lameDuckRequests {
+                    await server.enterLameDuckMode()
+                    return
+                }
+            }
+            tasks.addTask { try? await gracefulShutdown() }
+            await tasks.next()
+            tasks.cancelAll()
+        }
+        requestLameDuck.finish()
+    }
+}
+
+/// One Pub/Sub bridge inside brokerd: made once the broker listens (it connects over loopback to the bound
+/// port), its stats registered for /varz, /metrics and /healthz, then run (it drains on graceful shutdown).
+/// A bridge that cannot be made (an unreadable key, say) is a configuration error: brokerd stops.
+struct BridgeService: Service, CustomStringConvertible {
+    let server: BrokerServer
+    let config: BridgeConfig
+    let httpClient: HTTPClient
+    let logger: Logger
+    var description: String { "Pub/Sub bridge \(config.project)/\(config.topic)" }
+
+    func run() async throws {
+        try await server.waitUntilStarted()
+        let bridge: PubSubBridge
+        do {
+            bridge = try PubSubBridge.make(config: config, servers: [server.localURL], authorization: server.options.authorization,
+                                           httpClient: httpClient, logger: logger)
+        } catch {
+            logger.error("Pub/Sub bridge cannot start", metadata: ["topic": "\(config.topic)", "error": "\(error)"])
+            throw error
+        }
+        server.register(bridge: bridge.stats)
+        await bridge.run()
+    }
+}
+
+/// The bridges' HTTP client: listed before them, so it shuts down after they have drained.
+struct HTTPClientService: Service, CustomStringConvertible {
+    let client: HTTPClient
+    var description: String { "Pub/Sub HTTP client" }
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        try await client.shutdown()
+    }
+}
