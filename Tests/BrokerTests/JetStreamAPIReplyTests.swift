@@ -31,6 +31,8 @@ final class JetStreamAPIReplyTests: XCTestCase {
         XCTAssertEqual(APITime.parse("2026-01-01T00:00:00.5Z"), 1_767_225_600_500_000_000)
         XCTAssertEqual(APITime.parse("2026-01-01T00:00:00Z"), 1_767_225_600_000_000_000)
         XCTAssertNil(APITime.parse("yesterday"))
+        XCTAssertEqual(APITime.parse("2026-01-01T01:30:00+01:30"), 1_767_225_600_000_000_000, "an offset is applied")
+        XCTAssertNil(APITime.parse("2026-01-01T00:00:00"), "a time without a zone is refused")
         let decoded = try JSONDecoder().decode([APITime].self, from: Data(#"["2026-01-01T00:00:00.000000001Z","0001-01-01T00:00:00Z"]"#.utf8))
         XCTAssertEqual(decoded, [APITime(nanoseconds: 1_767_225_600_000_000_001), .zero])
     }

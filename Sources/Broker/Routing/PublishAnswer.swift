@@ -7,6 +7,38 @@ enum PublishAnswer: Sendable {
     case reply(Router, subject: ByteBuffer)
     case callback(@Sendable (PubAck) -> Void)
 
+    /// Sends `ack`: routed as JSON on the publisher's loop, or handed to the callback.
+    func send(_ ack: PubAck) {
+        switch self {
+        case .callback(let deliver):
+            deliver(ack)
+        case .reply(let router, let subject):
+            router.eventLoop.execute {
+                router.reply(to: subject, ack.json)
+                router.flushPending()
+            }
+        }
+    }
+
+    /// Sends a batch of answers (a group commit's): one task and one flush per publisher loop, not one per ack.
+    static func send(_ answers: [(PubAck, PublishAnswer)]) {
+        var byLoop: [ObjectIdentifier: (router: Router, replies: [(subject: ByteBuffer, json: ByteBuffer)])] = [:]
+        for (ack, answer) in answers {
+            switch answer {
+            case .callback(let deliver):
+                deliver(ack)
+            case .reply(let router, let subject):
+                byLoop[ObjectIdentifier(router), default: (router, [])].replies.append((subject, ack.json))
+            }
+        }
+        for (router, replies) in byLoop.values {
+            router.eventLoop.execute {
+                for (subject, json) in replies { router.reply(to: subject, json) }
+                router.flushPending()
+            }
+        }
+    }
+
     /// The reply target for a client's publish (nil without a reply subject).
     static func forClient(_ publish: Publish, via router: Router) -> PublishAnswer? {
         publish.reply.map { .reply(router, subject: ByteBuffer.compactCopy(of: $0)) }

@@ -28,12 +28,11 @@ public final class JetStream: @unchecked Sendable {
     /// The capture subscription of each stream subject (kept in step with the streams by `subscribeCaptures`).
     private var captureSubscriptions: [String: Subscription] = [:]
     private lazy var captureSubscriber = StreamCaptureSubscriber(jetStream: self)
-    private var pendingAcks: [(ack: PubAck, answer: PublishAnswer, stream: String)] = []
+    /// PubAcks waiting for the fsync that covers their message (`syncPolicy` batch).
+    private var groupCommit = GroupCommit()
     /// Per stream: the last sequence known to be on disk (consumers deliver nothing beyond it, so a message
     /// a crash could still take is never handed out, and no consumer state can point past the stream).
     var durableLast: [String: UInt64] = [:]
-    private var syncScheduled = false
-    private var syncedStreams: Set<String> = []
     private var apiTotal = 0
     private var apiErrors = 0
 
@@ -124,15 +123,7 @@ public final class JetStream: @unchecked Sendable {
 
     /// Sends `ack` where the publisher wants it.
     private func send(_ ack: PubAck, to answer: PublishAnswer?) {
-        switch answer {
-        case nil: break
-        case .callback(let deliver): deliver(ack)
-        case .reply(let router, let subject):
-            router.eventLoop.execute {
-                router.reply(to: subject, ack.json)
-                router.flushPending()
-            }
-        }
+        answer?.send(ack)
     }
 
     /// Stores a published message in the stream that captures its subject and, when `answer` is given,
@@ -180,9 +171,7 @@ public final class JetStream: @unchecked Sendable {
                 send(response, to: answer)
                 for consumer in (consumers[name] ?? [:]).values { pump(consumer) }
             case .batch:
-                if let answer { pendingAcks.append((response, answer, name)) }
-                syncedStreams.insert(name)
-                scheduleSync()
+                if groupCommit.appended(to: name, ack: response, answer: answer) { scheduleSync() }
             case .interval:
                 // Acked before the disk has it (as nats-server's default), but at least in the kernel's hands,
                 // so a crash of brokerd alone loses nothing acknowledged.
@@ -207,10 +196,7 @@ public final class JetStream: @unchecked Sendable {
 
     /// Group commit: one fsync per stream for everything appended before it, then all those acks.
     private func scheduleSync() {
-        guard !syncScheduled else { return }
-        syncScheduled = true
         queue.async { [self] in
-            syncScheduled = false
             var failed: [String: String] = [:]
             for (name, entry) in streams {
                 do {
@@ -222,28 +208,10 @@ public final class JetStream: @unchecked Sendable {
                                  metadata: ["stream": "\(name)", "error": "\(error)"])
                 }
             }
-            // One task per publisher event loop for the whole batch, then one flush there.
-            var byLoop: [ObjectIdentifier: (router: Router, replies: [(ByteBuffer, ByteBuffer)])] = [:]
-            for (ack, answer, stream) in pendingAcks {
-                // Never a success PubAck for what did not reach the disk.
-                let outcome = failed[stream].map { PubAck.failed(code: 503, errorCode: 10077, description: "storage failure: \($0)") } ?? ack
-                switch answer {
-                case .callback(let deliver):
-                    deliver(outcome)
-                case .reply(let router, let subject):
-                    byLoop[ObjectIdentifier(router), default: (router, [])].replies.append((subject, outcome.json))
-                }
-            }
-            pendingAcks.removeAll(keepingCapacity: true)
-            for (router, replies) in byLoop.values {
-                router.eventLoop.execute {
-                    for (subject, json) in replies { router.reply(to: subject, json) }
-                    router.flushPending()
-                }
-            }
+            let batch = groupCommit.synced(failed: failed)
+            PublishAnswer.send(batch.answers)
             // Consumers see a message once it is durable.
-            for name in syncedStreams { for consumer in (consumers[name] ?? [:]).values { pump(consumer) } }
-            syncedStreams.removeAll()
+            for name in batch.streams { for consumer in (consumers[name] ?? [:]).values { pump(consumer) } }
         }
     }
 

@@ -90,17 +90,52 @@ struct APITime: Codable, Equatable, Sendable {
         nanoseconds = text == Self.zeroText ? nil : Self.parse(text)
     }
 
-    /// RFC 3339 ("2026-11-23T04:00:00.123456789Z") to nanoseconds since 1970.
+    /// RFC 3339 ("2026-11-23T04:00:00.123456789Z", or with a "+hh:mm"/"-hh:mm" offset) to nanoseconds since
+    /// 1970, read field by field (no formatter per call).
     static func parse(_ text: String) -> Int64? {
-        let formatter = ISO8601DateFormatter()
-        var main = text
-        var fraction: Int64 = 0
-        if let dot = text.firstIndex(of: "."), let zone = text[dot...].firstIndex(where: { $0 == "Z" || $0 == "+" || $0 == "-" }) {
-            let digits = String(text[text.index(after: dot)..<zone].prefix(9))
-            fraction = (Int64(digits) ?? 0) * Int64(pow(10.0, Double(9 - digits.count)))
-            main = String(text[..<dot]) + String(text[zone...])
+        let b = Array(text.utf8)
+        func number(_ at: Int, _ width: Int) -> Int? {
+            guard at + width <= b.count else { return nil }
+            var n = 0
+            for c in b[at..<(at + width)] {
+                guard c >= 0x30 && c <= 0x39 else { return nil }
+                n = n * 10 + Int(c - 0x30)
+            }
+            return n
         }
-        guard let date = formatter.date(from: main) else { return nil }
-        return Int64(date.timeIntervalSince1970) * 1_000_000_000 + fraction
+        guard b.count >= 20, b[4] == UInt8(ascii: "-"), b[7] == UInt8(ascii: "-"), b[10] == UInt8(ascii: "T") || b[10] == UInt8(ascii: "t"),
+              b[13] == UInt8(ascii: ":"), b[16] == UInt8(ascii: ":"),
+              let year = number(0, 4), let month = number(5, 2), let day = number(8, 2),
+              let hour = number(11, 2), let minute = number(14, 2), let second = number(17, 2) else { return nil }
+        var i = 19
+        var fraction: Int64 = 0
+        if i < b.count, b[i] == UInt8(ascii: ".") {
+            i += 1
+            var digits = 0
+            while i < b.count, b[i] >= 0x30, b[i] <= 0x39 {
+                if digits < 9 { fraction = fraction * 10 + Int64(b[i] - 0x30); digits += 1 }
+                i += 1
+            }
+            for _ in digits..<9 { fraction *= 10 }
+        }
+        var offset = 0
+        guard i < b.count else { return nil }
+        if b[i] == UInt8(ascii: "Z") || b[i] == UInt8(ascii: "z") {
+            guard i + 1 == b.count else { return nil }
+        } else if b[i] == UInt8(ascii: "+") || b[i] == UInt8(ascii: "-") {
+            guard i + 6 == b.count, b[i + 3] == UInt8(ascii: ":"), let h = number(i + 1, 2), let m = number(i + 4, 2) else { return nil }
+            offset = (h * 3600 + m * 60) * (b[i] == UInt8(ascii: "+") ? 1 : -1)
+        } else {
+            return nil
+        }
+        var parts = tm()
+        parts.tm_year = Int32(year - 1900)
+        parts.tm_mon = Int32(month - 1)
+        parts.tm_mday = Int32(day)
+        parts.tm_hour = Int32(hour)
+        parts.tm_min = Int32(minute)
+        parts.tm_sec = Int32(second)
+        let seconds = Int64(timegm(&parts)) - Int64(offset)
+        return seconds * 1_000_000_000 + fraction
     }
 }

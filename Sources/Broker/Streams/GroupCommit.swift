@@ -1,0 +1,39 @@
+/// The group commit's bookkeeping, as plain values (JetStream's queue owns it): the PubAcks waiting for the
+/// fsync that covers their message, and the streams appended to since the last sync. One sync then answers every
+/// publish that arrived meanwhile, so a burst of publishes costs one fsync, not one each.
+struct GroupCommit {
+    private var waiting: [(ack: PubAck, answer: PublishAnswer, stream: String)] = []
+    private var appendedTo: Set<String> = []
+    private var scheduled = false
+
+    /// A message was appended to `stream`; its PubAck, when someone wants one, waits for the sync. Returns true
+    /// when the caller must schedule the sync (the first append since the last one).
+    mutating func appended(to stream: String, ack: PubAck, answer: PublishAnswer?) -> Bool {
+        if let answer { waiting.append((ack, answer, stream)) }
+        appendedTo.insert(stream)
+        if scheduled { return false }
+        scheduled = true
+        return true
+    }
+
+    /// What one sync answers.
+    struct Batch {
+        /// Every waiting answer, in arrival order.
+        var answers: [(PubAck, PublishAnswer)]
+        /// The streams whose consumers may now deliver what was appended.
+        var streams: Set<String>
+    }
+
+    /// The sync ran; `failed` holds the streams whose fsync failed, with the error. Never a success PubAck for
+    /// what did not reach the disk: those publishes get 503/10077. The next append schedules a new sync.
+    mutating func synced(failed: [String: String]) -> Batch {
+        let answers = waiting.map { ack, answer, stream in
+            (failed[stream].map { PubAck.failed(code: 503, errorCode: 10077, description: "storage failure: \($0)") } ?? ack, answer)
+        }
+        let batch = Batch(answers: answers, streams: appendedTo)
+        waiting.removeAll(keepingCapacity: true)
+        appendedTo.removeAll(keepingCapacity: true)
+        scheduled = false
+        return batch
+    }
+}

@@ -1,0 +1,42 @@
+import XCTest
+
+@testable import Broker
+
+final class GroupCommitTests: XCTestCase {
+    private func answer(_ box: Box) -> PublishAnswer { .callback { box.acks.append($0) } }
+    final class Box: @unchecked Sendable { var acks: [PubAck] = [] }
+
+    func testOneSyncAnswersEveryAppendSinceTheLast() {
+        var commit = GroupCommit()
+        let box = Box()
+        XCTAssertTrue(commit.appended(to: "A", ack: .stored(stream: "A", sequence: 1, duplicate: false), answer: answer(box)))
+        XCTAssertFalse(commit.appended(to: "A", ack: .stored(stream: "A", sequence: 2, duplicate: false), answer: answer(box)),
+                       "the sync is already scheduled")
+        XCTAssertFalse(commit.appended(to: "B", ack: .stored(stream: "B", sequence: 1, duplicate: false), answer: nil),
+                       "no answer wanted (a publish without reply), still synced")
+        let batch = commit.synced(failed: [:])
+        XCTAssertEqual(batch.answers.map(\.0), [.stored(stream: "A", sequence: 1, duplicate: false), .stored(stream: "A", sequence: 2, duplicate: false)])
+        XCTAssertEqual(batch.streams, ["A", "B"])
+        XCTAssertTrue(commit.appended(to: "A", ack: .stored(stream: "A", sequence: 3, duplicate: false), answer: nil),
+                      "after a sync the next append schedules again")
+    }
+
+    func testAFailedSyncNeverAcknowledgesSuccess() {
+        var commit = GroupCommit()
+        _ = commit.appended(to: "A", ack: .stored(stream: "A", sequence: 1, duplicate: false), answer: .callback { _ in })
+        _ = commit.appended(to: "B", ack: .stored(stream: "B", sequence: 7, duplicate: false), answer: .callback { _ in })
+        let batch = commit.synced(failed: ["A": "No space left on device"])
+        XCTAssertEqual(batch.answers.map(\.0), [
+            .failed(code: 503, errorCode: 10077, description: "storage failure: No space left on device"),
+            .stored(stream: "B", sequence: 7, duplicate: false),
+        ])
+    }
+
+    func testCallbacksGetTheirAnswers() {
+        var commit = GroupCommit()
+        let box = Box()
+        _ = commit.appended(to: "A", ack: .stored(stream: "A", sequence: 1, duplicate: false), answer: answer(box))
+        PublishAnswer.send(commit.synced(failed: [:]).answers)
+        XCTAssertEqual(box.acks, [.stored(stream: "A", sequence: 1, duplicate: false)])
+    }
+}
