@@ -103,8 +103,32 @@ final class RouterTests: XCTestCase {
         router.routeFromClient(publish("FALCO.Notice", "{}", reply: "_INBOX.1"), origin: a, echo: true, noResponders: true, last: &last)
         XCTAssertEqual(stream.received, ["FALCO.Notice"])
         XCTAssertEqual(text(a), "", "a stream answers: no 'no responders' status")
-        XCTAssertTrue(router.publishFromServer(publish("FALCO.Error", "{}"), answer: .callback { _ in }))
-        XCTAssertFalse(router.publishFromServer(publish("other", "{}"), answer: .callback { _ in }))
+        XCTAssertTrue(router.publishFromServer(publish("FALCO.Error", "{}"), toServices: true, answer: .callback { _ in }))
+        XCTAssertFalse(router.publishFromServer(publish("other", "{}"), toServices: true, answer: .callback { _ in }))
+    }
+
+    func testRepliesAndDeliveriesFromTheServerReachClientsOnly() throws {
+        let space = SubjectSpace(sublist: sublist, routers: [router])
+        let stream = Recorder(answers: true)
+        try space.subscribe("deliver.>", stream)
+        XCTAssertFalse(space.hasInterest("deliver.x"), "an internal subscription is no client interest")
+        let a = outbound(1)
+        try subscribe(a, "deliver.x", sid: "3")
+        XCTAssertTrue(space.hasInterest("deliver.x"))
+        router.reply(to: ByteBuffer(string: "deliver.x"), ByteBuffer(string: "ack"))
+        XCTAssertEqual(stream.received, [], "a stream does not capture the server's replies or deliveries")
+        XCTAssertEqual(text(a), "MSG deliver.x 3 3\r\nack\r\n")
+    }
+
+    func testOnlyAClientPublishMarksAStalledSubscriber() throws {
+        let slow = outbound(1), publisher = outbound(2)
+        try subscribe(slow, "x")
+        slow.stallGate.store(true, ordering: .relaxed)
+        router.publishFromServer(publish("x", "from the server"))
+        XCTAssertNil(router.stallTarget, "the server's own publishes never pause a client")
+        var last = Router.LastMatch()
+        router.routeFromClient(publish("x", "from a client"), origin: publisher, echo: true, noResponders: false, last: &last)
+        XCTAssertTrue(router.stallTarget === slow)
     }
 
     func testTheLastMatchFollowsSubscriptionChanges() throws {

@@ -103,6 +103,7 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
         guard !session.isClosed else { return }
         lastActivity = Date()
         lastIn = .now()
+        router.stallTarget = nil  // only what this read delivers may pause this publisher
         // Messages other loops queued for us before this read go out before anything this read produces.
         outbound.drainInbox()
         if var pending = cumulation {

@@ -102,7 +102,7 @@ public final class FalcoIngest: @unchecked Sendable {
     func publish(_ alert: FalcoAlert, body: some Collection<UInt8>, path: Path, via router: Router,
                  completion: @escaping @Sendable (Outcome) -> Void) {
         inFlight.add(1, ordering: .relaxed)
-        let stored = router.publishFromServer(Self.message(alert, body: body, reply: nil), answer: .callback { [self] ack in
+        let stored = router.publishFromServer(Self.message(alert, body: body, reply: nil), toServices: true, answer: .callback { [self] ack in
             inFlight.subtract(1, ordering: .relaxed)
             let outcome = Self.outcome(of: ack)
             switch outcome {

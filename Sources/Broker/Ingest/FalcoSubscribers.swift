@@ -57,7 +57,7 @@ final class SidekickSubscriber: InternalSubscriber {
         case .success(let alert):
             ingest.countAccepted(.sidekick)
             let mapped = FalcoIngest.message(alert, body: body, reply: publish.reply.map(ByteBuffer.compactCopy(of:)))
-            return router.publishFromServer(mapped, answer: answer ?? PublishAnswer.forClient(mapped, via: router))
+            return router.publishFromServer(mapped, toServices: true, answer: answer ?? PublishAnswer.forClient(mapped, via: router))
         }
     }
 }

@@ -18,8 +18,9 @@ final class Router: @unchecked Sendable {
     /// Outbounds on other loops whose staging slot for this loop holds bytes to hand over.
     private var remoteFlush: [Outbound] = []
     private var random: any RandomNumberGenerator & Sendable
-    /// An outbound this read delivered to while it was behind its gate (the publisher then pauses: see
-    /// `ClientConnection.stallProducer`).
+    /// An outbound the current client read delivered to while it was behind its gate (that publisher then
+    /// pauses: see `ClientConnection.stallProducer`). Only client publishes set it: the server's own never
+    /// stall a client. The reading connection clears it when its read starts.
     var stallTarget: Outbound?
 
     // This loop's share of the server statistics (summed by the monitor, which hops onto each loop).
@@ -64,7 +65,8 @@ final class Router: @unchecked Sendable {
     @inline(__always)
     func routeFromClient(_ publish: Publish, origin: Outbound, echo: Bool, noResponders: Bool, last: inout LastMatch) {
         let result = match(publish.subject, last: &last)
-        let delivered = deliver(publish, to: result, origin: origin, echo: echo, answer: nil)
+        var answered = false
+        let delivered = deliver(publish, to: result, origin: origin, echo: echo, toServices: true, answer: nil, answered: &answered)
         if !delivered, noResponders, let reply = publish.reply {
             sendNoResponders(to: reply, origin: origin)
         }
@@ -75,38 +77,36 @@ final class Router: @unchecked Sendable {
     /// deliver subject or pull inbox, shown with the stored message's subject). Replies go to a new inbox each
     /// time, so they bypass the cache (`uncached`): caching them would only evict the loop's useful entries.
     /// Returns true when an internal subscriber (a stream) took `answer` and will call it.
+    ///
+    /// Only a message the server publishes *into* the subject space (a Falco alert) reaches internal subscribers
+    /// (`toServices`); replies and JetStream's deliveries go to clients only, as they always did, so a stream
+    /// whose subjects take in a deliver subject does not capture deliveries.
     @discardableResult
     func publishFromServer(_ publish: Publish, matchSubject: ByteBuffer? = nil, uncached: Bool = false,
-                           answer: PublishAnswer? = nil) -> Bool {
+                           toServices: Bool = false, answer: PublishAnswer? = nil) -> Bool {
         let subject = matchSubject ?? publish.subject
         let result = uncached ? sublist.match(Array(subject.readableBytesView)) : cache.match(subject, in: sublist)
         var answered = false
-        _ = deliver(publish, to: result, origin: nil, echo: true, answer: answer, answered: &answered)
+        _ = deliver(publish, to: result, origin: nil, echo: true, toServices: toServices, answer: answer, answered: &answered)
         return answered
     }
 
-    /// Routes a reply (`payload` to `subject`) as the server.
+    /// Routes a reply (`payload` to `subject`) as the server, to clients.
     func reply(to subject: ByteBuffer, _ payload: ByteBuffer) {
         publishFromServer(Publish(subject: subject, reply: nil, headerLength: nil, payload: payload), uncached: true)
     }
 
     @inline(__always)
     private func deliver(_ publish: Publish, to result: SublistResult<Subscription>, origin: Outbound?, echo: Bool,
-                         answer: PublishAnswer?) -> Bool {
-        var answered = false
-        return deliver(publish, to: result, origin: origin, echo: echo, answer: answer, answered: &answered)
-    }
-
-    @inline(__always)
-    private func deliver(_ publish: Publish, to result: SublistResult<Subscription>, origin: Outbound?, echo: Bool,
-                         answer: PublishAnswer?, answered: inout Bool) -> Bool {
+                         toServices: Bool, answer: PublishAnswer?, answered: inout Bool) -> Bool {
         var delivered = false
         for (position, sub) in result.plain.enumerated() {
             switch sub.target {
             case .client(let target):
                 if target === origin && !echo { continue }
-                if deliver(publish, to: sub, target) { delivered = true }
+                if deliver(publish, to: sub, target, from: origin) { delivered = true }
             case .service(let service):
+                guard toServices else { continue }
                 // One feature subscribed to overlapping subjects gets the message once.
                 if position > 0, Self.seen(service, in: result.plain[..<position]) { continue }
                 if service.receive(publish, via: self, answer: answer) { answered = true }
@@ -121,8 +121,9 @@ final class Router: @unchecked Sendable {
                 switch sub.target {
                 case .client(let target):
                     if target === origin && !echo { continue }
-                    guard deliver(publish, to: sub, target) else { continue }
+                    guard deliver(publish, to: sub, target, from: origin) else { continue }
                 case .service(let service):
+                    guard toServices else { continue }
                     if service.receive(publish, via: self, answer: answer) { answered = true }
                 }
                 delivered = true
@@ -138,7 +139,7 @@ final class Router: @unchecked Sendable {
 
     /// Encodes one message for `sub`'s client. Returns false when the subscription has reached its limit.
     @inline(__always)
-    private func deliver(_ publish: Publish, to sub: Subscription, _ target: Outbound) -> Bool {
+    private func deliver(_ publish: Publish, to sub: Subscription, _ target: Outbound, from origin: Outbound?) -> Bool {
         let limit = sub.maxDeliveries.load(ordering: .relaxed)
         if limit > 0 {
             let n = sub.delivered.add(1, ordering: .relaxed).newValue
@@ -147,7 +148,7 @@ final class Router: @unchecked Sendable {
         } else {
             sub.delivered.add(1, ordering: .relaxed)
         }
-        if target.stallGate.load(ordering: .relaxed) { stallTarget = target }
+        if origin != nil, target.stallGate.load(ordering: .relaxed) { stallTarget = target }
         if target.router === self {
             guard !target.isClosed else { return false }
             Self.encode(publish, for: sub, into: &target.out)

@@ -46,8 +46,13 @@ final class SubjectSpace: Sendable {
         sublist.remove(sub)
     }
 
-    /// Whether anything is subscribed to the literal `subject` (push consumers wait for interest).
-    func hasInterest(_ subject: String) -> Bool { sublist.hasInterest(subject) }
+    /// Whether a client is subscribed to the literal `subject` (push consumers wait for interest; what the
+    /// server publishes from here reaches clients only).
+    func hasInterest(_ subject: String) -> Bool {
+        let result = sublist.match(subject)
+        func isClient(_ sub: Subscription) -> Bool { sub.outbound != nil }
+        return result.plain.contains(where: isClient) || result.queues.contains { $0.contains(where: isClient) }
+    }
 
     /// The router of `eventLoop`, when it is one of the server's loops.
     func router(on eventLoop: any EventLoop) -> Router? {
