@@ -137,7 +137,7 @@ final class FalcoHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
             if let length = head.headers.first(name: "content-length").flatMap(Int.init), length > server.maxBody {
                 tooLarge = true
             }
-        case .body(var chunk):
+        case .body(let chunk):
             guard !tooLarge else { return }
             if body.count + chunk.readableBytes > server.maxBody {
                 tooLarge = true
@@ -257,6 +257,9 @@ final class FalcoHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
             context.write(wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text + "\n")))), promise: nil)
         }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
-        if !keepAlive { done.whenComplete { _ in context.close(promise: nil) } }
+        if !keepAlive {
+            let channel = context.channel
+            done.whenComplete { _ in channel.close(promise: nil) }
+        }
     }
 }

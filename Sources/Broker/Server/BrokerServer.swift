@@ -165,8 +165,8 @@ public final class BrokerServer: @unchecked Sendable {
         let id = nextClientID.add(1, ordering: .relaxed).newValue
         let sync = channel.pipeline.syncOperations
         // Unwritable past 75% of max_pending (the fast-producer gate, as nats-server), writable again below 50%.
-        try channel.setOption(.writeBufferWaterMark,
-                              value: .init(low: max(1, opts.maxPending / 2), high: max(2, opts.maxPending / 4 * 3)))
+        try channel.syncOptions?.setOption(.writeBufferWaterMark,
+                                           value: .init(low: max(1, opts.maxPending / 2), high: max(2, opts.maxPending / 4 * 3)))
         try sync.addHandler(ClientConnection(id: id, server: self, router: loop.router, settings: settings,
                                              loopCount: loops.count, logger: logger))
     }
