@@ -67,4 +67,11 @@ final class BrokerMetricsTests: XCTestCase {
         XCTAssertEqual(v[#"brokerd_falco_alerts_rejected_total{path="sidekick",reason="too_large"}"#], "0")
         XCTAssertEqual(v["brokerd_falco_alerts_waiting_for_store"].flatMap(Double.init), 3)
     }
+
+    func testEveryKnownMetricGetsItsHelpLineBeforeItsType() {
+        let text = "# TYPE brokerd_connections gauge\nbrokerd_connections 1.0\n# TYPE something_else counter\nsomething_else 2\n"
+        XCTAssertEqual(BrokerMetrics.withHelp(text),
+                       "# HELP brokerd_connections Open client connections.\n# TYPE brokerd_connections gauge\nbrokerd_connections 1.0\n"
+                       + "# TYPE something_else counter\nsomething_else 2\n")
+    }
 }

@@ -131,3 +131,46 @@ final class MirroredCounter: @unchecked Sendable {
         published = total
     }
 }
+
+extension BrokerMetrics {
+    /// What each metric means, as `# HELP` lines. swift-metrics has no place for help text (the Prometheus factory
+    /// registers every metric with an empty one), so the rendered text gets them here, before each `# TYPE`.
+    static let help: [String: String] = [
+        "brokerd_connections": "Open client connections.",
+        "brokerd_connections_total": "Client connections accepted since start.",
+        "brokerd_subscriptions": "Active subscriptions.",
+        "brokerd_in_msgs_total": "Messages received from clients.",
+        "brokerd_in_bytes_total": "Payload bytes received from clients.",
+        "brokerd_out_msgs_total": "Messages delivered to clients.",
+        "brokerd_out_bytes_total": "Payload bytes delivered to clients.",
+        "brokerd_slow_consumers_total": "Clients cut off as slow consumers.",
+        "brokerd_lame_duck": "1 while in lame-duck mode.",
+        "brokerd_uptime_seconds": "Seconds since start.",
+        "brokerd_bridge_messages_total": "Messages Pub/Sub accepted (acked to brokerd).",
+        "brokerd_bridge_retries_total": "Publish requests retried.",
+        "brokerd_bridge_dead_lettered_total": "Messages sent to BRIDGE.DLQ.<topic>.",
+        "brokerd_bridge_lag": "Messages in the bridge's durable consumer not yet acked.",
+        "brokerd_bridge_degraded": "1 when the bridge has been failing for over a minute.",
+        "brokerd_falco_alerts_accepted_total": "Falco alerts accepted, by ingest path.",
+        "brokerd_falco_alerts_rejected_total": "Falco alerts rejected, by ingest path and reason.",
+        "brokerd_falco_alerts_waiting_for_store": "Falco alerts published and waiting for their stream's fsync.",
+        "brokerd_monitor_request_duration_seconds": "Time to serve a monitoring request, by path.",
+    ]
+
+    /// `text` (Prometheus exposition) with a `# HELP` line before the `# TYPE` line of every metric in `help`.
+    static func withHelp(_ text: String) -> String {
+        var out = ""
+        out.reserveCapacity(text.utf8.count + help.count * 64)
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("# TYPE "), let name = line.dropFirst(7).split(separator: " ").first,
+               let text = help[String(name)] {
+                out += "# HELP \(name) \(text)\n"
+            }
+            out += line
+            out += "\n"
+        }
+        if out.hasSuffix("\n\n") { out.removeLast() }
+        return out
+    }
+}
+

@@ -89,7 +89,7 @@ public final class MonitorServer: Service, @unchecked Sendable {
             return (.ok, "application/json", Self.json(jsz()))
         case "/metrics":
             _ = await snapshot()
-            return (.ok, "text/plain; version=0.0.4; charset=utf-8", registry.emitToString())
+            return (.ok, "text/plain; version=0.0.4; charset=utf-8", BrokerMetrics.withHelp(registry.emitToString()))
         default:
             return (.notFound, "application/json", #"{"error":"not found"}"#)
         }
