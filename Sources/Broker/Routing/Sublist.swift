@@ -65,9 +65,6 @@ public final class Sublist<Entry: SublistEntry>: @unchecked Sendable {
 
     public init() {}
 
-    /// Whether anything is subscribed to the literal `subject`.
-    public func hasInterest(_ subject: String) -> Bool { !match(subject).isEmpty }
-
     public var count: Int { lock.withLock { _count } }
     public var statistics: (inserts: UInt64, removes: UInt64, count: Int) {
         lock.withLock { (inserts, removes, _count) }

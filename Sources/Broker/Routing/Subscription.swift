@@ -51,6 +51,12 @@ public final class Subscription: SublistEntry {
         return nil
     }
 
+    /// The internal subscriber, nil for a client's subscription.
+    var service: (any InternalSubscriber)? {
+        if case .service(let service) = target { return service }
+        return nil
+    }
+
     /// For display (logs, /connz): the subject decoded as UTF-8.
     public var subject: String { String(decoding: subjectBytes, as: UTF8.self) }
     public var queue: String? { queueBytes.map { String(decoding: $0, as: UTF8.self) } }

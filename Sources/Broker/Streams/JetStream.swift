@@ -25,9 +25,9 @@ public final class JetStream: @unchecked Sendable {
     /// Where JetStream lives in the subject space (set by `attach(to:)`): its API, ack and stream-capture
     /// subscriptions, the interest push consumers wait for, and the deliveries it publishes.
     private var space: SubjectSpace?
-    /// The capture subscription of each stream subject (kept in step with the streams by `subscribeCaptures`).
-    private var captureSubscriptions: [String: Subscription] = [:]
-    private lazy var captureSubscriber = StreamCaptureSubscriber(jetStream: self)
+    /// The capture subscription of each stream subject, by stream (kept in step with the streams by
+    /// `subscribeCaptures`): the trie says which stream takes a message, so capture does not search again.
+    private var captureSubscriptions: [String: [String: Subscription]] = [:]
     /// PubAcks waiting for the fsync that covers their message (`syncPolicy` batch).
     private var groupCommit = GroupCommit()
     /// Per stream: the last sequence known to be on disk (consumers deliver nothing beyond it, so a message
@@ -121,20 +121,13 @@ public final class JetStream: @unchecked Sendable {
 
     // MARK: - Publish path
 
-    /// Sends `ack` where the publisher wants it.
-    private func send(_ ack: PubAck, to answer: PublishAnswer?) {
-        answer?.send(ack)
-    }
-
-    /// Stores a published message in the stream that captures its subject and, when `answer` is given,
-    /// sends the PubAck once the message is durable.
-    func capture(subject: [UInt8], headers: [UInt8], payload: [UInt8], answer: PublishAnswer?) {
+    /// Stores a message the trie matched to stream `name` and, when `answer` is given, sends the PubAck once
+    /// the message is durable.
+    func capture(into name: String, subject: [UInt8], headers: [UInt8], payload: [UInt8], answer: PublishAnswer?) {
         queue.async { [self] in
-            guard let (name, entry) = streams.first(where: { _, e in
-                e.subjectFilters.contains { Subject.matches(filter: $0, subject: subject) }
-            }) else {
+            guard let entry = streams[name] else {
                 // The stream went away between the publisher's match and now: say so rather than stay silent.
-                send(.failed(code: 503, errorCode: 10077, description: "no stream captures this subject"), to: answer)
+                answer?.send(.failed(code: 503, errorCode: 10077, description: "no stream captures this subject"))
                 return
             }
             let response: PubAck
@@ -143,7 +136,7 @@ public final class JetStream: @unchecked Sendable {
                 // nats-server's answer once the server's store limit is reached: nothing is stored.
                 logger.warning("JetStream resource limit reached: publish refused", metadata: [
                     "stream": "\(name)", "storage": "\(entry.stream.config.storage.rawValue)", "limit": "\(limit)"])
-                send(.failed(code: 503, errorCode: 10023, description: "insufficient resources"), to: answer)
+                answer?.send(.failed(code: 503, errorCode: 10023, description: "insufficient resources"))
                 return
             }
             do {
@@ -156,7 +149,7 @@ public final class JetStream: @unchecked Sendable {
                 }
             } catch {
                 let description = (error as? DurableStream.PublishError)?.description ?? "\(error)"
-                send(.failed(code: 503, errorCode: 10077, description: description), to: answer)
+                answer?.send(.failed(code: 503, errorCode: 10077, description: description))
                 return
             }
             switch syncPolicy {
@@ -165,10 +158,10 @@ public final class JetStream: @unchecked Sendable {
                     try entry.stream.store.sync()
                     durableLast[name] = entry.stream.store.state.lastSequence
                 } catch {
-                    send(.failed(code: 503, errorCode: 10077, description: "storage failure: \(error)"), to: answer)
+                    answer?.send(.failed(code: 503, errorCode: 10077, description: "storage failure: \(error)"))
                     return
                 }
-                send(response, to: answer)
+                answer?.send(response)
                 for consumer in (consumers[name] ?? [:]).values { pump(consumer) }
             case .batch:
                 if groupCommit.appended(to: name, ack: response, answer: answer) { scheduleSync() }
@@ -178,12 +171,12 @@ public final class JetStream: @unchecked Sendable {
                 do {
                     try entry.stream.store.flushWrites()
                 } catch {
-                    send(.failed(code: 503, errorCode: 10077, description: "storage failure: \(error)"), to: answer)
+                    answer?.send(.failed(code: 503, errorCode: 10077, description: "storage failure: \(error)"))
                     return
                 }
                 // Interval: acknowledged before the disk has it (as nats-server's default); consumers may see it.
                 durableLast[name] = entry.stream.store.state.lastSequence
-                send(response, to: answer)
+                answer?.send(response)
                 for consumer in (consumers[name] ?? [:]).values { pump(consumer) }
                 let time = now()
                 if time - lastIntervalSync >= syncInterval {
@@ -270,16 +263,23 @@ public final class JetStream: @unchecked Sendable {
     /// (before `attach`, there is no subject space yet: `attach` subscribes them).
     private func subscribeCaptures() {
         guard let space else { return }
-        let wanted = Set(streams.values.flatMap(\.stream.config.subjects))
-        for (subject, sub) in captureSubscriptions where !wanted.contains(subject) {
-            space.unsubscribe(sub)
-            captureSubscriptions[subject] = nil
+        for (name, subscriptions) in captureSubscriptions {
+            let wanted = Set(streams[name]?.stream.config.subjects ?? [])
+            for (subject, sub) in subscriptions where !wanted.contains(subject) {
+                space.unsubscribe(sub)
+                captureSubscriptions[name]?[subject] = nil
+            }
+            if captureSubscriptions[name]?.isEmpty == true { captureSubscriptions[name] = nil }
         }
-        for subject in wanted where captureSubscriptions[subject] == nil {
-            do {
-                captureSubscriptions[subject] = try space.subscribe(subject, captureSubscriber)
-            } catch {
-                logger.error("JetStream: cannot capture subject", metadata: ["subject": "\(subject)", "error": "\(error)"])
+        for (name, entry) in streams {
+            // One subscriber per stream: a message matching several of its subjects is captured once.
+            let subscriber = captureSubscriptions[name]?.values.first.flatMap(\.service) ?? StreamCaptureSubscriber(jetStream: self, stream: name)
+            for subject in entry.stream.config.subjects where captureSubscriptions[name]?[subject] == nil {
+                do {
+                    captureSubscriptions[name, default: [:]][subject] = try space.subscribe(subject, subscriber)
+                } catch {
+                    logger.error("JetStream: cannot capture subject", metadata: ["stream": "\(name)", "subject": "\(subject)", "error": "\(error)"])
+                }
             }
         }
     }

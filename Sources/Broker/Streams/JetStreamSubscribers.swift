@@ -35,19 +35,23 @@ final class JetStreamAckSubscriber: InternalSubscriber {
     }
 }
 
-/// Every stream subject: the message is stored, and the PubAck goes to the publisher's reply subject (or to
-/// `answer`, for the server's own publishes) once it is durable.
+/// A stream's subjects: the message is stored in `stream`, and the PubAck goes to the publisher's reply subject
+/// (or to `answer`, for the server's own publishes) once it is durable.
 final class StreamCaptureSubscriber: InternalSubscriber {
     unowned let jetStream: JetStream
+    let stream: String
 
-    init(jetStream: JetStream) { self.jetStream = jetStream }
+    init(jetStream: JetStream, stream: String) {
+        self.jetStream = jetStream
+        self.stream = stream
+    }
 
     func receive(_ publish: Publish, via router: Router, answer: PublishAnswer?) -> Bool {
         let answer = answer ?? PublishAnswer.forClient(publish, via: router)
         // Subject, headers and payload copied once each: they outlive the read buffer.
         let bytes = publish.payload.readableBytesView
         let headerLength = publish.headerLength ?? 0
-        jetStream.capture(subject: Array(publish.subject.readableBytesView), headers: Array(bytes.prefix(headerLength)),
+        jetStream.capture(into: stream, subject: Array(publish.subject.readableBytesView), headers: Array(bytes.prefix(headerLength)),
                           payload: Array(bytes.dropFirst(headerLength)), answer: answer)
         return answer != nil
     }

@@ -7,14 +7,11 @@ struct StreamEntry {
     /// The configuration as the client sent it, with defaults filled in (echoed in responses).
     var config: APIStreamConfig
     var created: Date
-    /// The stream's subjects as bytes, made once (capture matches every stored message against them).
-    let subjectFilters: [[UInt8]]
 
     init(stream: DurableStream, config: APIStreamConfig, created: Date) {
         self.stream = stream
         self.config = config
         self.created = created
-        self.subjectFilters = stream.config.subjects.map { Array($0.utf8) }
     }
 }
 
