@@ -22,6 +22,10 @@ public final class BrokerServer: @unchecked Sendable {
     let subjectSpace: SubjectSpace
     let logger: Logger
     private let optionsLock = NIOLockedValueBox(BrokerOptions())
+    /// Who may connect, as whom, with which permissions: rebuilt with the options (start, reload).
+    private let authenticatorLock = NIOLockedValueBox(Authenticator(options: BrokerOptions()))
+    /// bcrypt comparisons (tens of milliseconds each) run here, never on an event loop.
+    let authPool = NIOThreadPool(numberOfThreads: 1)
     private var listener: (any Channel)?
     private var sweepTask: RepeatedTask?
     private let ownsGroup: Bool
@@ -71,10 +75,13 @@ public final class BrokerServer: @unchecked Sendable {
         }
         self.subjectSpace = SubjectSpace(sublist: sublist, routers: loops.map(\.router))
         optionsLock.withLockedValue { $0 = options }
+        authenticatorLock.withLockedValue { $0 = Authenticator(options: options) }
+        authPool.start()
     }
 
     public var serverName: String { options.serverName ?? serverID }
-    var authRequired: Bool { options.authorization != nil }
+    var authenticator: Authenticator { authenticatorLock.withLockedValue { $0 } }
+    var authRequired: Bool { authenticator.required }
 
     // MARK: - Lifecycle
 
@@ -144,6 +151,7 @@ public final class BrokerServer: @unchecked Sendable {
             sweep()
         }
         logger.info("Listening for client connections on \(opts.host):\(boundPort)")
+        warnAboutPlaintextPasswords()
         logger.info("Server is ready", metadata: ["server_id": "\(serverID)", "version": "\(Self.version)"])
     }
 
@@ -160,7 +168,7 @@ public final class BrokerServer: @unchecked Sendable {
             pingMax: opts.pingMax,
             writeDeadline: TimeAmount(opts.writeDeadline),
             authTimeout: TimeAmount(opts.authTimeout),
-            authRequired: opts.authorization != nil
+            authRequired: authRequired
         )
         let id = nextClientID.add(1, ordering: .relaxed).newValue
         let sync = channel.pipeline.syncOperations
@@ -200,6 +208,7 @@ public final class BrokerServer: @unchecked Sendable {
     /// Last: the event loops stop (when this server made them). Nothing may use them afterwards, the monitor and
     /// Falco HTTP listeners included.
     public func shutdownEventLoops() async {
+        try? await authPool.shutdownGracefully()
         if ownsGroup {
             try? await group.shutdownGracefully()
         }
@@ -264,8 +273,11 @@ public final class BrokerServer: @unchecked Sendable {
             applied.httpPort = old.httpPort
         }
         optionsLock.withLockedValue { $0 = applied }
+        let authenticator = Authenticator(options: applied)
+        authenticatorLock.withLockedValue { $0 = authenticator }
         configLoadTime = Date()
-        if applied.authorization != old.authorization {
+        if applied.authorization != old.authorization || applied.noAuthUser != old.noAuthUser {
+            warnAboutPlaintextPasswords()
             // Connected clients must pass the new rules too.
             for loop in loops {
                 loop.eventLoop.execute {
@@ -278,13 +290,14 @@ public final class BrokerServer: @unchecked Sendable {
 
     // MARK: - Per-connection services
 
-    func infoJSON(clientID: UInt64, clientIP: String, lameDuck: Bool = false) -> String {
+    func infoJSON(clientID: UInt64, clientIP: String, lameDuck: Bool = false, nonce: String? = nil) -> String {
         let opts = options
         var info = ServerInfo(
             serverID: serverID, serverName: opts.serverName ?? serverID, version: Self.natsCompatibleVersion,
-            host: opts.host, port: boundPort, authRequired: opts.authorization != nil,
+            host: opts.host, port: boundPort, authRequired: authenticator.infoAuthRequired,
             maxPayload: opts.maxPayload, clientID: clientID, clientIP: clientIP, brokerdVersion: Self.version
         )
+        info.nonce = nonce
         if lameDuck { info.ldm = true }
         if jetStream != nil { info.jetstream = true }
         return info.json()
@@ -313,17 +326,27 @@ public final class BrokerServer: @unchecked Sendable {
         slowConsumerTotal.add(1, ordering: .relaxed)
     }
 
-    /// Checks CONNECT's credentials against the configured token or user and password.
-    func authenticate(_ connect: ConnectOptions) -> Bool {
-        guard let auth = options.authorization else { return true }
-        if let token = auth.token {
-            return connect.authToken.map { constantTimeEquals($0, token) } ?? false
+    /// Checks a CONNECT (see `Authenticator`) and returns the verdict, or nil when it takes a bcrypt comparison:
+    /// that runs on `authPool`, and `later` gets the verdict on `loop`.
+    func authenticate(_ connect: ConnectOptions, nonce: [UInt8], certificateIdentities: [String]? = nil,
+                      on loop: any EventLoop, later: @escaping @Sendable (Authenticator.Result) -> Void) -> Authenticator.Result? {
+        let authenticator = self.authenticator
+        guard authenticator.isExpensive(connect) else {
+            return authenticator.authenticate(connect, nonce: nonce, certificateIdentities: certificateIdentities)
         }
-        if let user = auth.user {
-            guard let givenUser = connect.user, let givenPass = connect.pass else { return false }
-            return constantTimeEquals(givenUser, user) && constantTimeEquals(givenPass, auth.password ?? "")
+        authPool.runIfActive(eventLoop: loop) {
+            authenticator.authenticate(connect, nonce: nonce, certificateIdentities: certificateIdentities)
+        }.whenComplete { result in
+            later((try? result.get()) ?? .denied)
         }
-        return true
+        return nil
+    }
+
+    /// nats-server's start-up warning for passwords kept in clear text in the configuration.
+    func warnAboutPlaintextPasswords() {
+        if authenticator.hasPlaintextPasswords {
+            logger.warning("Plaintext passwords detected, use nkeys or bcrypt")
+        }
     }
 
     /// Every second: write-deadline checks on each loop's connections.
@@ -366,12 +389,3 @@ public final class BrokerServer: @unchecked Sendable {
     }
 }
 
-/// Compares secrets without an early exit, so timing does not reveal how much of a guess was right.
-func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-    let x = Array(a.utf8), y = Array(b.utf8)
-    var diff = UInt8(x.count == y.count ? 0 : 1)
-    for i in 0..<max(x.count, y.count) {
-        diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
-    }
-    return diff == 0
-}
