@@ -103,6 +103,7 @@ public enum ConfigLoader {
         let defaults = BrokerOptions()
         var ignored: [String] = []
         var noAuthUserField: ConfigField?
+        var falcoField: ConfigField?
         for entry in config.entries {
             let field = ConfigField(entry: entry, name: entry.key)
             let key = entry.key.lowercased()
@@ -161,6 +162,7 @@ public enum ConfigLoader {
                 try applyJetStream(field, to: &options)
             case "falco":
                 try applyFalco(field, to: &options)
+                falcoField = field
             case "mappings", "maps":
                 try applyMappings(field, to: &options)
             case "gcp_pubsub", "pubsub_bridge":
@@ -188,6 +190,7 @@ public enum ConfigLoader {
             }
         }
         if let noAuthUserField { try validateNoAuthUser(options, field: noAuthUserField) }
+        if let falcoField { try validateFalcoUser(options, field: falcoField) }
         return ignored
     }
 }

@@ -49,6 +49,9 @@ public struct BrokerOptions: Sendable, Equatable {
     public var falcoMaxPending: Int = 16_384
     /// A Falco HTTP connection that sends nothing for this long is closed (idle keep-alives, slow clients).
     public var falcoIdleTimeout: Duration = .seconds(300)
+    /// `falco { user }`: the user of `authorization` the Falco ingest publishes as (its publish permissions
+    /// apply to every alert, from every path); nil: the ingest is not restricted.
+    public var falcoUser: String? = nil
     /// Rewrite falcosidekick's `falco.<priority>.<rule>` subjects to `FALCO.<Priority>`.
     public var mapSidekickSubjects: Bool = false
     /// `gcp_pubsub { }` blocks (several allowed): bridges from subjects to Google Cloud Pub/Sub topics.

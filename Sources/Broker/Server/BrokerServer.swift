@@ -133,6 +133,7 @@ public final class BrokerServer: @unchecked Sendable {
         let falco = FalcoIngest(maxInFlight: opts.falcoMaxPending, logger: logger)
         try falco.attach(to: subjectSpace, mapSidekickSubjects: opts.mapSidekickSubjects)
         falcoIngest = falco
+        applyFalcoUser()
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -275,6 +276,7 @@ public final class BrokerServer: @unchecked Sendable {
         optionsLock.withLockedValue { $0 = applied }
         let authenticator = Authenticator(options: applied)
         authenticatorLock.withLockedValue { $0 = authenticator }
+        applyFalcoUser()
         configLoadTime = Date()
         if applied.authorization != old.authorization || applied.noAuthUser != old.noAuthUser {
             warnAboutPlaintextPasswords()
@@ -340,6 +342,21 @@ public final class BrokerServer: @unchecked Sendable {
             later((try? result.get()) ?? .denied)
         }
         return nil
+    }
+
+    /// The Falco ingest publishes as `falco { user }`, with that user's publish permissions.
+    private func applyFalcoUser() {
+        guard let falcoIngest else { return }
+        let authenticator = self.authenticator
+        if let name = options.falcoUser {
+            let user = authenticator.users[name] ?? authenticator.nkeys[name]
+            falcoIngest.publishAs(user?.rules)
+        } else {
+            falcoIngest.publishAs(nil)
+            if authenticator.required, options.falcoHTTPPort != nil {
+                logger.warning("The Falco HTTP endpoint publishes without a user: set falco { user: NAME } to limit what it may publish")
+            }
+        }
     }
 
     /// nats-server's start-up warning for passwords kept in clear text in the configuration.
