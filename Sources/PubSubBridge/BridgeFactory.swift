@@ -12,9 +12,16 @@ extension PubSubBridge {
                             httpClient: HTTPClient, environment: [String: String] = ProcessInfo.processInfo.environment,
                             logger: Logger) throws -> PubSubBridge {
         var nats = NATSOptions(servers: servers)
-        nats.token = authorization?.token
-        nats.user = authorization?.user
-        nats.password = authorization?.password
+        if config.natsUser != nil || config.natsToken != nil {
+            // The bridge's own user (gcp_pubsub { user, password } or { token }).
+            nats.user = config.natsUser
+            nats.password = config.natsPassword
+            nats.token = config.natsToken
+        } else {
+            nats.token = authorization?.token
+            nats.user = authorization?.user
+            nats.password = authorization?.password
+        }
         var env = environment
         if let endpoint = config.endpoint, endpoint.hasPrefix("http://") {
             // A plain-HTTP endpoint is an emulator: no credentials, whatever the environment says.

@@ -86,10 +86,22 @@ public final class PubSubBridge: Service, Sendable {
             self.logger.warning("Bridge cannot connect to brokerd yet", metadata: ["error": "\(error)"])
         }
         guard let client else { return }
-        await bridge(client)
-        // The acks sent meanwhile reach brokerd before the connection closes.
-        try? await client.flush(timeout: .seconds(2))
-        await client.close()
+        await withTaskGroup(of: Void.self) { group in
+            // An -ERR from brokerd (a permission the bridge's user lacks, say) is the reason it makes no progress:
+            // say so in the log and in /varz and /healthz.
+            group.addTask {
+                for await event in client.events {
+                    guard case .serverError(let text) = event else { continue }
+                    self.stats.failed("brokerd: \(text)")
+                    self.logger.error("Bridge got an error from brokerd", metadata: ["error": "\(text)"])
+                }
+            }
+            await bridge(client)
+            // The acks sent meanwhile reach brokerd before the connection closes.
+            try? await client.flush(timeout: .seconds(2))
+            await client.close()
+            group.cancelAll()
+        }
     }
 
     private func bridge(_ client: NATSClient) async {

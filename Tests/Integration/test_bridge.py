@@ -247,3 +247,44 @@ async def test_standalone_bridge_with_an_ordering_key(tmp_path, emulator):
         s.terminate()
     assert bridge.returncode == 0, out[-2000:]
     assert "Bridge stopped" in out and "bridged=300" in out.replace('"', ""), out[-2000:]
+
+
+SECURED_USERS = """
+falco { user: falco-ingest }
+authorization {
+  users: [
+    { user: falco-ingest, permissions: { publish: "FALCO.>", subscribe: { deny: ">" } } }
+    { user: bridge, password: bridge-pw, permissions: {
+        publish: ["$JS.API.>", "$JS.ACK.>", "BRIDGE.DLQ.>"], subscribe: ["_INBOX.>", "_BRIDGE.>"] } }
+    { user: reader, password: reader-pw, permissions: { publish: { deny: ">" }, subscribe: "FALCO.>" } }
+  ]
+}
+"""
+
+
+async def test_the_bridge_logs_in_as_its_own_user(tmp_path, emulator):
+    """With users and permissions, the bridge in brokerd logs in as gcp_pubsub { user, password } and needs only
+    JetStream's API, acks, its inboxes and its dead-letter subject."""
+    conf = bridge_conf(tmp_path / "store", emulator, extra="user: bridge\n  password: bridge-pw") + SECURED_USERS
+    s = start_brokerd(tmp_path, conf)
+    try:
+        wait_bridge(s, lambda b: b["ready"])
+        sent = alerts()[:200]
+        assert await asyncio.to_thread(post_all, s.falco_port, sent) == [200] * len(sent)
+        got = await asyncio.to_thread(emulator.pull_until, PROJECT, SUB, len(sent), 90, 1.0)
+        assert sorted(m["data"] for m in got) == sorted(sent)
+        wait_bridge(s, lambda b: b["lag"] == 0 and b["bridged"] == len(sent))
+        assert "Violation" not in s.log_text()
+    finally:
+        s.terminate()
+
+
+async def test_a_bridge_user_without_a_permission_says_so(tmp_path, emulator):
+    conf = bridge_conf(tmp_path / "store", emulator, extra="user: bridge\n  password: bridge-pw") + SECURED_USERS.replace(
+        '["_INBOX.>", "_BRIDGE.>"]', '"_INBOX.>"')
+    s = start_brokerd(tmp_path, conf)
+    try:
+        b = wait_bridge(s, lambda b: "Permissions Violation" in (b.get("last_error") or ""))
+        assert 'Permissions Violation for Subscription to "_BRIDGE.' in b["last_error"]
+    finally:
+        s.terminate()

@@ -9,6 +9,12 @@ public struct BridgeConfig: Sendable, Equatable {
     public var attributes: [String: String] = [:]
     /// A service-account JSON key; without it: the emulator (PUBSUB_EMULATOR_HOST) or the metadata server.
     public var credentials: String?
+    /// How the bridge logs in to brokerd (its own user, with its own permissions, when `authorization` lists
+    /// users): `user`/`password` or `token` in the block. Without them the bridge in brokerd uses the single
+    /// token or user of `authorization`, and `brokerd bridge` its command-line credentials.
+    public var natsUser: String?
+    public var natsPassword: String?
+    public var natsToken: String?
     /// The stream to read; default: one that captures `subjects`, else `BRIDGE_<TOPIC>` is created.
     public var stream: String?
     /// The durable consumer's name; default `bridge_<topic>`.

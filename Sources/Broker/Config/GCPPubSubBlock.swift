@@ -56,6 +56,9 @@ extension ConfigLoader {
                     }
                 }
             case "credentials", "credentials_file", "key_file": bridge.credentials = try field.string()
+            case "user", "username": bridge.natsUser = try field.string()
+            case "password", "pass": bridge.natsPassword = try field.string()
+            case "token", "auth_token": bridge.natsToken = try field.string()
             case "stream": bridge.stream = try field.string()
             case "durable", "consumer": bridge.durable = try field.string()
             case "endpoint": bridge.endpoint = try field.string()
