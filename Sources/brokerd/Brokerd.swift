@@ -22,7 +22,7 @@ struct Brokerd: AsyncParsableCommand {
             Signals: SIGTERM/SIGINT shut down gracefully, SIGHUP reloads the configuration file, SIGUSR2 enters \
             lame-duck mode.
             """,
-        subcommands: [FalcoPipe.self, BridgeToken.self, BridgeCommand.self]
+        subcommands: [FalcoPipe.self, BridgeToken.self, BridgeCommand.self, Passwd.self]
     )
 
     @Option(name: [.customShort("a"), .customLong("addr"), .customLong("net")], help: "Bind to host address (default: 0.0.0.0).")

@@ -85,6 +85,11 @@ final class AuthenticatorTests: XCTestCase {
         XCTAssertTrue(auth.isExpensive(try connect(#"{"user":"a","pass":"x"}"#)))
         XCTAssertFalse(auth.isExpensive(try connect(#"{"user":"b","pass":"x"}"#)))
         XCTAssertTrue(auth.authenticate(try connect(#"{"user":"a","pass":"s3cret"}"#), nonce: []).isAllowed)
+        let made = try XCTUnwrap(Secrets.bcryptHash(password: "new one", cost: 4))
+        XCTAssertTrue(made.hasPrefix("$2a$04$"))
+        XCTAssertNotEqual(made, Secrets.bcryptHash(password: "new one", cost: 4), "a random salt each time")
+        XCTAssertTrue(Secrets.matches(configured: made, given: "new one"))
+        XCTAssertNil(Secrets.bcryptHash(password: "x", cost: 3))
     }
 
     func testNKeysDecodeCheckAndVerify() throws {

@@ -330,3 +330,23 @@ def test_nats_py_with_nkeys_and_permission_errors(server_factory, tmp_path):
     got, errors = asyncio.run(run())
     assert got == [b"a"]
     assert any('permissions violation for publish to "cmd.kill"' in e.lower() for e in errors), errors
+
+
+def test_brokerd_passwd_hashes_work_on_both_servers(server_factory):
+    """`brokerd passwd` (as `nats server passwd`) makes a bcrypt hash both servers accept."""
+    import subprocess
+    from harness import resolve_target
+    brokerd = resolve_target("brokerd")
+    if brokerd.skip_reason:
+        pytest.skip(brokerd.skip_reason)
+    made = subprocess.run([brokerd.binary, "passwd", "--cost", "6"], input=b"pa$$ word\n", capture_output=True, timeout=30)
+    assert made.returncode == 0, made.stderr
+    hashed = made.stdout.decode().strip()
+    assert hashed.startswith("$2a$06$") and len(hashed) == 60
+    s = server_factory(config=f'authorization {{ users: [ {{ user: ops, password: "{hashed}" }} ] }}\n')
+    with s.conn() as c:
+        assert ask(c, connect_line(user="ops", **{"pass": "pa$$ word"})) == PONG
+    with s.conn() as c:
+        c.send(connect_line(user="ops", **{"pass": "pa$$word"}) + PING)
+        assert c.read_until_closed(5)
+        assert c.data() == ERR_AUTH_VIOLATION

@@ -4,7 +4,7 @@ import Foundation
 /// Passwords and tokens as nats-server compares them: a bcrypt hash (`$2a$`, `$2b$`, `$2x$`, `$2y$` and a
 /// two-digit cost) is checked with bcrypt (libxcrypt's crypt_r); anything else is plaintext, compared in
 /// constant time.
-enum Secrets {
+public enum Secrets {
     /// nats-server's isBcrypt: `^\$2[abxy]\$\d{2}\$.*`.
     static func isBcrypt(_ secret: String) -> Bool {
         let b = Array(secret.utf8)
@@ -22,6 +22,21 @@ enum Secrets {
     static func matches(configured: String, given: String) -> Bool {
         if isBcrypt(configured) { return bcryptMatches(hash: configured, password: given) }
         return constantTimeEquals(configured, given)
+    }
+
+    /// A bcrypt hash (`$2a$`, as nats-server's `nats server passwd` writes) of `password` with a random salt;
+    /// nil when the system's crypt cannot make one. `cost` is bcrypt's log2 rounds (4...31; 11 by default).
+    public static func bcryptHash(password: String, cost: Int = 11) -> String? {
+        guard (4...31).contains(cost), !password.utf8.contains(0) else { return nil }
+        var salt = [CChar](repeating: 0, count: Int(CRYPT_GENSALT_OUTPUT_SIZE))
+        // A nil random-bytes argument makes libxcrypt read the system's random source.
+        guard crypt_gensalt_rn("$2a$", UInt(cost), nil, 0, &salt, Int32(salt.count)) != nil else { return nil }
+        let data = UnsafeMutablePointer<crypt_data>.allocate(capacity: 1)
+        defer { data.deallocate() }
+        memset(data, 0, MemoryLayout<crypt_data>.size)
+        guard let result = crypt_r(password, salt, data) else { return nil }
+        let hash = String(cString: result)
+        return isBcrypt(hash) ? hash : nil
     }
 
     static func bcryptMatches(hash: String, password: String) -> Bool {
