@@ -25,6 +25,7 @@ deps:
 	@missing=""; \
 	[ -f /usr/include/lz4.h ] || missing="$$missing liblz4-dev"; \
 	[ -f /usr/include/openssl/ssl.h ] || missing="$$missing libssl-dev"; \
+	[ -f /usr/include/crypt.h ] || missing="$$missing libcrypt-dev"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "Installing$$missing (apt-get)"; \

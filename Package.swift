@@ -46,6 +46,8 @@ let package = Package(
         // The system liblz4 (Debian: liblz4-dev), for compressing sealed stream blocks.
         .systemLibrary(name: "CLZ4", path: "Sources/CLZ4", providers: [.apt(["liblz4-dev"])]),
         .target(name: "CCRC32C", path: "Sources/CCRC32C"),
+        // libxcrypt (Debian's libcrypt-dev, a dependency of libc6-dev): bcrypt password hashes, as nats-server.
+        .systemLibrary(name: "CCrypt", path: "Sources/CCrypt", providers: [.apt(["libcrypt-dev"])]),
         .target(
             name: "Protocol",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")],
@@ -56,7 +58,7 @@ let package = Package(
         .target(
             name: "Broker",
             dependencies: [
-                "Protocol", "NATSConfig", "CLZ4", "CCRC32C",
+                "Protocol", "NATSConfig", "CLZ4", "CCRC32C", "CCrypt",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -17,6 +17,9 @@ public struct ConnectOptions: Decodable, Equatable, Sendable {
     public var version: String?
     public var protocolVersion: Int = 0
     public var tlsRequired: Bool = false
+    /// An nkey user's public key, and its signature of INFO's nonce (base64url, Ed25519).
+    public var nkey: String?
+    public var sig: String?
 
     public init() {}
 
@@ -26,6 +29,7 @@ public struct ConnectOptions: Decodable, Equatable, Sendable {
         case authToken = "auth_token"
         case protocolVersion = "protocol"
         case tlsRequired = "tls_required"
+        case nkey, sig
     }
 
     public init(from decoder: any Decoder) throws {
@@ -43,6 +47,8 @@ public struct ConnectOptions: Decodable, Equatable, Sendable {
         version = try c.decodeIfPresent(String.self, forKey: .version)
         protocolVersion = try c.decodeIfPresent(Int.self, forKey: .protocolVersion) ?? 0
         tlsRequired = try c.decodeIfPresent(Bool.self, forKey: .tlsRequired) ?? false
+        nkey = try c.decodeIfPresent(String.self, forKey: .nkey)
+        sig = try c.decodeIfPresent(String.self, forKey: .sig)
     }
 
     /// The document a client sends (ClientLib), with the fields it sets; absent optionals are left out.
@@ -59,6 +65,8 @@ public struct ConnectOptions: Decodable, Equatable, Sendable {
         if let user { fields.append("\"user\":\(JSONString.quoted(user))") }
         if let pass { fields.append("\"pass\":\(JSONString.quoted(pass))") }
         if tlsRequired { fields.append("\"tls_required\":true") }
+        if let nkey { fields.append("\"nkey\":\(JSONString.quoted(nkey))") }
+        if let sig { fields.append("\"sig\":\(JSONString.quoted(sig))") }
         return "{" + fields.joined(separator: ",") + "}"
     }
 

@@ -22,6 +22,8 @@ public struct ServerInfo: Sendable {
     public var clientIP: String
     public var jetstream: Bool? = nil
     public var ldm: Bool? = nil
+    /// Random, per connection, when nkey users exist: the client signs it with its nkey (CONNECT's `sig`).
+    public var nonce: String? = nil
     /// brokerd's own version, in a field of its own.
     public var brokerdVersion: String
 
@@ -58,6 +60,7 @@ public struct ServerInfo: Sendable {
         fields.append("\"max_payload\":\(maxPayload)")
         fields.append("\"client_id\":\(clientID)")
         fields.append("\"client_ip\":\(JSONString.quoted(clientIP))")
+        if let nonce { fields.append("\"nonce\":\(JSONString.quoted(nonce))") }
         if let jetstream { fields.append("\"jetstream\":\(jetstream)") }
         if let ldm { fields.append("\"ldm\":\(ldm)") }
         fields.append("\"brokerd_version\":\(JSONString.quoted(brokerdVersion))")

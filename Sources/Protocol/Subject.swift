@@ -127,6 +127,15 @@ extension Subject {
         matches(filter: Array(filter.utf8), subject: Array(subject.utf8))
     }
 
+    /// Whether a token of `subject` is a wildcard (`*` or `>`), as nats-server's subjectHasWildcard.
+    public static func hasWildcard(_ subject: [UInt8]) -> Bool {
+        let dot = UInt8(ascii: ".")
+        for (i, byte) in subject.enumerated() where byte == UInt8(ascii: "*") || byte == UInt8(ascii: ">") {
+            if (i == 0 || subject[i - 1] == dot) && (i + 1 == subject.count || subject[i + 1] == dot) { return true }
+        }
+        return false
+    }
+
     /// Whether two filters can match a common subject (streams may not overlap; a consumer's filter must fall
     /// inside its stream's subjects).
     public static func overlaps(_ a: String, _ b: String) -> Bool {

@@ -193,9 +193,9 @@ final class ConfigLoaderTests: ConfigLoaderTestCase {
     func testIdentityKeysBrokerdCannotEnforceAreErrors() {
         // Ignoring these would leave the server open to clients the operator meant to keep out.
         XCTAssertEqual(loadError("port: 1\naccounts { A: { users: [ { user: a, password: b } ] } }"),
-                       #"brokerd.conf:2: "accounts" is not supported by brokerd; use authorization { token | user, password }"#)
+                       #"brokerd.conf:2: "accounts" is not supported by brokerd; use authorization { users [...] } (with permissions)"#)
         XCTAssertEqual(loadError("no_auth_user: a"),
-                       #"brokerd.conf:1: "no_auth_user" is not supported by brokerd; use authorization { token | user, password }"#)
+                       #"brokerd.conf:1: no_auth_user: "a" present, but users/nkeys are not defined"#)
     }
 
     func testFailedLoadLeavesOptionsUntouched() {

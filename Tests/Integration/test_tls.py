@@ -499,3 +499,85 @@ def test_sighup_reloads_rotated_certificates(server_factory, pki):
     assert seen == rotated.der
     _still_healthy(old)  # the connection made before keeps its session
     old.close()
+
+
+# --------------------------------------------------------------------------
+# verify_and_map: the certificate names the user (email, DNS, URI SANs, then the subject)
+# --------------------------------------------------------------------------
+
+MAP_USERS = """
+authorization {
+  users = [
+    { user: "alice@example.com", permissions: { publish: "alice.>", subscribe: "_INBOX.>" } }
+    { user: "bob.example.com" }
+    { user: "spiffe://example.org/carol" }
+    { user: "CN=dave,OU=dev,O=Acme" }
+    { user: "O=Acme, CN=erin" }
+    { user: "CN=svc,O=Acme,DC=org,DC=example" }
+  ]
+}
+"""
+
+
+def _map_server(server_factory, pki):
+    ca, server = pki
+    return server_factory(config=server_block(server, ca, verify_and_map=True) + MAP_USERS)
+
+
+def _connect_with(s, ctx, connect: bytes = b"CONNECT {\"verbose\":false}\r\n") -> bytes:
+    """CONNECT + PING over TLS with this client context; what came back (until PONG or close)."""
+    tls, _ = tls_socket(s.port, ctx)
+    with tls:
+        tls.sendall(connect + PING)
+        data = b""
+        deadline = time.monotonic() + CLOSE_BOUND
+        try:
+            while PONG not in data and time.monotonic() < deadline:
+                chunk = tls.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except (ssl.SSLError, ConnectionError, OSError):
+            pass
+        return b"".join(line for line in data.splitlines(keepends=True) if not line.startswith(b"INFO "))
+
+
+MAPPED = {
+    "email": dict(cn="alice", emails=["alice@example.com"], dns=["ignored.example.com"]),
+    "dns": dict(cn="bob", dns=["nobody.example.com", "bob.example.com"]),
+    "uri": dict(cn="carol", uris=["spiffe://example.org/carol"]),
+    "subject": dict(cn="dave", subject_attrs=[("O", "Acme"), ("OU", "dev")]),
+    "dn-reordered": dict(cn="erin", subject_attrs=[("O", "Acme")]),
+    "domain-components": dict(cn="svc", subject_attrs=[("DC", "org"), ("DC", "example"), ("O", "Acme")]),
+}
+
+
+def _issue(ca, name, spec):
+    from cryptography.x509.oid import NameOID
+    oids = {"O": NameOID.ORGANIZATION_NAME, "OU": NameOID.ORGANIZATIONAL_UNIT_NAME, "DC": NameOID.DOMAIN_COMPONENT}
+    return ca.issue(name, cn=spec.get("cn"), subject=[(oids[k], v) for k, v in spec.get("subject_attrs", [])],
+                    dns=spec.get("dns", ()), emails=spec.get("emails", ()), uris=spec.get("uris", ()))
+
+
+@pytest.mark.parametrize("case", MAPPED, ids=list(MAPPED))
+def test_verify_and_map_finds_the_user(server_factory, pki, case):
+    ca, _ = pki
+    s = _map_server(server_factory, pki)
+    client = _issue(ca, case, MAPPED[case])
+    assert _connect_with(s, client_context(ca, client)) == PONG
+
+
+def test_verify_and_map_unknown_certificate_is_refused(server_factory, pki):
+    ca, _ = pki
+    s = _map_server(server_factory, pki)
+    stranger = ca.issue("zed", cn="zed", emails=["zed@example.com"])
+    assert _connect_with(s, client_context(ca, stranger)) == b"-ERR 'Authorization Violation'\r\n"
+
+
+def test_verify_and_map_user_gets_its_permissions(server_factory, pki):
+    ca, _ = pki
+    s = _map_server(server_factory, pki)
+    alice = _issue(ca, "alice", MAPPED["email"])
+    out = _connect_with(s, client_context(ca, alice), b"CONNECT {\"verbose\":false}\r\n" + pub("alice.ok", b"1")
+                        + pub("other", b"2"))
+    assert out == b"-ERR 'Permissions Violation for Publish to \"other\"'\r\n" + PONG

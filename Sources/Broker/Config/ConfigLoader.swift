@@ -13,7 +13,7 @@ import Protocol
 //
 // Where brokerd is stricter than nats-server:
 //   - a negative port is an error (nats-server reads -1 as "pick a random port");
-//   - authorization features brokerd lacks (users, permissions, auth callout) are errors, because
+//   - authorization features brokerd lacks (accounts, operators, auth callout) are errors, because
 //     ignoring them would run the server with less protection than the file asks for.
 // Where it is more lenient: sizes may also be quoted strings ("1MB"), and `monitor` is accepted as
 // an alias of `http`.
@@ -46,12 +46,11 @@ public enum ConfigLoader {
     /// Top-level keys that define identities or trust brokerd cannot enforce. Ignoring them would leave the
     /// server more open than its operator believes, so they are errors.
     static let unsupportedSecurityKeys: Set<String> = [
-        "accounts", "no_auth_user", "operator", "operators", "trusted", "trusted_keys",
+        "accounts", "operator", "operators", "trusted", "trusted_keys",
     ]
 
     /// Authorization keys nats-server knows and brokerd does not implement.
     static let unsupportedAuthorizationKeys: Set<String> = [
-        "users", "default_permission", "default_permissions", "permissions",
         "auth_callout", "auth_hook", "proxy_required",
     ]
 
@@ -103,6 +102,8 @@ public enum ConfigLoader {
     public static func apply(_ config: ConfigMap, to options: inout BrokerOptions) throws -> [String] {
         let defaults = BrokerOptions()
         var ignored: [String] = []
+        var noAuthUserField: ConfigField?
+        var falcoField: ConfigField?
         for entry in config.entries {
             let field = ConfigField(entry: entry, name: entry.key)
             let key = entry.key.lowercased()
@@ -148,6 +149,10 @@ public enum ConfigLoader {
                 try applyTLS(field, to: &options)
             case "allow_non_tls":
                 options.allowNonTLS = try field.bool()
+            case "no_auth_user":
+                let name = try field.string()
+                options.noAuthUser = name.isEmpty ? nil : name
+                noAuthUserField = field
             case "lame_duck_duration":
                 // A duration string only, as in nats-server (a bare 2m would be two million).
                 let duration = try field.duration(acceptingSeconds: false) ?? .zero
@@ -161,6 +166,7 @@ public enum ConfigLoader {
                 try applyJetStream(field, to: &options)
             case "falco":
                 try applyFalco(field, to: &options)
+                falcoField = field
             case "mappings", "maps":
                 try applyMappings(field, to: &options)
             case "gcp_pubsub", "pubsub_bridge":
@@ -179,7 +185,7 @@ public enum ConfigLoader {
                 options.logFile = file.isEmpty ? nil : file
             default:
                 if unsupportedSecurityKeys.contains(key) {
-                    throw field.fail("\"\(entry.key)\" is not supported by brokerd; use authorization { token | user, password }")
+                    throw field.fail("\"\(entry.key)\" is not supported by brokerd; use authorization { users [...] } (with permissions)")
                 } else if ignoredKeys.contains(key) {
                     if !ignored.contains(key) { ignored.append(key) }
                 } else if !entry.usedAsVariable {
@@ -187,6 +193,8 @@ public enum ConfigLoader {
                 }
             }
         }
+        if let noAuthUserField { try validateNoAuthUser(options, field: noAuthUserField) }
+        if let falcoField { try validateFalcoUser(options, field: falcoField) }
         return ignored
     }
 }

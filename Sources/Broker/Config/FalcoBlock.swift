@@ -1,7 +1,7 @@
 import NATSConfig
 
 extension ConfigLoader {
-    /// `falco { http_port, host, max_body, max_pending, map_sidekick_subjects, idle_timeout }`.
+    /// `falco { http_port, host, max_body, max_pending, map_sidekick_subjects, idle_timeout, user }`.
     static func applyFalco(_ block: ConfigField, to options: inout BrokerOptions) throws {
         guard case .map(let map) = block.entry.value else { throw block.typeMismatch("a map") }
         for entry in map.entries {
@@ -17,11 +17,25 @@ extension ConfigLoader {
                 options.falcoMaxPending = Int(try field.integer(in: 1 ... 10_000_000))
             case "map_sidekick_subjects":
                 options.mapSidekickSubjects = try field.bool()
+            case "user":
+                // Checked against authorization's users once the whole file is read (see validateFalcoUser).
+                let name = try field.string()
+                options.falcoUser = name.isEmpty ? nil : name
             case "idle_timeout":
                 options.falcoIdleTimeout = try field.duration(acceptingSeconds: true) ?? .seconds(300)
             default:
                 throw field.fail("unknown key \"\(entry.key)\" in falco")
             }
         }
+    }
+
+    /// `falco { user }` must name a user (or nkey) of `authorization { users }`.
+    static func validateFalcoUser(_ options: BrokerOptions, field: ConfigField) throws(ConfigError) {
+        guard let name = options.falcoUser else { return }
+        let auth = options.authorization
+        if auth?.users.contains(where: { $0.name == name }) == true || auth?.nkeys.contains(where: { $0.publicKey == name }) == true {
+            return
+        }
+        throw field.fail("falco.user: \"\(name)\" is not a user of authorization { users }")
     }
 }

@@ -67,6 +67,21 @@ public struct CertificateIdentities: Sendable, Equatable {
         if !dcs.isEmpty { subjectWithDomainComponents = ([subject] + dcs).joined(separator: ",") }
     }
 
+    /// The names to look users up by, in nats-server's order: the SANs, then the configured user names whose DN
+    /// equals the subject's (in the same order, then in any order; sorted, where nats-server takes a map's
+    /// random order), then the subject strings.
+    public func candidateNames(users: some Sequence<String>) -> [String] {
+        var exact: [String] = [], reordered: [String] = []
+        for user in users.sorted() {
+            switch matchesDistinguishedName(user) {
+            case .exact: exact.append(user)
+            case .reordered: reordered.append(user)
+            case nil: break
+            }
+        }
+        return literalNamesBeforeDN + exact + reordered + literalNamesAfterDN
+    }
+
     /// Whether `userName`, read as a DN, names this certificate's subject: `.exact` when its RDNs are the same in
     /// the same order, `.reordered` when the same in another order (nats-server tries every exact match first).
     public func matchesDistinguishedName(_ userName: String) -> DistinguishedNameValue.Match? {

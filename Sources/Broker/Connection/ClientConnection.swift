@@ -36,6 +36,13 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
     private(set) var remoteHost = ""
     private(set) var remotePort = 0
 
+    /// INFO's nonce (nkey users sign it), empty when no nkey users exist.
+    private var nonce: [UInt8] = []
+    /// With verify_and_map: the client certificate's names, in the order users are looked up by.
+    var certificateIdentities: [String]?
+    /// A CONNECT is being checked off the loop (bcrypt): what arrives meanwhile waits in `cumulation`.
+    private var authPending = false
+
     // Liveness.
     private var lastIn = NIODeadline.now()
     private var pingTask: RepeatedTask?
@@ -91,9 +98,10 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
             remotePort = address.port ?? 0
         }
         server.register(self)
+        if server.authenticator.nonceRequired { nonce = Self.makeNonce() }
         // With handshake_first, INFO waits for the handshake (the TLS negotiator says when).
         if settings.infoFirst {
-            ServerEncoder.writeInfo(into: &outbound.out, json: server.infoJSON(clientID: id, clientIP: remoteHost))
+            ServerEncoder.writeInfo(into: &outbound.out, json: infoJSON())
         }
         if server.connectionAccepted() == false {
             fail(.maxConnectionsExceeded)
@@ -117,13 +125,18 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
         }
     }
 
+    /// This connection's INFO: its nonce (nkey users), and `tls_required` overridden after handshake_first.
+    private func infoJSON(tlsRequired: Bool? = nil) -> String {
+        server.infoJSON(clientID: id, clientIP: remoteHost, nonce: nonce.isEmpty ? nil : String(decoding: nonce, as: UTF8.self),
+                        tlsRequired: tlsRequired)
+    }
+
     // MARK: - TLS start (called by the TLSNegotiationHandler in front of this one)
 
     /// handshake_first's fallback: INFO in the clear after all.
     func sendInitialInfo(handshakeFirst: Bool) {
         guard !session.isClosed else { return }
-        ServerEncoder.writeInfo(into: &outbound.out,
-                                json: server.infoJSON(clientID: id, clientIP: remoteHost, tlsRequired: handshakeFirst ? true : nil))
+        ServerEncoder.writeInfo(into: &outbound.out, json: infoJSON(tlsRequired: handshakeFirst ? true : nil))
         outbound.flush()
     }
 
@@ -134,8 +147,10 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
         guard !session.isClosed, let context else { return }
         isTLS = secure
         tlsIdentities = identities
+        // verify_and_map: the names users are looked up by, in nats-server's order (the DN comparison included).
+        certificateIdentities = identities.map { $0.candidateNames(users: server.authenticator.users.keys) }
         if sendInfo {
-            ServerEncoder.writeInfo(into: &outbound.out, json: server.infoJSON(clientID: id, clientIP: remoteHost, tlsRequired: true))
+            ServerEncoder.writeInfo(into: &outbound.out, json: infoJSON(tlsRequired: true))
         }
         startSession(context.eventLoop)
         outbound.flush()
@@ -152,6 +167,11 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var incoming = unwrapInboundIn(data)
         guard !session.isClosed else { return }
+        if authPending {
+            // Reads already under way while the CONNECT is checked: kept, in order, for afterwards.
+            if cumulation == nil { cumulation = incoming } else { cumulation!.writeBuffer(&incoming) }
+            return
+        }
         lastActivity = Date()
         lastIn = .now()
         router.stallTarget = nil  // only what this read delivers may pause this publisher
@@ -247,7 +267,7 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
     // MARK: - Operations
 
     private func process(_ buffer: inout ByteBuffer) {
-        while !session.isClosed {
+        while !session.isClosed && !authPending {
             let op: ClientOp?
             do {
                 op = try parser.next(&buffer)
@@ -297,7 +317,25 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
             fail(error)
             return
         }
-        switch session.connectReceived(decoded, authRequired: server.authRequired, authenticated: server.authenticate(decoded)) {
+        guard let eventLoop = context?.eventLoop else { return }
+        let verdict = server.authenticate(decoded, nonce: nonce, certificateIdentities: certificateIdentities,
+                                          on: eventLoop) { verdict in
+            self.connectChecked(decoded, verdict: verdict)
+        }
+        if let verdict {
+            connectChecked(decoded, verdict: verdict)
+        } else {
+            // bcrypt, off the loop: stop reading; what follows CONNECT is processed once the verdict is in.
+            authPending = true
+            try? context?.channel.syncOptions?.setOption(.autoRead, value: false)
+        }
+    }
+
+    private func connectChecked(_ decoded: ConnectOptions, verdict: Authenticator.Result) {
+        let resume = authPending
+        authPending = false
+        guard !session.isClosed else { return }
+        switch session.connectReceived(decoded, verdict: verdict) {
         case .reject(let error):
             if error == .authorizationViolation {
                 logger.info("Authorization Violation", metadata: ["addr": "\(remoteHost):\(remotePort)"])
@@ -310,21 +348,39 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
             parser.headersEnabled = decoded.headers
             if sendOK { writeOK() }
         }
+        guard resume else { return }
+        // Back from the pool: process what arrived after CONNECT, then read on.
+        if !session.isClosed, var pending = cumulation {
+            cumulation = nil
+            process(&pending)
+            keepRemainder(pending)
+        }
+        router.flushPending()
+        if !session.isClosed { try? context?.channel.syncOptions?.setOption(.autoRead, value: true) }
     }
 
     private func handleSubscribe(subject: ByteBuffer, queue: ByteBuffer?, sid: ByteBuffer) {
-        switch session.subscribeReceived(subject: subject, sidInUse: subscriptions[sid] != nil) {
+        switch session.subscribeReceived(subject: subject, queue: queue, sidInUse: subscriptions[sid] != nil) {
         case .reject(let error):
+            if case .subscriptionViolation = error {
+                logger.error("Subscription Violation", metadata: [
+                    "subject": "\(String(buffer: subject))", "queue": "\(queue.map { String(buffer: $0) } ?? "")",
+                    "sid": "\(String(buffer: sid))", "user": "\(session.user ?? "")"])
+            }
             fail(error)
         case .keepExisting(let sendOK):
             if sendOK { writeOK() }
         case .subscribe(let sendOK):
+            let subjectBytes = Array(subject.readableBytesView)
+            let queueBytes = queue.map { Array($0.readableBytesView) }
             let sub = Subscription(
                 client: outbound,
-                subject: Array(subject.readableBytesView),
-                queue: queue.map { Array($0.readableBytesView) },
+                subject: subjectBytes,
+                queue: queueBytes,
                 sid: ByteBuffer.compactCopy(of: sid),
-                acceptsHeaders: session.options.headers
+                acceptsHeaders: session.options.headers,
+                deliveryFilter: session.rules?.deliveryFilter(subject: subjectBytes, queue: queueBytes),
+                replyPermits: session.replyPermits
             )
             do {
                 try server.sublist.insert(sub)
@@ -367,8 +423,14 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
         inBytes &+= size
         router.inMsgs &+= 1
         router.inBytes &+= size
-        let action = session.publishReceived(subject: publish.subject)
+        let action = session.publishReceived(subject: publish.subject, reply: publish.reply, now: .now())
         if let error = action.error { fail(error) }
+        if let violation = action.violation {
+            logger.error("Publish Violation", metadata: [
+                "subject": "\(String(buffer: publish.subject))", "user": "\(session.user ?? "")"])
+            fail(violation)
+            return
+        }
         if action.sendOK { writeOK() }
         var publish = publish
         if let mapper = server.subjectMapper, let mapped = mapper.map(publish.subject) {
@@ -422,11 +484,56 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
         context?.close(promise: nil)
     }
 
-    /// After a reload: a client the new authorization would not admit is told so and closed (as nats-server).
+    /// After a reload: a client the new authorization would not admit is told so and closed; one it admits
+    /// takes its user's new permissions, and loses the subscriptions they no longer allow (as nats-server's
+    /// reload: 'Permissions Violation for Subscription to "x" (sid "1")').
     func recheckAuthorization() {
-        guard !session.isClosed, server.authRequired, !server.authenticate(session.options) else { return }
-        logger.info("Authorization Violation after reload", metadata: ["addr": "\(remoteHost):\(remotePort)"])
-        fail(.authorizationViolation)
+        // As nats-server, a client still to send CONNECT is checked too (without credentials it is closed).
+        guard !session.isClosed, !authPending, let eventLoop = context?.eventLoop else { return }
+        let verdict = server.authenticate(session.options, nonce: nonce, certificateIdentities: certificateIdentities,
+                                          on: eventLoop) { verdict in
+            self.authorizationRechecked(verdict)
+        }
+        if let verdict { authorizationRechecked(verdict) }
+    }
+
+    private func authorizationRechecked(_ verdict: Authenticator.Result) {
+        guard !session.isClosed else { return }
+        defer { router.flushPending() }  // not in a read: what this writes goes out now
+        guard case .allowed(_, let rules) = verdict else {
+            logger.info("Authorization Violation after reload", metadata: ["addr": "\(remoteHost):\(remotePort)"])
+            fail(.authorizationViolation)
+            return
+        }
+        if rules === session.rules { return }
+        session.setPermissions(rules)
+        for sub in subscriptions.values.sorted(by: { $0.sidString < $1.sidString }) {
+            if let rules, !rules.allowsSubscribe(subject: sub.subjectBytes, queue: sub.queueBytes) {
+                removeSubscription(sub)
+                fail(.subscriptionRevoked(subject: sub.subjectBytes, queue: sub.queueBytes, sid: Array(sub.sid.readableBytesView)))
+                continue
+            }
+            // The delivery filter and reply permits belong to the subscription: replace it with one made
+            // under the new rules (same sid, same delivery count and limit).
+            let replacement = Subscription(
+                client: outbound, subject: sub.subjectBytes, queue: sub.queueBytes, sid: sub.sid,
+                acceptsHeaders: sub.acceptsHeaders,
+                deliveryFilter: rules?.deliveryFilter(subject: sub.subjectBytes, queue: sub.queueBytes),
+                replyPermits: session.replyPermits)
+            replacement.maxDeliveries.store(sub.maxDeliveries.load(ordering: .relaxed), ordering: .relaxed)
+            replacement.delivered.store(sub.delivered.load(ordering: .relaxed), ordering: .relaxed)
+            guard (try? server.sublist.insert(replacement)) != nil else { continue }
+            server.sublist.remove(sub)
+            subscriptions[sub.sid] = replacement
+        }
+    }
+
+    /// nats-server's nonce: 11 random bytes, base64url without padding (15 characters).
+    static func makeNonce() -> [UInt8] {
+        var generator = SystemRandomNumberGenerator()
+        let raw = (0..<11).map { _ in UInt8.random(in: 0...255, using: &generator) }
+        return Array(Data(raw).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+            .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "").utf8)
     }
 
     /// Sends the lame-duck INFO (`ldm: true`).

@@ -2,7 +2,7 @@ import NIOCore
 import Protocol
 
 /// The rules of one client session, as plain values: what to do on CONNECT, PUB, SUB and UNSUB (auth, verbose
-/// and pedantic replies, subject checks; permissions belong here next), on the auth timer, on the ping timer and
+/// and pedantic replies, subject checks, the user's permissions), on the auth timer, on the ping timer and
 /// on PONG. `ClientConnection` feeds it events and carries out the actions it returns, so these rules are tested
 /// without a socket, a clock or a thread.
 struct ClientSession {
@@ -34,6 +34,13 @@ struct ClientSession {
     /// Whether a PONG has come back since connect: until then nats-server PINGs on every tick (to measure RTT).
     private(set) var rttMeasured = false
     let pingMax: Int
+    /// Who the client authenticated as (a user name or nkey; nil without auth or with a token).
+    private(set) var user: String?
+    /// The user's permissions; nil: no restrictions.
+    private(set) var rules: PermissionRules?
+    private var publishPermissions: PublishPermissions?
+    /// For a user with `allow_responses`: the reply subjects it may answer (shared with its subscriptions).
+    private(set) var replyPermits: ReplyPermits?
 
     init(authRequired: Bool, pingMax: Int) {
         state = authRequired ? .awaitingConnect : .open
@@ -42,34 +49,80 @@ struct ClientSession {
 
     var isClosed: Bool { state == .closed }
 
-    /// CONNECT arrived with these options; `authenticated` is the credential check's verdict. As nats-server,
-    /// every CONNECT is checked (a second one too), in its order: credentials, protocol level, no_responders.
-    mutating func connectReceived(_ options: ConnectOptions, authRequired: Bool, authenticated: Bool) -> ConnectAction {
+    /// CONNECT arrived with these options; `verdict` is the `Authenticator`'s. As nats-server, every CONNECT is
+    /// checked (a second one too), in its order: credentials, protocol level, no_responders. An accepted
+    /// CONNECT takes the user's permissions.
+    mutating func connectReceived(_ options: ConnectOptions, verdict: Authenticator.Result) -> ConnectAction {
         switch state {
         case .closed:
             return .accept(sendOK: false)
         case .awaitingConnect, .open:
-            if authRequired && !authenticated { return .reject(.authorizationViolation) }
+            guard case .allowed(let user, let rules) = verdict else { return .reject(.authorizationViolation) }
             if options.protocolVersion < 0 || options.protocolVersion > 1 { return .reject(.invalidClientProtocol) }
             if options.noResponders && !options.headers { return .reject(.noRespondersRequiresHeaders) }
             state = .open
             self.options = options
+            self.user = user
+            setPermissions(rules)
             return .accept(sendOK: options.verbose)
         }
     }
 
-    /// What to do with a PUB/HPUB: it is always routed (nats-server delivers a message whose subject pedantic
-    /// mode reports), after the error and the +OK this returns.
+    /// New permissions (at CONNECT, or after a reload): the publish cache starts empty.
+    mutating func setPermissions(_ rules: PermissionRules?) {
+        self.rules = rules
+        if let rules, let response = rules.response {
+            if replyPermits?.rules !== rules { replyPermits = ReplyPermits(response, rules: rules) }
+        } else {
+            replyPermits = nil
+        }
+        publishPermissions = rules.flatMap { $0.restrictsPublish ? PublishPermissions(rules: $0, replies: replyPermits) : nil }
+    }
+
+    /// What to do with a PUB/HPUB: send `error` (pedantic mode's invalid subject: nats-server still delivers
+    /// the message), then, unless `violation` says why not, route it and send +OK when `sendOK`.
     struct PublishAction: Equatable {
         var error: ProtocolError?
+        var violation: ProtocolError?
         var sendOK: Bool
     }
 
+    /// nats-server's order (client.go processPub, processInboundClientMsg): the pedantic subject check, the
+    /// reserved `_GR_.` prefix, the user's publish permissions (then a permitted response), the reserved
+    /// `$NRG.` prefix, reserved reply subjects.
     @inline(__always)
-    func publishReceived(subject: ByteBuffer) -> PublishAction {
-        // nats-server reports it and still delivers the message (client.go processPub).
+    mutating func publishReceived(subject: ByteBuffer, reply: ByteBuffer?, now: @autoclosure () -> NIODeadline) -> PublishAction {
         let error: ProtocolError? = options.pedantic && !Subject.isValidPublish(subject) ? .invalidPublishSubject : nil
-        return PublishAction(error: error, sendOK: options.verbose)
+        if Self.hasPrefix(subject, Self.gatewayReplyPrefix)
+            || (publishPermissions != nil && !publishPermissions!.allows(subject, now: now()))
+            || Self.hasPrefix(subject, Self.raftPrefix) {
+            return PublishAction(error: error, violation: .publishViolation(subject: Array(subject.readableBytesView)), sendOK: false)
+        }
+        if let reply, Self.isReservedReply(reply) {
+            return PublishAction(error: error, violation: .replyViolation(reply: Array(reply.readableBytesView)), sendOK: false)
+        }
+        return PublishAction(error: error, violation: nil, sendOK: options.verbose)
+    }
+
+    static let gatewayReplyPrefix = Array("_GR_.".utf8)
+    static let raftPrefix = Array("$NRG.".utf8)
+    static let serviceReplyPrefix = Array("_R_.".utf8)
+    static let jetStreamAckPrefix = Array("$JS.ACK.".utf8)
+
+    /// nats-server's isReservedReply: service-import replies, JetStream acks and gateway-routed replies.
+    static func isReservedReply(_ reply: ByteBuffer) -> Bool {
+        hasPrefix(reply, serviceReplyPrefix) || hasPrefix(reply, jetStreamAckPrefix) || hasPrefix(reply, gatewayReplyPrefix)
+    }
+
+    /// Longer than the prefix and starting with it (nats-server's checks need at least one byte after it).
+    @inline(__always)
+    static func hasPrefix(_ subject: ByteBuffer, _ prefix: [UInt8]) -> Bool {
+        guard subject.readableBytes > prefix.count, let first = subject.getInteger(at: subject.readerIndex, as: UInt8.self),
+              first == prefix[0] else { return false }
+        return subject.withUnsafeReadableBytes { bytes in
+            for i in 1..<prefix.count where bytes[i] != prefix[i] { return false }
+            return true
+        }
     }
 
     enum SubscribeAction: Equatable {
@@ -81,7 +134,15 @@ struct ClientSession {
         case reject(ProtocolError)
     }
 
-    func subscribeReceived(subject: ByteBuffer, sidInUse: Bool) -> SubscribeAction {
+    /// nats-server's order (processSub): permissions, a reused sid, the subject's validity.
+    func subscribeReceived(subject: ByteBuffer, queue: ByteBuffer?, sidInUse: Bool) -> SubscribeAction {
+        if let rules {
+            let subjectBytes = Array(subject.readableBytesView)
+            let queueBytes = queue.map { Array($0.readableBytesView) }
+            if !rules.allowsSubscribe(subject: subjectBytes, queue: queueBytes) {
+                return .reject(.subscriptionViolation(subject: subjectBytes, queue: queueBytes))
+            }
+        }
         if sidInUse { return .keepExisting(sendOK: options.verbose) }
         guard Subject.isValidSubscription(subject) else { return .reject(.invalidSubject) }
         return .subscribe(sendOK: options.verbose)

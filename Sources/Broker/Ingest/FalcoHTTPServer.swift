@@ -200,6 +200,12 @@ final class FalcoHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
                     #"{"error":\#(JSONString.quoted(parts.count > 1 ? summary : firstDetail)),"rejected":[\#(errors.joined(separator: ","))]}"#)
             return
         }
+        // The ingest's own user (falco { user }) must be allowed to publish every alert's subject.
+        if let violation = alerts.lazy.compactMap({ falco.permissionViolation(for: $0.0) }).first {
+            falco.countRejected(.http, reason: "permission", detail: violation)
+            respond(context, head, .forbidden, #"{"error":\#(JSONString.quoted(violation + "; none was published"))}"#)
+            return
+        }
         // Publish all; answer once every one is accepted (or one is refused).
         let eventLoop = context.eventLoop
         let total = alerts.count

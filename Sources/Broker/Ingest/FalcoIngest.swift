@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import Protocol
 import Synchronization
@@ -85,6 +86,23 @@ public final class FalcoIngest: @unchecked Sendable {
         case .stored: return .accepted
         case .failed(_, _, let description): return .failed(description, overloaded: ack.isOverloaded)
         }
+    }
+
+    // MARK: - Who the ingest publishes as
+
+    /// `falco { user: NAME }`: the ingest publishes as that user of `authorization`, with its publish
+    /// permissions (nil: no user, no restrictions). Replaced on reload.
+    private let rules = NIOLockedValueBox<PermissionRules?>(nil)
+
+    func publishAs(_ rules: PermissionRules?) {
+        self.rules.withLockedValue { $0 = rules }
+    }
+
+    /// nil when the ingest's user may publish the alert's subject, else nats-server's error text.
+    func permissionViolation(for alert: FalcoAlert) -> String? {
+        guard let rules = rules.withLockedValue({ $0 }), rules.restrictsPublish else { return nil }
+        let subject = ByteBuffer(string: alert.subject)
+        return rules.allowsPublish(subject) ? nil : ProtocolError.publishViolation(subject: Array(alert.subject.utf8)).wireText
     }
 
     // MARK: - Publishing

@@ -24,6 +24,11 @@ final class FalcoPipeSubscriber: InternalSubscriber {
             ingest.countRejected(.pipe, reason: rejection.reason.rawValue, detail: rejection.detail)
             respond(#"{"error":\#(JSONString.quoted(rejection.detail)),"reason":"\#(rejection.reason.rawValue)","retry":false}"#)
         case .success(let alert):
+            if let violation = ingest.permissionViolation(for: alert) {
+                ingest.countRejected(.pipe, reason: "permission", detail: violation)
+                respond(#"{"error":\#(JSONString.quoted(violation)),"reason":"permission","retry":false}"#)
+                return replyTo != nil
+            }
             ingest.publish(alert, body: body, path: .pipe, via: router) { outcome in
                 switch outcome {
                 case .accepted:
@@ -55,6 +60,10 @@ final class SidekickSubscriber: InternalSubscriber {
             ingest.countRejected(.sidekick, reason: rejection.reason.rawValue, detail: rejection.detail)
             return false
         case .success(let alert):
+            if let violation = ingest.permissionViolation(for: alert) {
+                ingest.countRejected(.sidekick, reason: "permission", detail: violation)
+                return false
+            }
             ingest.countAccepted(.sidekick)
             let mapped = FalcoIngest.message(alert, body: body, reply: publish.reply.map(ByteBuffer.compactCopy(of:)))
             return router.publishFromServer(mapped, toServices: true, answer: answer ?? PublishAnswer.forClient(mapped, via: router))

@@ -168,6 +168,7 @@ final class Router: @unchecked Sendable {
         }
         outMsgs &+= 1
         outBytes &+= UInt64(publish.payload.readableBytes)
+        if let permits = sub.replyPermits, let reply = publish.reply { permits.requestDelivered(replyTo: reply) }
         return true
     }
 

@@ -9,6 +9,14 @@ public protocol SublistEntry: AnyObject, Sendable {
     /// The subject's bytes exactly as given (compared bytewise, as nats-server does).
     var subjectBytes: [UInt8] { get }
     var queueBytes: [UInt8]? { get }
+    /// Whether a message on `subject` may reach this entry (a subscription whose user may not read some of
+    /// what its wildcard matches: nats-server's delivery-time deny check). Asked when the trie matches, so a
+    /// refused entry never enters a match result or a cache.
+    func accepts(subject: [UInt8]) -> Bool
+}
+
+extension SublistEntry {
+    public func accepts(subject: [UInt8]) -> Bool { true }
 }
 
 /// What a subject matches: every plain entry, and each queue group's members (one gets the message).
@@ -179,7 +187,15 @@ public final class Sublist<Entry: SublistEntry>: @unchecked Sendable {
             var queues: [[UInt8]: [Entry]] = [:]
             Self.match(level: root, tokens: tokens[...], plain: &plain, queues: &queues)
             if plain.isEmpty && queues.isEmpty { return empty }
-            return SublistResult(plain: plain, queues: Array(queues.values))
+            var groups = Array(queues.values)
+            if plain.contains(where: { !$0.accepts(subject: subject) }) {
+                plain.removeAll { !$0.accepts(subject: subject) }
+            }
+            if groups.contains(where: { $0.contains { !$0.accepts(subject: subject) } }) {
+                groups = groups.map { $0.filter { $0.accepts(subject: subject) } }.filter { !$0.isEmpty }
+            }
+            if plain.isEmpty && groups.isEmpty { return empty }
+            return SublistResult(plain: plain, queues: groups)
         }
     }
 

@@ -27,13 +27,26 @@ public final class Subscription: SublistEntry {
     /// 0 = no limit; otherwise the subscription ends after this many deliveries (UNSUB <sid> <max>).
     let maxDeliveries = Atomic<Int>(0)
     let delivered = Atomic<Int>(0)
+    /// The deny entries of its user's permissions this subscription overlaps (messages on those subjects are
+    /// not delivered to it); nil for most.
+    let deliveryFilter: DeliveryFilter?
+    /// Its user's `allow_responses` permits: a request delivered here lets the user publish one response.
+    let replyPermits: ReplyPermits?
 
-    init(client: Outbound, subject: [UInt8], queue: [UInt8]?, sid: ByteBuffer, acceptsHeaders: Bool) {
+    init(client: Outbound, subject: [UInt8], queue: [UInt8]?, sid: ByteBuffer, acceptsHeaders: Bool,
+         deliveryFilter: DeliveryFilter? = nil, replyPermits: ReplyPermits? = nil) {
         self.target = .client(client)
         self.subjectBytes = subject
         self.queueBytes = queue
         self.sid = sid
         self.acceptsHeaders = acceptsHeaders
+        self.deliveryFilter = deliveryFilter
+        self.replyPermits = replyPermits
+    }
+
+    public func accepts(subject: [UInt8]) -> Bool {
+        guard let deliveryFilter else { return true }
+        return !deliveryFilter.denies(subject)
     }
 
     /// An internal subscription of the server's (no sid; headers always on).
@@ -43,6 +56,8 @@ public final class Subscription: SublistEntry {
         self.queueBytes = queue
         self.sid = ByteBuffer()
         self.acceptsHeaders = true
+        self.deliveryFilter = nil
+        self.replyPermits = nil
     }
 
     /// The client's outbound, nil for an internal subscription.

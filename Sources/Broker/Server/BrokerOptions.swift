@@ -23,6 +23,8 @@ public struct BrokerOptions: Sendable, Equatable {
     public var tls: TLSConfig? = nil
     /// nats-server's `allow_non_tls`: with `tls`, plain clients are served too (the first byte tells which).
     public var allowNonTLS: Bool = false
+    /// `no_auth_user`: the user (or nkey) a CONNECT without credentials is taken as; it must be in `users`.
+    public var noAuthUser: String? = nil
     public var debug: Bool = false
     public var trace: Bool = false
     public var logFile: String? = nil
@@ -51,6 +53,9 @@ public struct BrokerOptions: Sendable, Equatable {
     public var falcoMaxPending: Int = 16_384
     /// A Falco HTTP connection that sends nothing for this long is closed (idle keep-alives, slow clients).
     public var falcoIdleTimeout: Duration = .seconds(300)
+    /// `falco { user }`: the user of `authorization` the Falco ingest publishes as (its publish permissions
+    /// apply to every alert, from every path); nil: the ingest is not restricted.
+    public var falcoUser: String? = nil
     /// Rewrite falcosidekick's `falco.<priority>.<rule>` subjects to `FALCO.<Priority>`.
     public var mapSidekickSubjects: Bool = false
     /// `gcp_pubsub { }` blocks (several allowed): bridges from subjects to Google Cloud Pub/Sub topics.
@@ -82,14 +87,50 @@ public struct BrokerOptions: Sendable, Equatable {
 
     public init() {}
 
+    /// `authorization { }`: one token, one user, or a list of users and nkey users with permissions
+    /// (`default_permissions` already applied to those without their own).
     public struct Authorization: Sendable, Equatable {
         public var token: String?
         public var user: String?
         public var password: String?
-        public init(token: String? = nil, user: String? = nil, password: String? = nil) {
+        public var users: [User]
+        public var nkeys: [NkeyUser]
+        public init(token: String? = nil, user: String? = nil, password: String? = nil,
+                    users: [User] = [], nkeys: [NkeyUser] = []) {
             self.token = token
             self.user = user
             self.password = password
+            self.users = users
+            self.nkeys = nkeys
+        }
+    }
+
+    /// One entry of `users`: a name and a password (plaintext or a bcrypt hash; none for a user mapped from a
+    /// TLS certificate), with its permissions (nil: no restrictions).
+    public struct User: Sendable, Equatable {
+        public var name: String
+        public var password: String?
+        public var permissions: Permissions?
+        /// `allowed_connection_types` (upper case); nil or empty: any. Without "STANDARD" the user cannot
+        /// connect to the client port.
+        public var connectionTypes: [String]?
+        public init(name: String, password: String? = nil, permissions: Permissions? = nil, connectionTypes: [String]? = nil) {
+            self.name = name
+            self.password = password
+            self.permissions = permissions
+            self.connectionTypes = connectionTypes
+        }
+    }
+
+    /// One nkey user: its public key ("U..."), with its permissions.
+    public struct NkeyUser: Sendable, Equatable {
+        public var publicKey: String
+        public var permissions: Permissions?
+        public var connectionTypes: [String]?
+        public init(publicKey: String, permissions: Permissions? = nil, connectionTypes: [String]? = nil) {
+            self.publicKey = publicKey
+            self.permissions = permissions
+            self.connectionTypes = connectionTypes
         }
     }
 }

@@ -27,6 +27,10 @@ public final class BrokerServer: @unchecked Sendable {
     /// The client port's TLS context (nil without `tls`): built at start and again on every reload, so new
     /// connections use the certificate files as they are then; a connection keeps the context it started with.
     private let tlsContextBox = NIOLockedValueBox<NIOSSLContext?>(nil)
+    /// Who may connect, as whom, with which permissions: rebuilt with the options (start, reload).
+    private let authenticatorLock = NIOLockedValueBox(Authenticator(options: BrokerOptions()))
+    /// bcrypt comparisons (tens of milliseconds each) run here, never on an event loop.
+    let authPool = NIOThreadPool(numberOfThreads: 1)
     private var listener: (any Channel)?
     private var sweepTask: RepeatedTask?
     private let ownsGroup: Bool
@@ -76,10 +80,13 @@ public final class BrokerServer: @unchecked Sendable {
         }
         self.subjectSpace = SubjectSpace(sublist: sublist, routers: loops.map(\.router))
         optionsLock.withLockedValue { $0 = options }
+        authenticatorLock.withLockedValue { $0 = Self.makeAuthenticator(options) }
+        authPool.start()
     }
 
     public var serverName: String { options.serverName ?? serverID }
-    var authRequired: Bool { options.authorization != nil }
+    var authenticator: Authenticator { authenticatorLock.withLockedValue { $0 } }
+    var authRequired: Bool { authenticator.required }
 
     // MARK: - Lifecycle
 
@@ -139,6 +146,7 @@ public final class BrokerServer: @unchecked Sendable {
                 throw ConfigError(file: opts.configFile ?? "tls", line: 0, reason: error.description)
             }
         }
+        applyFalcoUser()
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -165,6 +173,7 @@ public final class BrokerServer: @unchecked Sendable {
                 logger.warning("Clients that are not using \"TLS Handshake First\" option will fail to connect")
             }
         }
+        warnAboutPlaintextPasswords()
         logger.info("Server is ready", metadata: ["server_id": "\(serverID)", "version": "\(Self.version)"])
     }
 
@@ -182,7 +191,7 @@ public final class BrokerServer: @unchecked Sendable {
             pingMax: opts.pingMax,
             writeDeadline: TimeAmount(opts.writeDeadline),
             authTimeout: TimeAmount(Self.authTimeout(opts)),
-            authRequired: opts.authorization != nil
+            authRequired: authRequired
         )
         let id = nextClientID.add(1, ordering: .relaxed).newValue
         let sync = channel.pipeline.syncOperations
@@ -205,6 +214,11 @@ public final class BrokerServer: @unchecked Sendable {
         client.tlsNegotiator = negotiator
         try sync.addHandler(negotiator)
         try sync.addHandler(client)
+    }
+
+    /// Users are looked up by the client certificate with `tls { verify_and_map: true }`.
+    static func makeAuthenticator(_ options: BrokerOptions) -> Authenticator {
+        Authenticator(options: options, mapsCertificates: options.tls?.verifyAndMap ?? false)
     }
 
     /// nats-server's getDefaultAuthTimeout: with TLS, the TLS timeout plus a second unless authorization sets one.
@@ -243,6 +257,7 @@ public final class BrokerServer: @unchecked Sendable {
     /// Last: the event loops stop (when this server made them). Nothing may use them afterwards, the monitor and
     /// Falco HTTP listeners included.
     public func shutdownEventLoops() async {
+        try? await authPool.shutdownGracefully()
         if ownsGroup {
             try? await group.shutdownGracefully()
         }
@@ -317,8 +332,12 @@ public final class BrokerServer: @unchecked Sendable {
             }
         }
         optionsLock.withLockedValue { $0 = applied }
+        let authenticator = Self.makeAuthenticator(applied)
+        authenticatorLock.withLockedValue { $0 = authenticator }
+        applyFalcoUser()
         configLoadTime = Date()
-        if applied.authorization != old.authorization {
+        if applied.authorization != old.authorization || applied.noAuthUser != old.noAuthUser {
+            warnAboutPlaintextPasswords()
             // Connected clients must pass the new rules too.
             for loop in loops {
                 loop.eventLoop.execute {
@@ -332,11 +351,12 @@ public final class BrokerServer: @unchecked Sendable {
     // MARK: - Per-connection services
 
     /// `tlsRequired` overrides the server's own `tls_required` (true after a handshake_first handshake).
-    func infoJSON(clientID: UInt64, clientIP: String, lameDuck: Bool = false, tlsRequired: Bool? = nil) -> String {
+    func infoJSON(clientID: UInt64, clientIP: String, lameDuck: Bool = false, nonce: String? = nil,
+                  tlsRequired: Bool? = nil) -> String {
         let opts = options
         var info = ServerInfo(
             serverID: serverID, serverName: opts.serverName ?? serverID, version: Self.natsCompatibleVersion,
-            host: opts.host, port: boundPort, authRequired: opts.authorization != nil,
+            host: opts.host, port: boundPort, authRequired: authenticator.infoAuthRequired,
             maxPayload: opts.maxPayload, clientID: clientID, clientIP: clientIP, brokerdVersion: Self.version
         )
         if let tls = opts.tls {
@@ -346,6 +366,7 @@ public final class BrokerServer: @unchecked Sendable {
             if tls.verify { info.tlsVerify = true }
             if opts.allowNonTLS { info.tlsAvailable = true }
         }
+        info.nonce = nonce
         if lameDuck { info.ldm = true }
         if jetStream != nil { info.jetstream = true }
         return info.json()
@@ -374,17 +395,42 @@ public final class BrokerServer: @unchecked Sendable {
         slowConsumerTotal.add(1, ordering: .relaxed)
     }
 
-    /// Checks CONNECT's credentials against the configured token or user and password.
-    func authenticate(_ connect: ConnectOptions) -> Bool {
-        guard let auth = options.authorization else { return true }
-        if let token = auth.token {
-            return connect.authToken.map { constantTimeEquals($0, token) } ?? false
+    /// Checks a CONNECT (see `Authenticator`) and returns the verdict, or nil when it takes a bcrypt comparison:
+    /// that runs on `authPool`, and `later` gets the verdict on `loop`.
+    func authenticate(_ connect: ConnectOptions, nonce: [UInt8], certificateIdentities: [String]? = nil,
+                      on loop: any EventLoop, later: @escaping @Sendable (Authenticator.Result) -> Void) -> Authenticator.Result? {
+        let authenticator = self.authenticator
+        guard authenticator.isExpensive(connect) else {
+            return authenticator.authenticate(connect, nonce: nonce, certificateIdentities: certificateIdentities)
         }
-        if let user = auth.user {
-            guard let givenUser = connect.user, let givenPass = connect.pass else { return false }
-            return constantTimeEquals(givenUser, user) && constantTimeEquals(givenPass, auth.password ?? "")
+        authPool.runIfActive(eventLoop: loop) {
+            authenticator.authenticate(connect, nonce: nonce, certificateIdentities: certificateIdentities)
+        }.whenComplete { result in
+            later((try? result.get()) ?? .denied)
         }
-        return true
+        return nil
+    }
+
+    /// The Falco ingest publishes as `falco { user }`, with that user's publish permissions.
+    private func applyFalcoUser() {
+        guard let falcoIngest else { return }
+        let authenticator = self.authenticator
+        if let name = options.falcoUser {
+            let user = authenticator.users[name] ?? authenticator.nkeys[name]
+            falcoIngest.publishAs(user?.rules)
+        } else {
+            falcoIngest.publishAs(nil)
+            if authenticator.required, options.falcoHTTPPort != nil {
+                logger.warning("The Falco HTTP endpoint publishes without a user: set falco { user: NAME } to limit what it may publish")
+            }
+        }
+    }
+
+    /// nats-server's start-up warning for passwords kept in clear text in the configuration.
+    func warnAboutPlaintextPasswords() {
+        if authenticator.hasPlaintextPasswords {
+            logger.warning("Plaintext passwords detected, use nkeys or bcrypt")
+        }
     }
 
     /// Every second: write-deadline checks on each loop's connections.
@@ -427,12 +473,3 @@ public final class BrokerServer: @unchecked Sendable {
     }
 }
 
-/// Compares secrets without an early exit, so timing does not reveal how much of a guess was right.
-func constantTimeEquals(_ a: String, _ b: String) -> Bool {
-    let x = Array(a.utf8), y = Array(b.utf8)
-    var diff = UInt8(x.count == y.count ? 0 : 1)
-    for i in 0..<max(x.count, y.count) {
-        diff |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
-    }
-    return diff == 0
-}
