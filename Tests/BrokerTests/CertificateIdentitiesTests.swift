@@ -70,6 +70,20 @@ final class CertificateIdentitiesTests: XCTestCase {
         XCTAssertNil(ids.matchesDistinguishedName("svc"))
     }
 
+    /// What the Authenticator gets: users whose DN equals the subject go between the URIs and the subject strings,
+    /// exact matches before reordered ones.
+    func testCandidateNamesPlaceDNMatchesWhereNatsServerComparesDNs() throws {
+        let certs = try TestCertificates()
+        let subject = try DistinguishedName {
+            OrganizationName("Acme")
+            CommonName("erin")
+        }
+        let ids = CertificateIdentities(certificate: try certs.leaf(subject: subject, alternativeNames: [.dnsName("erin.example.com")]).0)
+        let users = ["O=Acme,CN=erin", "CN=erin, O=Acme", "erin.example.com", "CN=erin,O=Other", "bob"]
+        XCTAssertEqual(ids.candidateNames(users: users),
+                       ["erin.example.com", "CN=erin, O=Acme", "O=Acme,CN=erin", "CN=erin,O=Acme"])
+    }
+
     func testEscapingAsGo() {
         XCTAssertEqual(CertificateIdentities.escape("a,b+c"), #"a\,b\+c"#)
         XCTAssertEqual(CertificateIdentities.escape("#lead trail "), ##"\#lead trail\ "##)

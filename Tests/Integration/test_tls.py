@@ -391,6 +391,20 @@ def test_pinned_certs(server_factory, pki):
     assert _handshake_refused(s, client_context(ca, bob))
 
 
+def test_connection_rate_limit(server_factory, pki):
+    """connection_rate_limit: handshakes past the limit within a second get nats-server's -ERR and are closed."""
+    ca, server = pki
+    s = server_factory(config=server_block(server, ca, connection_rate_limit=2))
+    throttled = 0
+    conns = [s.conn() for _ in range(20)]  # INFO read: each one past the limit has its -ERR queued right behind it
+    for c in conns:
+        if c.read_until_closed(CLOSE_BOUND / 4) and c.data() == b"-ERR 'Connection throttling is active. Please try again later.'\r\n":
+            throttled += 1
+        c.close()
+    assert throttled >= 1
+    assert _wait_for_log(s, lambda line: "due to TLS rate limiting" in line, timeout=5)
+
+
 # --------------------------------------------------------------------------
 # Flags
 # --------------------------------------------------------------------------

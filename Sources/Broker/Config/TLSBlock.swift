@@ -35,7 +35,8 @@ public struct TLSConfig: Sendable, Equatable {
     public var allowInsecureCipherSuites = false
     /// `pinned_certs`: lower-case hex SHA-256 of the client certificate's SubjectPublicKeyInfo (DER). nil: no pinning.
     public var pinnedCerts: Set<String>?
-    /// `connection_rate_limit` (TLS connections per second; 0: none). Parsed, not enforced by brokerd (see README).
+    /// `connection_rate_limit`: TLS handshakes that may begin per second (0: no limit); the others get nats-server's
+    /// -ERR 'Connection throttling is active. Please try again later.' and are closed.
     public var connectionRateLimit: Int64 = 0
 
     public enum Version: String, Sendable, Equatable {

@@ -140,6 +140,13 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
         outbound.flush()
     }
 
+    /// Refused before its handshake (`connection_rate_limit`): the error in the clear, then closed.
+    func refuse(_ text: String) {
+        guard !session.isClosed else { return }
+        ServerEncoder.writeError(into: &outbound.out, text)
+        close()
+    }
+
     /// The connection's start is settled: over TLS (`secure`) or plain (allow_non_tls). After handshake_first,
     /// INFO goes out now, over TLS, with `tls_required: true` (as nats-server).
     func tlsEstablished(secure: Bool, identities: CertificateIdentities?, sendInfo: Bool) {

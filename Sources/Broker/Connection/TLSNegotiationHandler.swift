@@ -118,6 +118,11 @@ final class TLSNegotiationHandler: ChannelInboundHandler, RemovableChannelHandle
             case .sendInfo:
                 client.sendInitialInfo(handshakeFirst: false)
             case .startHandshake:
+                guard client.server.allowTLSHandshake() else {
+                    client.refuse(TLSRateLimit.errorText)  // nats-server: -ERR, then closed as max connections
+                    close(context)
+                    return
+                }
                 let handler = NIOSSLServerHandler(context: sslContext)
                 do {
                     try context.pipeline.syncOperations.addHandler(handler, position: .after(self))

@@ -27,6 +27,8 @@ public final class BrokerServer: @unchecked Sendable {
     /// The client port's TLS context (nil without `tls`): built at start and again on every reload, so new
     /// connections use the certificate files as they are then; a connection keeps the context it started with.
     private let tlsContextBox = NIOLockedValueBox<NIOSSLContext?>(nil)
+    /// `tls { connection_rate_limit }`, nil without one (set at start, as nats-server).
+    private let tlsRateLimit = NIOLockedValueBox<TLSRateLimit?>(nil)
     /// Who may connect, as whom, with which permissions: rebuilt with the options (start, reload).
     private let authenticatorLock = NIOLockedValueBox(Authenticator(options: BrokerOptions()))
     /// bcrypt comparisons (tens of milliseconds each) run here, never on an event loop.
@@ -142,6 +144,9 @@ public final class BrokerServer: @unchecked Sendable {
             do {
                 let context = try TLSContextFactory.makeServerContext(tls)
                 tlsContextBox.withLockedValue { $0 = context }
+                if tls.connectionRateLimit > 0 {
+                    tlsRateLimit.withLockedValue { $0 = TLSRateLimit(limit: tls.connectionRateLimit) }
+                }
             } catch let error as TLSContextError {
                 throw ConfigError(file: opts.configFile ?? "tls", line: 0, reason: error.description)
             }
@@ -434,8 +439,19 @@ public final class BrokerServer: @unchecked Sendable {
     }
 
     /// Every second: write-deadline checks on each loop's connections.
+    /// Whether one more TLS handshake may begin now (`connection_rate_limit`).
+    func allowTLSHandshake() -> Bool {
+        tlsRateLimit.withLockedValue { limit in
+            guard limit != nil else { return true }
+            return limit!.allow(now: .now())
+        }
+    }
+
     private func sweep() {
         let now = NIODeadline.now()
+        if let blocked = tlsRateLimit.withLockedValue({ $0?.takeBlocked() }), blocked > 0 {
+            logger.warning("Rejected \(blocked) connections due to TLS rate limiting")
+        }
         for loop in loops {
             loop.eventLoop.execute {
                 for connection in loop.connections.values { connection.checkWriteDeadline(now: now) }
