@@ -405,6 +405,21 @@ def test_connection_rate_limit(server_factory, pki):
     assert _wait_for_log(s, lambda line: "due to TLS rate limiting" in line, timeout=5)
 
 
+@pytest.mark.parametrize("tls_on", [False, True], ids=["plain", "tls-verify"])
+def test_varz_tls_fields(server_factory, pki, tls_on):
+    import urllib.request
+    ca, server = pki
+    s = server_factory(config=server_block(server, ca, verify=True, timeout=0.5) if tls_on else "", http=True)
+    with urllib.request.urlopen(f"http://{HOST}:{s.http_port}/varz", timeout=5) as r:
+        varz = json.load(r)
+    fields = {k: v for k, v in varz.items() if k.startswith("tls_")}
+    if not tls_on:
+        assert fields == {"tls_timeout": 2}
+        return
+    not_after = server.cert.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert fields == {"tls_required": True, "tls_verify": True, "tls_timeout": 0.5, "tls_cert_not_after": not_after}
+
+
 # --------------------------------------------------------------------------
 # Flags
 # --------------------------------------------------------------------------

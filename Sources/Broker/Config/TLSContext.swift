@@ -28,6 +28,14 @@ public enum TLSContextFactory {
         }
     }
 
+    /// When the served certificate expires (`/varz` `tls_cert_not_after`); nil when it cannot be read.
+    public static func certificateNotAfter(_ tls: TLSConfig) -> Date? {
+        guard let certFile = tls.certFile, let bytes = try? readFile(certFile, prefix: ""),
+              let leaf = try? NIOSSLCertificate.fromPEMBytes(bytes).first?.toDERBytes(),
+              let certificate = try? Certificate(derEncoded: leaf) else { return nil }
+        return certificate.notValidAfter
+    }
+
     static func makeServerConfiguration(_ tls: TLSConfig) throws -> TLSConfiguration {
         let (chain, key) = try loadKeyPair(tls)
         var configuration = TLSConfiguration.makeServerConfiguration(

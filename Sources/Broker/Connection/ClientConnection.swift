@@ -133,10 +133,10 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
 
     // MARK: - TLS start (called by the TLSNegotiationHandler in front of this one)
 
-    /// handshake_first's fallback: INFO in the clear after all.
-    func sendInitialInfo(handshakeFirst: Bool) {
+    /// handshake_first's fallback: INFO in the clear after all, with the server's own `tls_required`.
+    func sendInitialInfo() {
         guard !session.isClosed else { return }
-        ServerEncoder.writeInfo(into: &outbound.out, json: infoJSON(tlsRequired: handshakeFirst ? true : nil))
+        ServerEncoder.writeInfo(into: &outbound.out, json: infoJSON())
         outbound.flush()
     }
 

@@ -116,7 +116,7 @@ final class TLSNegotiationHandler: ChannelInboundHandler, RemovableChannelHandle
                 timer?.cancel()
                 timer = nil
             case .sendInfo:
-                client.sendInitialInfo(handshakeFirst: false)
+                client.sendInitialInfo()
             case .startHandshake:
                 guard client.server.allowTLSHandshake() else {
                     client.refuse(TLSRateLimit.errorText)  // nats-server: -ERR, then closed as max connections

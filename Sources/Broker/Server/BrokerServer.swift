@@ -27,6 +27,9 @@ public final class BrokerServer: @unchecked Sendable {
     /// The client port's TLS context (nil without `tls`): built at start and again on every reload, so new
     /// connections use the certificate files as they are then; a connection keeps the context it started with.
     private let tlsContextBox = NIOLockedValueBox<NIOSSLContext?>(nil)
+    /// When the client port's certificate expires (`/varz`), read with each context.
+    private let tlsNotAfterBox = NIOLockedValueBox<Date?>(nil)
+    var tlsCertificateNotAfter: Date? { tlsNotAfterBox.withLockedValue { $0 } }
     /// `tls { connection_rate_limit }`, nil without one (set at start, as nats-server).
     private let tlsRateLimit = NIOLockedValueBox<TLSRateLimit?>(nil)
     /// Who may connect, as whom, with which permissions: rebuilt with the options (start, reload).
@@ -144,6 +147,7 @@ public final class BrokerServer: @unchecked Sendable {
             do {
                 let context = try TLSContextFactory.makeServerContext(tls)
                 tlsContextBox.withLockedValue { $0 = context }
+                tlsNotAfterBox.withLockedValue { $0 = TLSContextFactory.certificateNotAfter(tls) }
                 if tls.connectionRateLimit > 0 {
                     tlsRateLimit.withLockedValue { $0 = TLSRateLimit(limit: tls.connectionRateLimit) }
                 }
@@ -331,6 +335,7 @@ public final class BrokerServer: @unchecked Sendable {
             do {
                 let context = try TLSContextFactory.makeServerContext(tls)
                 tlsContextBox.withLockedValue { $0 = context }
+                tlsNotAfterBox.withLockedValue { $0 = TLSContextFactory.certificateNotAfter(tls) }
             } catch {
                 logger.error("Reload: keeping the running TLS configuration: \(error)")
                 applied.tls = old.tls
