@@ -37,7 +37,7 @@ extension MonitorServer {
     func varz(_ t: BrokerMetrics.Snapshot) -> [String: Any] {
         let opts = broker.options
         let now = Date()
-        return [
+        var document: [String: Any] = [
             "server_id": broker.serverID,
             "server_name": broker.serverName,
             "version": BrokerServer.natsCompatibleVersion,
@@ -75,7 +75,17 @@ extension MonitorServer {
             "lame_duck_mode": t.lameDuck,
             "falco": falcoz(t.falco),
             "bridges": t.bridges.map { Self.bridgez($0) },
+            // nats-server: the handshake timeout in seconds, TLS or not.
+            "tls_timeout": (opts.tls ?? TLSConfig()).effectiveTimeout / .seconds(1),
         ]
+        if let tls = opts.tls {
+            if !opts.allowNonTLS { document["tls_required"] = true }
+            if tls.verify { document["tls_verify"] = true }
+            if let notAfter = broker.tlsCertificateNotAfter {
+                document["tls_cert_not_after"] = Self.goRFC3339Nano(Self.timestamp(notAfter))
+            }
+        }
+        return document
     }
 
     static func bridgez(_ s: BridgeStats.Snapshot) -> [String: Any] {
@@ -205,6 +215,14 @@ extension MonitorServer {
         // RFC 3339 with nanoseconds (nats-server's RFC3339Nano); a new ISO8601DateFormatter per call cost more
         // than the rest of /varz.
         JetStream.timestamp(date)
+    }
+
+    /// Go's RFC3339Nano drops trailing zeros of the fraction (and the dot): `2026-12-04T17:25:14Z`.
+    static func goRFC3339Nano(_ stamp: String) -> String {
+        guard let dot = stamp.lastIndex(of: "."), stamp.hasSuffix("Z") else { return stamp }
+        var fraction = stamp[stamp.index(after: dot)..<stamp.index(before: stamp.endIndex)]
+        while fraction.last == "0" { fraction = fraction.dropLast() }
+        return stamp[..<dot] + (fraction.isEmpty ? "" : "." + fraction) + "Z"
     }
 
     static func nanoseconds(_ d: Duration) -> Int64 { TimeAmount(d).nanoseconds }

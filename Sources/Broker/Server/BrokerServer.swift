@@ -1,8 +1,10 @@
 import Foundation
 import Logging
+import NATSConfig
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Protocol
 import Synchronization
 
@@ -22,6 +24,14 @@ public final class BrokerServer: @unchecked Sendable {
     let subjectSpace: SubjectSpace
     let logger: Logger
     private let optionsLock = NIOLockedValueBox(BrokerOptions())
+    /// The client port's TLS context (nil without `tls`): built at start and again on every reload, so new
+    /// connections use the certificate files as they are then; a connection keeps the context it started with.
+    private let tlsContextBox = NIOLockedValueBox<NIOSSLContext?>(nil)
+    /// When the client port's certificate expires (`/varz`), read with each context.
+    private let tlsNotAfterBox = NIOLockedValueBox<Date?>(nil)
+    var tlsCertificateNotAfter: Date? { tlsNotAfterBox.withLockedValue { $0 } }
+    /// `tls { connection_rate_limit }`, nil without one (set at start, as nats-server).
+    private let tlsRateLimit = NIOLockedValueBox<TLSRateLimit?>(nil)
     /// Who may connect, as whom, with which permissions: rebuilt with the options (start, reload).
     private let authenticatorLock = NIOLockedValueBox(Authenticator(options: BrokerOptions()))
     /// bcrypt comparisons (tens of milliseconds each) run here, never on an event loop.
@@ -75,7 +85,7 @@ public final class BrokerServer: @unchecked Sendable {
         }
         self.subjectSpace = SubjectSpace(sublist: sublist, routers: loops.map(\.router))
         optionsLock.withLockedValue { $0 = options }
-        authenticatorLock.withLockedValue { $0 = Authenticator(options: options) }
+        authenticatorLock.withLockedValue { $0 = Self.makeAuthenticator(options) }
         authPool.start()
     }
 
@@ -133,6 +143,18 @@ public final class BrokerServer: @unchecked Sendable {
         let falco = FalcoIngest(maxInFlight: opts.falcoMaxPending, logger: logger)
         try falco.attach(to: subjectSpace, mapSidekickSubjects: opts.mapSidekickSubjects)
         falcoIngest = falco
+        if let tls = opts.tls {
+            do {
+                let context = try TLSContextFactory.makeServerContext(tls)
+                tlsContextBox.withLockedValue { $0 = context }
+                tlsNotAfterBox.withLockedValue { $0 = TLSContextFactory.certificateNotAfter(tls) }
+                if tls.connectionRateLimit > 0 {
+                    tlsRateLimit.withLockedValue { $0 = TLSRateLimit(limit: tls.connectionRateLimit) }
+                }
+            } catch let error as TLSContextError {
+                throw ConfigError(file: opts.configFile ?? "tls", line: 0, reason: error.description)
+            }
+        }
         applyFalcoUser()
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
@@ -152,6 +174,14 @@ public final class BrokerServer: @unchecked Sendable {
             sweep()
         }
         logger.info("Listening for client connections on \(opts.host):\(boundPort)")
+        if let tls = opts.tls {
+            // nats-server's notices: handshake_first without a fallback overrides allow_non_tls.
+            let handshakeFirstOnly = tls.handshakeFirst && tls.handshakeFirstFallback == nil
+            logger.info(opts.allowNonTLS && !handshakeFirstOnly ? "TLS available for client connections" : "TLS required for client connections")
+            if handshakeFirstOnly {
+                logger.warning("Clients that are not using \"TLS Handshake First\" option will fail to connect")
+            }
+        }
         warnAboutPlaintextPasswords()
         logger.info("Server is ready", metadata: ["server_id": "\(serverID)", "version": "\(Self.version)"])
     }
@@ -161,14 +191,15 @@ public final class BrokerServer: @unchecked Sendable {
             throw ChannelError.ioOnClosedChannel
         }
         let opts = options
-        let settings = ConnectionSettings(
+        let tlsContext = opts.tls == nil ? nil : tlsContextBox.withLockedValue { $0 }
+        var settings = ConnectionSettings(
             maxPayload: opts.maxPayload,
             maxControlLine: opts.maxControlLine,
             maxPending: opts.maxPending,
             pingInterval: TimeAmount(opts.pingInterval),
             pingMax: opts.pingMax,
             writeDeadline: TimeAmount(opts.writeDeadline),
-            authTimeout: TimeAmount(opts.authTimeout),
+            authTimeout: TimeAmount(Self.authTimeout(opts)),
             authRequired: authRequired
         )
         let id = nextClientID.add(1, ordering: .relaxed).newValue
@@ -176,8 +207,34 @@ public final class BrokerServer: @unchecked Sendable {
         // Unwritable past 75% of max_pending (the fast-producer gate, as nats-server), writable again below 50%.
         try channel.syncOptions?.setOption(.writeBufferWaterMark,
                                            value: .init(low: max(1, opts.maxPending / 2), high: max(2, opts.maxPending / 4 * 3)))
-        try sync.addHandler(ClientConnection(id: id, server: self, router: loop.router, settings: settings,
-                                             loopCount: loops.count, logger: logger))
+        guard let tls = opts.tls, let tlsContext else {
+            try sync.addHandler(ClientConnection(id: id, server: self, router: loop.router, settings: settings,
+                                                 loopCount: loops.count, logger: logger))
+            return
+        }
+        // A TLS port: the negotiator goes in front until the connection's start is settled (see TLSNegotiation).
+        let mode = TLSNegotiation.Mode(tls, allowNonTLS: opts.allowNonTLS)
+        settings.infoFirst = mode.infoFirst
+        settings.awaitsTLS = true
+        let client = ClientConnection(id: id, server: self, router: loop.router, settings: settings,
+                                      loopCount: loops.count, logger: logger)
+        let negotiator = TLSNegotiationHandler(negotiation: TLSNegotiation(mode: mode, timeout: tls.effectiveTimeout),
+                                               sslContext: tlsContext, tls: tls, client: client, logger: client.logger)
+        client.tlsNegotiator = negotiator
+        try sync.addHandler(negotiator)
+        try sync.addHandler(client)
+    }
+
+    /// Users are looked up by the client certificate with `tls { verify_and_map: true }`.
+    static func makeAuthenticator(_ options: BrokerOptions) -> Authenticator {
+        Authenticator(options: options, mapsCertificates: options.tls?.verifyAndMap ?? false)
+    }
+
+    /// nats-server's getDefaultAuthTimeout: with TLS, the TLS timeout plus a second unless authorization sets one.
+    /// (brokerd cannot tell an explicit `timeout: 2` from the default, and treats it as the default.)
+    static func authTimeout(_ opts: BrokerOptions) -> Duration {
+        guard let tls = opts.tls, opts.authTimeout == BrokerOptions().authTimeout else { return opts.authTimeout }
+        return tls.effectiveTimeout + .seconds(1)
     }
 
     /// Stops accepting, flushes and closes every client, closes JetStream and stops the event loops (when we
@@ -273,8 +330,19 @@ public final class BrokerServer: @unchecked Sendable {
             logger.warning("Reload: http_port changes need a restart; keeping the monitor where it is")
             applied.httpPort = old.httpPort
         }
+        if let tls = applied.tls {
+            // The certificate and key files again: new connections get the rotated certificate, open ones keep theirs.
+            do {
+                let context = try TLSContextFactory.makeServerContext(tls)
+                tlsContextBox.withLockedValue { $0 = context }
+                tlsNotAfterBox.withLockedValue { $0 = TLSContextFactory.certificateNotAfter(tls) }
+            } catch {
+                logger.error("Reload: keeping the running TLS configuration: \(error)")
+                applied.tls = old.tls
+            }
+        }
         optionsLock.withLockedValue { $0 = applied }
-        let authenticator = Authenticator(options: applied)
+        let authenticator = Self.makeAuthenticator(applied)
         authenticatorLock.withLockedValue { $0 = authenticator }
         applyFalcoUser()
         configLoadTime = Date()
@@ -292,13 +360,22 @@ public final class BrokerServer: @unchecked Sendable {
 
     // MARK: - Per-connection services
 
-    func infoJSON(clientID: UInt64, clientIP: String, lameDuck: Bool = false, nonce: String? = nil) -> String {
+    /// `tlsRequired` overrides the server's own `tls_required` (true after a handshake_first handshake).
+    func infoJSON(clientID: UInt64, clientIP: String, lameDuck: Bool = false, nonce: String? = nil,
+                  tlsRequired: Bool? = nil) -> String {
         let opts = options
         var info = ServerInfo(
             serverID: serverID, serverName: opts.serverName ?? serverID, version: Self.natsCompatibleVersion,
             host: opts.host, port: boundPort, authRequired: authenticator.infoAuthRequired,
             maxPayload: opts.maxPayload, clientID: clientID, clientIP: clientIP, brokerdVersion: Self.version
         )
+        if let tls = opts.tls {
+            // nats-server: tls_required unless allow_non_tls, then tls_available; tls_verify with client certificates.
+            let required = tlsRequired ?? !opts.allowNonTLS
+            if required { info.tlsRequired = true }
+            if tls.verify { info.tlsVerify = true }
+            if opts.allowNonTLS { info.tlsAvailable = true }
+        }
         info.nonce = nonce
         if lameDuck { info.ldm = true }
         if jetStream != nil { info.jetstream = true }
@@ -367,8 +444,19 @@ public final class BrokerServer: @unchecked Sendable {
     }
 
     /// Every second: write-deadline checks on each loop's connections.
+    /// Whether one more TLS handshake may begin now (`connection_rate_limit`).
+    func allowTLSHandshake() -> Bool {
+        tlsRateLimit.withLockedValue { limit in
+            guard limit != nil else { return true }
+            return limit!.allow(now: .now())
+        }
+    }
+
     private func sweep() {
         let now = NIODeadline.now()
+        if let blocked = tlsRateLimit.withLockedValue({ $0?.takeBlocked() }), blocked > 0 {
+            logger.warning("Rejected \(blocked) connections due to TLS rate limiting")
+        }
         for loop in loops {
             loop.eventLoop.execute {
                 for connection in loop.connections.values { connection.checkWriteDeadline(now: now) }
