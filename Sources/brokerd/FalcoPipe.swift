@@ -26,6 +26,9 @@ struct FalcoPipe: AsyncParsableCommand {
                 keep_alive: true
                 program: "brokerd falco-pipe --server nats://brokerd:4222"
 
+            Over TLS (brokerd's tls {} block): --server tls://brokerd:4222 --tlsca ca.pem, plus --tlscert and
+            --tlskey when brokerd verifies clients (verify: true); --tlsfirst for handshake_first.
+
             Each line is sent to $FALCO.INGEST; brokerd validates it, publishes it on FALCO.<Priority> with the
             Falco-* and Nats-Msg-Id headers and answers once it is accepted (stored, when a stream captures
             FALCO.>). Rejected lines are reported on stderr with their line number and reason. Exit status: 0
@@ -38,6 +41,8 @@ struct FalcoPipe: AsyncParsableCommand {
     var server = "nats://127.0.0.1:4222"
 
     @OptionGroup var credentials: AuthOptions
+
+    @OptionGroup(title: "TLS") var tls: ClientTLSFlags
 
     @Option(help: "Alerts in flight at once (waiting for brokerd's answer).")
     var window = 64
@@ -88,6 +93,7 @@ struct FalcoPipe: AsyncParsableCommand {
         options.user = credentials.user
         options.password = credentials.pass
         options.token = credentials.auth
+        options.tls = tls.options
         options.maxReconnectAttempts = -1
         options.reconnectBufferSize = 64 * 1024 * 1024
         let client = try await connectForever(options)
@@ -177,6 +183,9 @@ struct FalcoPipe: AsyncParsableCommand {
                 return try await NATSClient.connect(options)
             } catch NATSError.authorizationViolation {
                 warn("brokerd refused the credentials")
+                throw ExitCode(1)
+            } catch NATSError.tlsConfiguration(let reason) {
+                warn("TLS: \(reason)")
                 throw ExitCode(1)
             } catch {
                 warn("cannot reach \(options.servers.joined(separator: ",")) (\(error)); retrying, alerts are kept")
