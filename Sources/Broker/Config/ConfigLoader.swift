@@ -33,7 +33,7 @@ public enum ConfigLoader {
         "logfile_max_num", "log_max_num", "syslog", "remote_syslog", "pidfile", "pid_file",
         "ports_file_dir", "prof_port", "prof_block_rate", "proxy_protocol", "max_traced_msg_len",
         "max_subscriptions", "max_subs", "max_sub_tokens", "max_subscription_tokens",
-        "tls", "ocsp", "allow_non_tls", "write_timeout",
+        "ocsp", "write_timeout",
         "roots", "root", "root_operators", "root_operator",
         "resolver", "account_resolver", "accounts_resolver", "resolver_tls", "resolver_preload",
         "resolver_pinned_accounts", "system_account", "system",
@@ -144,6 +144,10 @@ public enum ConfigLoader {
                 options.writeDeadline = try field.duration(acceptingSeconds: true) ?? defaults.writeDeadline
             case "authorization":
                 try applyAuthorization(field, to: &options, defaults: defaults)
+            case "tls":
+                try applyTLS(field, to: &options)
+            case "allow_non_tls":
+                options.allowNonTLS = try field.bool()
             case "lame_duck_duration":
                 // A duration string only, as in nats-server (a bare 2m would be two million).
                 let duration = try field.duration(acceptingSeconds: false) ?? .zero

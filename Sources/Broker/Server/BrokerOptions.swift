@@ -19,6 +19,10 @@ public struct BrokerOptions: Sendable, Equatable {
     public var lameDuckDuration: Duration = .seconds(120)   // nats-server DEFAULT_LAME_DUCK_DURATION
     public var lameDuckGracePeriod: Duration = .seconds(10) // nats-server DEFAULT_LAME_DUCK_GRACE_PERIOD
     public var authorization: Authorization? = nil
+    /// TLS on the client port (`tls { }`, `--tls --tlscert --tlskey`); nil: plain connections only.
+    public var tls: TLSConfig? = nil
+    /// nats-server's `allow_non_tls`: with `tls`, plain clients are served too (the first byte tells which).
+    public var allowNonTLS: Bool = false
     public var debug: Bool = false
     public var trace: Bool = false
     public var logFile: String? = nil
