@@ -12,6 +12,11 @@ public struct ServerInfo: Sendable {
     public var port: Int
     public var headers: Bool = true
     public var authRequired: Bool? = nil
+    /// TLS on the client port, as nats-server sets them: `tls_required` unless allow_non_tls (and always after a
+    /// handshake_first handshake), `tls_available` with allow_non_tls, `tls_verify` with verify.
+    public var tlsRequired: Bool? = nil
+    public var tlsVerify: Bool? = nil
+    public var tlsAvailable: Bool? = nil
     public var maxPayload: Int
     public var clientID: UInt64
     public var clientIP: String
@@ -47,6 +52,9 @@ public struct ServerInfo: Sendable {
             "\"headers\":\(headers)",
         ]
         if let authRequired { fields.append("\"auth_required\":\(authRequired)") }
+        if let tlsRequired { fields.append("\"tls_required\":\(tlsRequired)") }
+        if let tlsVerify { fields.append("\"tls_verify\":\(tlsVerify)") }
+        if let tlsAvailable { fields.append("\"tls_available\":\(tlsAvailable)") }
         fields.append("\"max_payload\":\(maxPayload)")
         fields.append("\"client_id\":\(clientID)")
         fields.append("\"client_ip\":\(JSONString.quoted(clientIP))")

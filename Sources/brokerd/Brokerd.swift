@@ -60,6 +60,23 @@ struct Brokerd: AsyncParsableCommand {
     @Option(name: .customLong("falco_http_port"), help: "Serve Falco's http_output on this port (2801 is the usual one).")
     var falcoHTTPPort: Int?
 
+    // TLS on the client port, as nats-server's flags: any of them replaces the tls block's certificates (the block's
+    // timeout, handshake_first, verify_and_map and pinned_certs stay) and needs --tlscert and --tlskey.
+    @Flag(name: [.customLong("tls"), .customLong("tls", withSingleDash: true)], help: "Enable TLS.")
+    var tls = false
+
+    @Option(name: [.customLong("tlscert"), .customLong("tlscert", withSingleDash: true)], help: "Server certificate file.")
+    var tlsCert: String?
+
+    @Option(name: [.customLong("tlskey"), .customLong("tlskey", withSingleDash: true)], help: "Private key for server certificate.")
+    var tlsKey: String?
+
+    @Option(name: [.customLong("tlscacert"), .customLong("tlscacert", withSingleDash: true)], help: "Client certificate CA for verification.")
+    var tlsCACert: String?
+
+    @Flag(name: [.customLong("tlsverify"), .customLong("tlsverify", withSingleDash: true)], help: "Enable TLS with client verification.")
+    var tlsVerify = false
+
     @Flag(name: [.customShort("D"), .customLong("debug")], help: "Enable debugging output.")
     var debug = false
 
@@ -83,6 +100,9 @@ struct Brokerd: AsyncParsableCommand {
             (options, ignoredKeys) = try makeOptions()
         } catch let error as ConfigError {
             FileHandle.standardError.write(Data("brokerd: configuration error: \(error)\n".utf8))
+            throw ExitCode(1)
+        } catch let error as TLSContextError {
+            FileHandle.standardError.write(Data("brokerd: \(error)\n".utf8))
             throw ExitCode(1)
         }
 
@@ -178,7 +198,12 @@ struct Brokerd: AsyncParsableCommand {
             return
         }
         options.configFile = configPath
-        overrides.applyFlags(to: &options)
+        do {
+            try overrides.applyFlags(to: &options)
+        } catch {
+            logger.error("Reload failed, keeping the running configuration: \(error)")
+            return
+        }
         server.reload(options)
     }
 
@@ -190,11 +215,16 @@ struct Brokerd: AsyncParsableCommand {
             ignored = try ConfigLoader.load(path: config, into: &options)
             options.configFile = config
         }
-        applyFlags(to: &options)
+        try applyFlags(to: &options)
+        if usesTLSFlags, let tls = options.tls {
+            _ = try TLSContextFactory.makeServerContext(tls)  // the files now, as nats-server reads them at start
+        }
         return (options, ignored)
     }
 
-    func applyFlags(to options: inout BrokerOptions) {
+    var usesTLSFlags: Bool { tls || tlsVerify || tlsCert != nil || tlsKey != nil || tlsCACert != nil }
+
+    func applyFlags(to options: inout BrokerOptions) throws {
         if let addr { options.host = addr }
         if let port { options.port = port < 0 ? 0 : port }
         if let name { options.serverName = name }
@@ -209,6 +239,20 @@ struct Brokerd: AsyncParsableCommand {
         if debug { options.debug = true }
         if trace { options.trace = true }
         if let log { options.logFile = log }
+        if usesTLSFlags {
+            // nats-server's overrideTLS: a new certificate setup from the flags, with the default ciphers.
+            guard let tlsCert else { throw TLSContextError("TLS Server certificate must be present and valid") }
+            guard let tlsKey else { throw TLSContextError("TLS Server private key must be present and valid") }
+            var tls = options.tls ?? TLSConfig()
+            tls.certFile = tlsCert
+            tls.keyFile = tlsKey
+            tls.caFile = tlsCACert
+            tls.verify = tlsVerify
+            tls.cipherSuites = nil
+            tls.curvePreferences = nil
+            tls.minVersion = nil
+            options.tls = tls
+        }
     }
 }
 

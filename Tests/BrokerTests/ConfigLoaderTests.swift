@@ -190,16 +190,16 @@ final class ConfigLoaderTests: ConfigLoaderTestCase {
     func testIgnoredKeysAreReportedOnce() throws {
         let (options, ignored) = try load("""
             jetstream: enabled
-            tls { cert_file: "x.pem" }
+            ocsp { mode: always }
             max_subscriptions: 100
             system_account: SYS
             STORE_DIR: /tmp
             syslog: true
             lame_duck_duration: "30s"
-            tls { }
+            ocsp { }
             """)
-        // The repeated tls counts once, where its last definition is (the last definition wins).
-        XCTAssertEqual(ignored, ["max_subscriptions", "system_account", "syslog", "tls"])
+        // The repeated ocsp counts once, where its last definition is (the last definition wins).
+        XCTAssertEqual(ignored, ["max_subscriptions", "system_account", "syslog", "ocsp"])
         XCTAssertEqual(options.lameDuckDuration, .seconds(30))
         XCTAssertTrue(options.jetStream)
         XCTAssertEqual(options.storeDirectory, "/tmp")

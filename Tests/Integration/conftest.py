@@ -69,11 +69,11 @@ class _Factory:
         self.servers: list[Server] = []
 
     def __call__(self, *extra_args: str, config: Optional[str] = None, config_listen: bool = False,
-                 http: bool = False, long_flags: bool = False) -> Server:
+                 http: bool = False, long_flags: bool = False, ready: str = "info") -> Server:
         """Start a server: [binary, -a 127.0.0.1, -p PORT, (-m HTTP), (-c CONF), *extra_args]."""
         s = start_server(
             self.target, self.tmp_path / self.label, extra_args, config=config,
-            config_listen=config_listen, http=http, long_flags=long_flags, seq=next(self._seq),
+            config_listen=config_listen, http=http, long_flags=long_flags, seq=next(self._seq), ready=ready,
         )
         self.servers.append(s)
         return s

@@ -228,6 +228,7 @@ def start_server(
     long_flags: bool = False,
     ready_timeout: float = READY_TIMEOUT,
     seq: int = 0,
+    ready: str = "info",
 ) -> Server:
     """Start `target` listening on 127.0.0.1:<free port>.
 
@@ -237,6 +238,8 @@ def start_server(
     config_listen: put `host`/`port` (and `http_port`) into the config file
                    instead of on the command line.
     long_flags:    use --addr/--port/--http_port/--config instead of -a/-p/-m/-c.
+    ready:         "info": ready once the port sends an INFO line; "port": once it accepts
+                   connections (a TLS handshake-first server sends no INFO in the clear).
     """
     if target.binary is None:
         raise ServerStartError(f"target {target.name} has no binary: {target.skip_reason}")
@@ -274,7 +277,8 @@ def start_server(
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 break
-            if _port_speaks_nats(port, timeout=1.0) and (http_port is None or _port_accepts(http_port, 1.0)):
+            port_ready = _port_speaks_nats(port, timeout=1.0) if ready == "info" else _port_accepts(port, 1.0)
+            if port_ready and (http_port is None or _port_accepts(http_port, 1.0)):
                 ready = True
                 break
             time.sleep(0.02)

@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import NIOCore
+import NIOTLS
 import Protocol
 
 /// One client connection's NIO handler: it turns bytes into protocol operations (cumulating an op split across
@@ -40,6 +41,14 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
     private var pingTask: RepeatedTask?
     private var authTimer: Scheduled<Void>?
 
+    // TLS (only on a TLS client port).
+    /// In front of this handler until the connection's TLS (or plain, with allow_non_tls) start is settled.
+    var tlsNegotiator: TLSNegotiationHandler?
+    /// Whether the client speaks TLS.
+    private(set) var isTLS = false
+    /// With verify_and_map: who the client certificate says the client is (candidate user names).
+    private(set) var tlsIdentities: CertificateIdentities?
+
     init(id: UInt64, server: BrokerServer, router: Router, settings: ConnectionSettings, loopCount: Int, logger: Logger) {
         self.id = id
         self.server = server
@@ -72,6 +81,7 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
     /// Breaks the handler <-> context cycle, or every connection would stay in memory after it closes.
     func handlerRemoved(context: ChannelHandlerContext) {
         self.context = nil
+        tlsNegotiator = nil
         outbound.close()
     }
 
@@ -81,21 +91,62 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
             remotePort = address.port ?? 0
         }
         server.register(self)
-        ServerEncoder.writeInfo(into: &outbound.out, json: server.infoJSON(clientID: id, clientIP: remoteHost))
+        // With handshake_first, INFO waits for the handshake (the TLS negotiator says when).
+        if settings.infoFirst {
+            ServerEncoder.writeInfo(into: &outbound.out, json: server.infoJSON(clientID: id, clientIP: remoteHost))
+        }
         if server.connectionAccepted() == false {
             fail(.maxConnectionsExceeded)
             return
         }
         logger.debug("Client connection created", metadata: ["addr": "\(remoteHost):\(remotePort)"])
+        // On a TLS port the session's timers start once the handshake is done, as nats-server does (its auth
+        // timer must not fire into a handshake).
+        if !settings.awaitsTLS { startSession(context.eventLoop) }
+        outbound.flush()
+    }
+
+    private func startSession(_ eventLoop: any EventLoop) {
         if settings.authRequired {
-            authTimer = context.eventLoop.scheduleTask(in: settings.authTimeout) { [self] in
+            authTimer = eventLoop.scheduleTask(in: settings.authTimeout) { [self] in
                 if session.authTimerExpired() { fail(.authenticationTimeout) }
             }
         }
-        pingTask = context.eventLoop.scheduleRepeatedTask(initialDelay: settings.pingInterval, delay: settings.pingInterval) { [self] _ in
+        pingTask = eventLoop.scheduleRepeatedTask(initialDelay: settings.pingInterval, delay: settings.pingInterval) { [self] _ in
             pingTimerFired()
         }
+    }
+
+    // MARK: - TLS start (called by the TLSNegotiationHandler in front of this one)
+
+    /// handshake_first's fallback: INFO in the clear after all.
+    func sendInitialInfo(handshakeFirst: Bool) {
+        guard !session.isClosed else { return }
+        ServerEncoder.writeInfo(into: &outbound.out,
+                                json: server.infoJSON(clientID: id, clientIP: remoteHost, tlsRequired: handshakeFirst ? true : nil))
         outbound.flush()
+    }
+
+    /// The connection's start is settled: over TLS (`secure`) or plain (allow_non_tls). After handshake_first,
+    /// INFO goes out now, over TLS, with `tls_required: true` (as nats-server).
+    func tlsEstablished(secure: Bool, identities: CertificateIdentities?, sendInfo: Bool) {
+        tlsNegotiator = nil
+        guard !session.isClosed, let context else { return }
+        isTLS = secure
+        tlsIdentities = identities
+        if sendInfo {
+            ServerEncoder.writeInfo(into: &outbound.out, json: server.infoJSON(clientID: id, clientIP: remoteHost, tlsRequired: true))
+        }
+        startSession(context.eventLoop)
+        outbound.flush()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted? = event as? TLSUserEvent {
+            tlsNegotiator?.handshakeCompleted()
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -155,6 +206,7 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let tlsNegotiator, tlsNegotiator.handshakeFailed(error) { return }
         logger.debug("Client connection error", metadata: ["error": "\(error)"])
         close()
     }
@@ -431,4 +483,8 @@ struct ConnectionSettings: Sendable {
     var writeDeadline: TimeAmount
     var authTimeout: TimeAmount
     var authRequired: Bool
+    /// False with handshake_first: INFO waits for the TLS handshake.
+    var infoFirst: Bool = true
+    /// A TLS port: the session starts when `TLSNegotiationHandler` says so.
+    var awaitsTLS: Bool = false
 }

@@ -1,8 +1,10 @@
 import Foundation
 import Logging
+import NATSConfig
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Protocol
 import Synchronization
 
@@ -22,6 +24,9 @@ public final class BrokerServer: @unchecked Sendable {
     let subjectSpace: SubjectSpace
     let logger: Logger
     private let optionsLock = NIOLockedValueBox(BrokerOptions())
+    /// The client port's TLS context (nil without `tls`): built at start and again on every reload, so new
+    /// connections use the certificate files as they are then; a connection keeps the context it started with.
+    private let tlsContextBox = NIOLockedValueBox<NIOSSLContext?>(nil)
     private var listener: (any Channel)?
     private var sweepTask: RepeatedTask?
     private let ownsGroup: Bool
@@ -126,6 +131,14 @@ public final class BrokerServer: @unchecked Sendable {
         let falco = FalcoIngest(maxInFlight: opts.falcoMaxPending, logger: logger)
         try falco.attach(to: subjectSpace, mapSidekickSubjects: opts.mapSidekickSubjects)
         falcoIngest = falco
+        if let tls = opts.tls {
+            do {
+                let context = try TLSContextFactory.makeServerContext(tls)
+                tlsContextBox.withLockedValue { $0 = context }
+            } catch let error as TLSContextError {
+                throw ConfigError(file: opts.configFile ?? "tls", line: 0, reason: error.description)
+            }
+        }
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1024)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -144,6 +157,14 @@ public final class BrokerServer: @unchecked Sendable {
             sweep()
         }
         logger.info("Listening for client connections on \(opts.host):\(boundPort)")
+        if let tls = opts.tls {
+            // nats-server's notices: handshake_first without a fallback overrides allow_non_tls.
+            let handshakeFirstOnly = tls.handshakeFirst && tls.handshakeFirstFallback == nil
+            logger.info(opts.allowNonTLS && !handshakeFirstOnly ? "TLS available for client connections" : "TLS required for client connections")
+            if handshakeFirstOnly {
+                logger.warning("Clients that are not using \"TLS Handshake First\" option will fail to connect")
+            }
+        }
         logger.info("Server is ready", metadata: ["server_id": "\(serverID)", "version": "\(Self.version)"])
     }
 
@@ -152,14 +173,15 @@ public final class BrokerServer: @unchecked Sendable {
             throw ChannelError.ioOnClosedChannel
         }
         let opts = options
-        let settings = ConnectionSettings(
+        let tlsContext = opts.tls == nil ? nil : tlsContextBox.withLockedValue { $0 }
+        var settings = ConnectionSettings(
             maxPayload: opts.maxPayload,
             maxControlLine: opts.maxControlLine,
             maxPending: opts.maxPending,
             pingInterval: TimeAmount(opts.pingInterval),
             pingMax: opts.pingMax,
             writeDeadline: TimeAmount(opts.writeDeadline),
-            authTimeout: TimeAmount(opts.authTimeout),
+            authTimeout: TimeAmount(Self.authTimeout(opts)),
             authRequired: opts.authorization != nil
         )
         let id = nextClientID.add(1, ordering: .relaxed).newValue
@@ -167,8 +189,29 @@ public final class BrokerServer: @unchecked Sendable {
         // Unwritable past 75% of max_pending (the fast-producer gate, as nats-server), writable again below 50%.
         try channel.syncOptions?.setOption(.writeBufferWaterMark,
                                            value: .init(low: max(1, opts.maxPending / 2), high: max(2, opts.maxPending / 4 * 3)))
-        try sync.addHandler(ClientConnection(id: id, server: self, router: loop.router, settings: settings,
-                                             loopCount: loops.count, logger: logger))
+        guard let tls = opts.tls, let tlsContext else {
+            try sync.addHandler(ClientConnection(id: id, server: self, router: loop.router, settings: settings,
+                                                 loopCount: loops.count, logger: logger))
+            return
+        }
+        // A TLS port: the negotiator goes in front until the connection's start is settled (see TLSNegotiation).
+        let mode = TLSNegotiation.Mode(tls, allowNonTLS: opts.allowNonTLS)
+        settings.infoFirst = mode.infoFirst
+        settings.awaitsTLS = true
+        let client = ClientConnection(id: id, server: self, router: loop.router, settings: settings,
+                                      loopCount: loops.count, logger: logger)
+        let negotiator = TLSNegotiationHandler(negotiation: TLSNegotiation(mode: mode, timeout: tls.effectiveTimeout),
+                                               sslContext: tlsContext, tls: tls, client: client, logger: client.logger)
+        client.tlsNegotiator = negotiator
+        try sync.addHandler(negotiator)
+        try sync.addHandler(client)
+    }
+
+    /// nats-server's getDefaultAuthTimeout: with TLS, the TLS timeout plus a second unless authorization sets one.
+    /// (brokerd cannot tell an explicit `timeout: 2` from the default, and treats it as the default.)
+    static func authTimeout(_ opts: BrokerOptions) -> Duration {
+        guard let tls = opts.tls, opts.authTimeout == BrokerOptions().authTimeout else { return opts.authTimeout }
+        return tls.effectiveTimeout + .seconds(1)
     }
 
     /// Stops accepting, flushes and closes every client, closes JetStream and stops the event loops (when we
@@ -263,6 +306,16 @@ public final class BrokerServer: @unchecked Sendable {
             logger.warning("Reload: http_port changes need a restart; keeping the monitor where it is")
             applied.httpPort = old.httpPort
         }
+        if let tls = applied.tls {
+            // The certificate and key files again: new connections get the rotated certificate, open ones keep theirs.
+            do {
+                let context = try TLSContextFactory.makeServerContext(tls)
+                tlsContextBox.withLockedValue { $0 = context }
+            } catch {
+                logger.error("Reload: keeping the running TLS configuration: \(error)")
+                applied.tls = old.tls
+            }
+        }
         optionsLock.withLockedValue { $0 = applied }
         configLoadTime = Date()
         if applied.authorization != old.authorization {
@@ -278,13 +331,21 @@ public final class BrokerServer: @unchecked Sendable {
 
     // MARK: - Per-connection services
 
-    func infoJSON(clientID: UInt64, clientIP: String, lameDuck: Bool = false) -> String {
+    /// `tlsRequired` overrides the server's own `tls_required` (true after a handshake_first handshake).
+    func infoJSON(clientID: UInt64, clientIP: String, lameDuck: Bool = false, tlsRequired: Bool? = nil) -> String {
         let opts = options
         var info = ServerInfo(
             serverID: serverID, serverName: opts.serverName ?? serverID, version: Self.natsCompatibleVersion,
             host: opts.host, port: boundPort, authRequired: opts.authorization != nil,
             maxPayload: opts.maxPayload, clientID: clientID, clientIP: clientIP, brokerdVersion: Self.version
         )
+        if let tls = opts.tls {
+            // nats-server: tls_required unless allow_non_tls, then tls_available; tls_verify with client certificates.
+            let required = tlsRequired ?? !opts.allowNonTLS
+            if required { info.tlsRequired = true }
+            if tls.verify { info.tlsVerify = true }
+            if opts.allowNonTLS { info.tlsAvailable = true }
+        }
         if lameDuck { info.ldm = true }
         if jetStream != nil { info.jetstream = true }
         return info.json()
