@@ -9,7 +9,7 @@ import XCTest
 final class ClientTLSTests: XCTestCase {
     private var certs: TestCertificates!
     /// The servers that speak TLS on the client port.
-    static let kinds: [ServerProcess.Kind] = [.natsServer]
+    static let kinds = ServerProcess.Kind.allCases
 
     override func setUpWithError() throws {
         certs = try TestCertificates.make()
