@@ -8,7 +8,7 @@ import ServiceLifecycle
 
 /// `brokerd bridge -c FILE`: runs the file's `gcp_pubsub { }` bridges outside brokerd, against a brokerd
 /// reached with ClientLib. Same code and guarantees as the bridges brokerd runs itself.
-struct BridgeCommand: AsyncParsableCommand {
+struct BridgeCommand: AsyncParsableCommand, ClientTLSCommand {
     static let configuration = CommandConfiguration(
         commandName: "bridge",
         abstract: "Run the configuration's gcp_pubsub bridges as a separate process, connected to a brokerd.",
@@ -25,9 +25,14 @@ struct BridgeCommand: AsyncParsableCommand {
     @OptionGroup var configFile: ConfigFileOption
     @OptionGroup var credentials: AuthOptions
     @OptionGroup(title: "TLS") var tls: ClientTLSFlags
+    @OptionGroup(title: "TLS") var certificate: TLSCertificateOptions
 
     @Option(name: [.customShort("s"), .customLong("server")], help: "brokerd's URL(s), comma-separated.")
     var server = "nats://127.0.0.1:4222"
+
+    func validate() throws {
+        try validateTLS()
+    }
 
     func run() async throws {
         guard let config = configFile.config else {
@@ -54,7 +59,7 @@ struct BridgeCommand: AsyncParsableCommand {
         do {
             bridges = try options.bridges.map {
                 try PubSubBridge.make(config: $0, servers: server.split(separator: ",").map(String.init), authorization: auth,
-                                      tls: tls.options, httpClient: http, logger: logger)
+                                      tls: tlsOptions, httpClient: http, logger: logger)
             }
         } catch {
             try? await http.shutdown()

@@ -65,11 +65,10 @@ struct Brokerd: AsyncParsableCommand {
     @Flag(name: [.customLong("tls"), .customLong("tls", withSingleDash: true)], help: "Enable TLS.")
     var tls = false
 
-    @Option(name: [.customLong("tlscert"), .customLong("tlscert", withSingleDash: true)], help: "Server certificate file.")
-    var tlsCert: String?
-
-    @Option(name: [.customLong("tlskey"), .customLong("tlskey", withSingleDash: true)], help: "Private key for server certificate.")
-    var tlsKey: String?
+    // --tlscert, --tlskey: a group shared with the subcommands (their client certificate), as `credentials` is.
+    @OptionGroup var certificate: TLSCertificateOptions
+    var tlsCert: String? { certificate.cert }
+    var tlsKey: String? { certificate.key }
 
     @Option(name: [.customLong("tlscacert"), .customLong("tlscacert", withSingleDash: true)], help: "Client certificate CA for verification.")
     var tlsCACert: String?

@@ -14,7 +14,7 @@ import Glibc
 /// rejects it, so a restart of brokerd delays alerts but loses none (a stream dedupes the retries by
 /// `Nats-Msg-Id`). Alerts wait in a bounded buffer meanwhile; when it is full, new alerts are dropped and
 /// every drop is reported on stderr.
-struct FalcoPipe: AsyncParsableCommand {
+struct FalcoPipe: AsyncParsableCommand, ClientTLSCommand {
     static let configuration = CommandConfiguration(
         commandName: "falco-pipe",
         abstract: "Publish Falco alerts read from stdin (program_output, one JSON alert per line) through brokerd.",
@@ -43,6 +43,7 @@ struct FalcoPipe: AsyncParsableCommand {
     @OptionGroup var credentials: AuthOptions
 
     @OptionGroup(title: "TLS") var tls: ClientTLSFlags
+    @OptionGroup(title: "TLS") var certificate: TLSCertificateOptions
 
     @Option(help: "Alerts in flight at once (waiting for brokerd's answer).")
     var window = 64
@@ -60,6 +61,7 @@ struct FalcoPipe: AsyncParsableCommand {
     var quiet = false
 
     func validate() throws {
+        try validateTLS()
         guard window > 0, buffer > 0 else { throw ValidationError("--window and --buffer must be positive") }
         guard timeout > 0, drainTimeout > 0 else { throw ValidationError("timeouts must be positive") }
     }
@@ -93,7 +95,7 @@ struct FalcoPipe: AsyncParsableCommand {
         options.user = credentials.user
         options.password = credentials.pass
         options.token = credentials.auth
-        options.tls = tls.options
+        options.tls = tlsOptions
         options.maxReconnectAttempts = -1
         options.reconnectBufferSize = 64 * 1024 * 1024
         let client = try await connectForever(options)
