@@ -1,4 +1,5 @@
 import ArgumentParser
+import ClientLib
 import Foundation
 
 extension Scenario: ExpressibleByArgument {}
@@ -169,8 +170,17 @@ struct BrokerdBench: AsyncParsableCommand {
         """
     )
 
-    @Option(help: "The server, nats://HOST:PORT.")
+    @Option(help: "The server, nats://HOST:PORT (tls://HOST:PORT for TLS).")
     var url = "nats://127.0.0.1:4222"
+
+    @Option(name: .customLong("tlsca"), help: ArgumentHelp("TLS certificate authority chain file (turns TLS on).", valueName: "file"))
+    var tlsCA: String?
+
+    @Option(name: .customLong("tlscert"), help: ArgumentHelp("TLS client certificate file (servers with verify: true).", valueName: "file"))
+    var tlsCert: String?
+
+    @Option(name: .customLong("tlskey"), help: ArgumentHelp("TLS client key file.", valueName: "file"))
+    var tlsKey: String?
 
     @Option(help: "The load to run (see SCENARIOS above).")
     var scenario: Scenario
@@ -240,7 +250,10 @@ struct BrokerdBench: AsyncParsableCommand {
         if let pipeWindow, pipeWindow <= 0 { throw ValidationError("--pipe-window must be positive") }
         guard window > 0 else { throw ValidationError("--window must be positive") }
         guard drainTimeout > 0, requestTimeout > 0 else { throw ValidationError("timeouts must be positive") }
-        guard url.hasPrefix("nats://") || !url.contains("://") else { throw ValidationError("--url must be nats://HOST:PORT") }
+        guard url.hasPrefix("nats://") || url.hasPrefix("tls://") || !url.contains("://") else {
+            throw ValidationError("--url must be nats://HOST:PORT or tls://HOST:PORT")
+        }
+        if (tlsCert == nil) != (tlsKey == nil) { throw ValidationError("--tlscert and --tlskey go together") }
     }
 
     var benchConfig: BenchConfig {
@@ -255,7 +268,15 @@ struct BrokerdBench: AsyncParsableCommand {
                            requestTimeout: .milliseconds(Int64(requestTimeout * 1000)), progress: !quiet,
                            maxPendingBytes: pendingBytes, window: window, keepStream: keepStream,
                            httpURL: httpUrl, conns: conns, pipeline: pipeline, batch: batch,
-                           brokerdPath: brokerd ?? Self.siblingBrokerd, pipeWindow: pipeWindow)
+                           brokerdPath: brokerd ?? Self.siblingBrokerd, pipeWindow: pipeWindow, tls: tlsOptions)
+    }
+
+    var tlsOptions: NATSTLSOptions {
+        var tls = NATSTLSOptions()
+        tls.caFile = tlsCA
+        tls.certFile = tlsCert
+        tls.keyFile = tlsKey
+        return tls
     }
 
     /// `brokerd` in the directory of this executable (both are built into the same .build/<config>/).

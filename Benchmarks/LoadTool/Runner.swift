@@ -46,6 +46,8 @@ struct BenchConfig: Sendable {
     /// falcopipe: the brokerd binary (its `falco-pipe` subcommand) and the pipe's --window (nil: its default).
     var brokerdPath: String? = nil
     var pipeWindow: Int? = nil
+    /// TLS for every connection (a tls:// URL turns it on too).
+    var tls = NATSTLSOptions()
 }
 
 /// Runs one scenario: connects every publisher and subscriber on its own `NATSClient`, publishes, drains,
@@ -106,6 +108,7 @@ final class Runner: @unchecked Sendable {
         // A run measures one connection each: a lost connection is reported, not papered over.
         options.allowReconnect = false
         options.connectTimeout = .seconds(5)
+        options.tls = config.tls
         if let pending = config.maxPendingBytes { options.maxPendingOutboundBytes = pending }
         let client: NATSClient
         do {

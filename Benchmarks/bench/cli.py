@@ -31,6 +31,11 @@ what it does
        falcopipe      --scenario falcopipe --brokerd <brokerd>: the tool runs `brokerd falco-pipe` and
                       writes the alerts to its stdin
      each with one FALCO.* subscriber; the alerts carry a "bench_stamp" field for latency.
+     TLS rows (tlspubsub, tlsfanout at every --sizes): pubsub and fanout again, over TLS. The plain servers
+     are stopped and a third pair is started as `BIN -a {HOST} -p PORT -c <out dir>/tls/tls.conf`, a tls {{ }}
+     block with a P-256 certificate for 127.0.0.1 made by openssl at run time (INFO in the clear, then the
+     handshake, as both servers do by default; no client certificates), and the tool runs with
+       --url tls://{HOST}:PORT --tlsca <out dir>/tls/ca.pem --scenario pubsub|fanout
   3. Around every run it reads the server's utime+stime from /proc/<pid>/stat (clock ticks,
      os.sysconf('SC_CLK_TCK'); the process and any descendants), just before starting the tool and
      --settle seconds after it exits, and reports CPU seconds per million messages: delivered
@@ -112,6 +117,7 @@ examples
   python3 Benchmarks/run_bench.py --scenarios jspub,jsconsume,jsrecovery,jsdisk   # JetStream only
   python3 Benchmarks/run_bench.py --scenarios falcohttp,falcopipe                  # Falco ingest (brokerd)
   python3 Benchmarks/run_bench.py --scenarios bridge                               # Pub/Sub bridge (brokerd)
+  python3 Benchmarks/run_bench.py --scenarios pubsub,tlspubsub,tlsfanout --sizes 128,1024   # TLS vs plain
 """
 
 

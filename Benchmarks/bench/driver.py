@@ -19,7 +19,7 @@ from .jetstream import measure_disk, measure_recovery
 from .plan import Row, alerts_stats, plan, tool_argv
 from .render import fmt_cpu, fmt_mb, fmt_rate, fmt_us, render_report
 from .runs import execute
-from .servers import Server, ServerError, js_server
+from .servers import Server, ServerError, js_server, make_tls_files, tls_server
 from .stats import failure_counts, summarise
 from .util import capture, git_info, host_info, log, resolve_binary, write_json
 
@@ -117,6 +117,8 @@ def main(argv: list[str]) -> int:
     # comes (after the plain servers are stopped).
     js_servers: dict[str, Server] = {}
     js_doc: dict[str, Any] = doc["jetstream"]
+    # The TLS rows run against a third pair, started with -c <a tls { } block> (certificates made at run time).
+    tls_servers: dict[str, Server] = {}
 
     def save():
         doc["servers"] = {n: {"binary": s.binary, "version": versions.get(n), "starts": s.starts,
@@ -124,6 +126,9 @@ def main(argv: list[str]) -> int:
         doc["servers"].update({f"{n} -js": {"binary": s.binary, "version": versions.get(n), "starts": s.starts,
                                            "args": s.extra_args, "processes": s.history}
                                for n, s in js_servers.items()})
+        doc["servers"].update({f"{n} tls": {"binary": s.binary, "version": versions.get(n), "starts": s.starts,
+                                           "args": s.extra_args, "processes": s.history}
+                               for n, s in tls_servers.items()})
         doc["summary"] = summarise(rows, doc["runs"], a.servers, a.stat)
         write_json(out_path, doc)
 
@@ -146,12 +151,26 @@ def main(argv: list[str]) -> int:
                 doc["startup_errors"].append(str(e))
 
     try:
-        if any(not r.jetstream and not r.brokerd_only for r in rows):
+        if any(not r.jetstream and not r.brokerd_only and not r.tls for r in rows):
             start_all(servers)
         elif any(r.brokerd_only for r in rows) and "brokerd" in servers:
             start_all({"brokerd": servers["brokerd"]})
         save()
         for row in rows:
+            if row.tls and not tls_servers:
+                for s in servers.values():
+                    s.stop()
+                try:
+                    conf, ca = make_tls_files(out_path.parent / "tls")
+                    for name in a.servers:
+                        tls_servers[name] = tls_server(a, name, binaries[name], log_dir, conf, ca)
+                    start_all(tls_servers)
+                except ServerError as e:
+                    log(f"  {e}")
+                    doc["startup_errors"].append(str(e))
+            if not row.tls and tls_servers:
+                for s in tls_servers.values():
+                    s.stop()
             if row.jetstream and not js_servers:
                 for s in servers.values():
                     s.stop()
@@ -164,7 +183,9 @@ def main(argv: list[str]) -> int:
             for rnd in range(1, a.rounds + 1):
                 for name in row_servers(row):
                     done += 1
-                    s = js_servers[name] if row.jetstream else servers[name]
+                    s = js_servers[name] if row.jetstream else (tls_servers[name] if row.tls else servers[name])
+                    if row.tls and name not in tls_servers:
+                        continue
                     elapsed = time.monotonic() - t_start
                     eta = f", ~{(elapsed / (done - 1)) * (total - done + 1):.0f}s left" if done > 1 else ""
                     log(f"[{done:>3}/{total}] {row.label:<11} {row.size:>6} B  {name:<11} round {rnd}/{a.rounds}"
@@ -184,7 +205,7 @@ def main(argv: list[str]) -> int:
                                                                          res["reordered"])
                                if rec["status"] == "integrity" else ""))
                     save()
-        for s in list(servers.values()) + list(js_servers.values()):
+        for s in list(servers.values()) + list(js_servers.values()) + list(tls_servers.values()):
             s.stop()
         if "jsrecovery" in a.scenarios:
             n = JS_RECOVERY_MSGS if a.scale >= 1 else max(MIN_MSGS, int(JS_RECOVERY_MSGS * a.scale))
@@ -224,7 +245,7 @@ def main(argv: list[str]) -> int:
         interrupted = True
         log("\ninterrupted: stopping the servers and printing what was measured")
     finally:
-        for s in list(servers.values()) + list(js_servers.values()):
+        for s in list(servers.values()) + list(js_servers.values()) + list(tls_servers.values()):
             s.stop()
         signal.signal(signal.SIGTERM, old_term)
 

@@ -9,7 +9,7 @@ from typing import Optional
 from .config import (ALL_SCENARIOS, BUDGET, BUDGET_BYTES, FALCO_BUDGET, FALCO_INGEST_SCENARIOS,
                      FALCOHTTP_BATCH_BUDGET, FALCOHTTP_BUDGET, FALCOPIPE_BUDGET, HOST, JS_ASYNC_BUDGET,
                      JS_ASYNC_WINDOW, JS_CONSUME_BUDGET, JS_FALCO_BUDGET, JS_ROW_SCENARIOS, JS_SIZE, JS_SYNC_BUDGET,
-                     MIN_MSGS, REQREP_BUDGET, SIZED_SCENARIOS)
+                     MIN_MSGS, REQREP_BUDGET, SIZED_SCENARIOS, TLS_SCENARIOS, TLS_TOOL_SCENARIO)
 from .servers import Server
 
 
@@ -31,6 +31,14 @@ class Row:
     @property
     def jetstream(self) -> bool:
         return self.scenario in JS_ROW_SCENARIOS
+
+    @property
+    def tls(self) -> bool:
+        return self.scenario in TLS_SCENARIOS
+
+    @property
+    def tool_scenario(self) -> str:
+        return TLS_TOOL_SCENARIO.get(self.scenario, self.scenario)
 
     @property
     def key(self) -> str:
@@ -72,12 +80,13 @@ def plan(a: argparse.Namespace, falco_size: int) -> list[Row]:
     for sc in ALL_SCENARIOS:
         if sc not in a.scenarios:
             continue
-        if sc in SIZED_SCENARIOS:
+        if sc in SIZED_SCENARIOS or sc in TLS_SCENARIOS:
             for size in a.sizes:
                 budget = BUDGET.get(size) or min(2_000_000, max(MIN_MSGS, BUDGET_BYTES // size))
-                factor = a.subs if sc == "fanout" else (2 if sc == "wildcard" else 1)
+                fanout = sc in ("fanout", "tlsfanout")
+                factor = a.subs if fanout else (2 if sc == "wildcard" else 1)
                 rows.append(Row(sc, size, msgs_for(budget, factor, a),
-                                a.subs if sc in ("fanout", "queue") else None))
+                                a.subs if fanout or sc == "queue" else None))
         elif sc == "reqrep":
             rows.append(Row(sc, a.reqrep_size, msgs_for(REQREP_BUDGET, 1, a), None))
         elif sc == "falco":
@@ -100,7 +109,13 @@ def plan(a: argparse.Namespace, falco_size: int) -> list[Row]:
 
 
 def tool_argv(a: argparse.Namespace, tool: str, row: Row, url: str, server: Optional[Server] = None) -> list[str]:
-    argv = [tool, "--url", url, "--scenario", row.scenario, "--size", str(row.size), "--msgs", str(row.msgs)]
+    if row.tls:
+        # The same load over TLS: tls:// and the bench CA (the servers' certificate is for 127.0.0.1).
+        url = url.replace("nats://", "tls://", 1)
+    argv = [tool, "--url", url, "--scenario", row.tool_scenario, "--size", str(row.size), "--msgs", str(row.msgs)]
+    if row.tls:
+        ca = server.tls_ca if server and server.tls_ca else "<out dir>/tls/ca.pem"
+        argv += ["--tlsca", ca]
     if row.subs:
         argv += ["--subs", str(row.subs)]
     argv.append("--json")

@@ -104,6 +104,7 @@ class Server:
     ready_at: float = 0.0  # time.monotonic() when the last spawn sent its INFO
     falco_http: bool = False  # brokerd: also serve Falco's http_output (--falco_http_port, a free port per start)
     falco_port: int = 0
+    tls_ca: Optional[str] = None  # the CA of the server's tls { } certificate (TLS rows)
 
     @property
     def url(self) -> str:
@@ -225,3 +226,34 @@ def js_server(a: argparse.Namespace, name: str, binary: str, log_dir: Path, stor
     store.mkdir(parents=True)
     return Server(name, binary, log_dir, a.start_timeout, max(a.stop_timeout, 60.0),
                   extra_args=["-js", "-sd", str(store)], tag=tag)
+
+
+def make_tls_files(directory: Path) -> tuple[Path, Path]:
+    """A CA and a server certificate for 127.0.0.1 (P-256, valid one day), made with the system's openssl, and
+    the nats-server `tls { }` config both servers read. Returns (config path, CA path)."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    openssl = shutil.which("openssl")
+    if not openssl:
+        raise ServerError("the TLS rows need openssl on PATH to make their certificates")
+    def run(*args: str) -> None:
+        r = subprocess.run([openssl, *args], capture_output=True, text=True, cwd=directory)
+        if r.returncode != 0:
+            raise ServerError(f"openssl {' '.join(args)}: {r.stderr.strip()[-300:]}")
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"]
+    run("req", "-x509", *ec, "-days", "1", "-subj", "/CN=brokerd bench CA", "-keyout", "ca-key.pem", "-out", "ca.pem",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    (directory / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
+    run("req", "-new", *ec, "-subj", "/CN=localhost", "-keyout", "server-key.pem", "-out", "server.csr")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-days", "1",
+        "-extfile", "server.ext", "-out", "server.pem")
+    conf = directory / "tls.conf"
+    conf.write_text(f'tls {{\n  cert_file: "{directory / "server.pem"}"\n  key_file: "{directory / "server-key.pem"}"\n}}\n')
+    return conf, directory / "ca.pem"
+
+
+def tls_server(a: argparse.Namespace, name: str, binary: str, log_dir: Path, conf: Path, ca: Path) -> Server:
+    """A server whose client port takes TLS only (INFO in the clear, then the handshake, as both do by default)."""
+    return Server(name, binary, log_dir, a.start_timeout, a.stop_timeout, extra_args=["-c", str(conf)], tag="-tls",
+                  tls_ca=str(ca))

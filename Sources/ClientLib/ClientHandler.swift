@@ -1,16 +1,23 @@
 import Foundation
 import NIOCore
+import NIOSSL
+import NIOTLS
 import Protocol
 
 /// The NIO side of a `NATSClient` connection: parses what the server sends, runs the handshake
-/// (INFO -> CONNECT + PING -> PONG), answers PINGs, and hands messages to the client.
+/// (INFO -> [TLS ->] CONNECT + PING -> PONG), answers PINGs, and hands messages to the client.
 final class ClientHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private weak var client: NATSClient?
-    private let connectJSON: String
+    private var connect: ConnectOptions
     private let handshake: EventLoopPromise<Void>
+    private let target: ServerAddress
+    /// The client's TLS (nil: none asked for; the server may still require it).
+    private let tls: ClientTLS?
+    /// TLS runs on this connection (from the start with handshake_first, or after INFO).
+    private var secured: Bool
     private var parser = ServerParser()
     private var cumulation: ByteBuffer?
     private var state: HandshakeState = .awaitingInfo
@@ -19,11 +26,16 @@ final class ClientHandler: ChannelInboundHandler, @unchecked Sendable {
     /// String per message (UTF-8 validation, a heap allocation past 15 bytes) showed in receive profiles.
     private var lastSubject = ""
 
-    enum HandshakeState { case awaitingInfo, awaitingPong, connected, failed }
+    enum HandshakeState { case awaitingInfo, awaitingTLS, awaitingPong, connected, failed }
 
-    init(client: NATSClient, connectJSON: String, handshake: EventLoopPromise<Void>) {
+    /// `secured`: a TLS handler already sits in front of this one (handshake first).
+    init(client: NATSClient, connect: ConnectOptions, target: ServerAddress, tls: ClientTLS?, secured: Bool,
+         handshake: EventLoopPromise<Void>) {
         self.client = client
-        self.connectJSON = connectJSON
+        self.connect = connect
+        self.target = target
+        self.tls = tls
+        self.secured = secured
         self.handshake = handshake
     }
 
@@ -68,15 +80,10 @@ final class ClientHandler: ChannelInboundHandler, @unchecked Sendable {
                 client?.receivedPong()
             }
         case .info(let json):
-            if let info = try? JSONDecoder().decode(ServerInfoDocument.self, from: Data(json.readableBytesView)) {
-                client?.receivedInfo(info)
-            }
+            let info = try? JSONDecoder().decode(ServerInfoDocument.self, from: Data(json.readableBytesView))
+            if let info { client?.receivedInfo(info) }
             if state == .awaitingInfo {
-                state = .awaitingPong
-                var out = context.channel.allocator.buffer(capacity: connectJSON.utf8.count + 16)
-                ClientEncoder.writeConnect(into: &out, json: connectJSON)
-                out.writeStaticString("PING\r\n")
-                context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+                infoReceived(info, context: context)
             }
         case .ok:
             break
@@ -92,6 +99,55 @@ final class ClientHandler: ChannelInboundHandler, @unchecked Sendable {
                 client?.receivedError(text)
             }
         }
+    }
+
+    /// The first INFO: TLS first when either side wants it (as nats.go's checkForSecure), then CONNECT.
+    private func infoReceived(_ info: ServerInfoDocument?, context: ChannelHandlerContext) {
+        if secured {
+            // handshake_first: TLS is already up.
+            return sendConnect(context: context)
+        }
+        let serverRequires = info?.tlsRequired ?? false
+        let serverOffers = serverRequires || (info?.tlsAvailable ?? false)
+        let wanted = tls != nil || target.secure
+        if wanted && !serverOffers {
+            state = .failed
+            lostReason = "\(NATSError.secureConnectionNotAvailable)"
+            handshake.fail(NATSError.secureConnectionNotAvailable)
+            context.close(promise: nil)
+            return
+        }
+        guard wanted || serverRequires else { return sendConnect(context: context) }
+        do {
+            // The server requires TLS and we asked for none: TLS with the system's trust roots.
+            let tls = try self.tls ?? ClientTLS(NATSTLSOptions())
+            let handler = try tls.makeHandler(for: target)
+            try context.pipeline.syncOperations.addHandler(handler, position: .first)
+            state = .awaitingTLS
+            secured = true
+        } catch {
+            state = .failed
+            lostReason = "TLS: \(error)"
+            handshake.fail(error as? NATSError ?? NATSError.tlsConfiguration("\(error)"))
+            context.close(promise: nil)
+        }
+    }
+
+    private func sendConnect(context: ChannelHandlerContext) {
+        state = .awaitingPong
+        connect.tlsRequired = secured
+        let json = connect.json()
+        var out = context.channel.allocator.buffer(capacity: json.utf8.count + 16)
+        ClientEncoder.writeConnect(into: &out, json: json)
+        out.writeStaticString("PING\r\n")
+        context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case TLSUserEvent.handshakeCompleted = event, state == .awaitingTLS {
+            sendConnect(context: context)
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     /// `String(buffer: subject)`, reusing the previous message's String when the bytes are the same.
@@ -120,14 +176,14 @@ final class ClientHandler: ChannelInboundHandler, @unchecked Sendable {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        fail(context: context, reason: "\(error)")
+        fail(context: context, reason: state == .awaitingTLS ? "TLS handshake failed: \(error)" : "\(error)")
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         switch state {
         case .connected:
             client?.connectionLost(context.channel, reason: lostReason)
-        case .awaitingInfo, .awaitingPong:
+        case .awaitingInfo, .awaitingTLS, .awaitingPong:
             state = .failed
             handshake.fail(NATSError.connectionFailed(lostReason))
         case .failed:

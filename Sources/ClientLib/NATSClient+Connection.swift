@@ -10,14 +10,21 @@ extension NATSClient {
     func establish(_ server: String) async throws -> any Channel {
         let target = try ServerAddress(server)
         let handshake = group.next().makePromise(of: Void.self)
+        let tls = self.tls
+        let handshakeFirst = tls?.handshakeFirst ?? false
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(TimeAmount(options.connectTimeout))
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .channelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 16384, maximum: 1 << 20))
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
+                    if handshakeFirst, let tls {
+                        // handshake_first: TLS before the server's INFO.
+                        try channel.pipeline.syncOperations.addHandler(tls.makeHandler(for: target))
+                    }
                     try channel.pipeline.syncOperations.addHandler(
-                        ClientHandler(client: self, connectJSON: connectJSON(for: target), handshake: handshake))
+                        ClientHandler(client: self, connect: connectOptions(for: target), target: target, tls: tls,
+                                      secured: handshakeFirst, handshake: handshake))
                 }
             }
         let channel: any Channel
@@ -42,7 +49,7 @@ extension NATSClient {
         return channel
     }
 
-    func connectJSON(for target: ServerAddress) -> String {
+    func connectOptions(for target: ServerAddress) -> ConnectOptions {
         var connect = ConnectOptions()
         connect.verbose = false
         connect.pedantic = false
@@ -56,7 +63,7 @@ extension NATSClient {
         connect.authToken = options.token ?? target.token
         connect.user = options.user ?? target.user
         connect.pass = options.password ?? target.password
-        return connect.json()
+        return connect
     }
 
     /// A handshake completed: this channel is now the connection. Replays subscriptions, then what was published

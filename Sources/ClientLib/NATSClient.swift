@@ -22,6 +22,8 @@ public final class NATSClient: @unchecked Sendable {
     public let events: AsyncStream<NATSEvent>
     let eventsContinuation: AsyncStream<NATSEvent>.Continuation
     let group: any EventLoopGroup
+    /// TLS as the options and the URLs ask for it (nil: none, unless a server requires it).
+    let tls: ClientTLS?
 
     let lock = ClientLock()
     // Everything below is guarded by `lock`.
@@ -57,16 +59,18 @@ public final class NATSClient: @unchecked Sendable {
         case keepalive
     }
 
-    private init(options: NATSOptions, group: any EventLoopGroup) {
+    private init(options: NATSOptions, group: any EventLoopGroup, tls: ClientTLS?) {
         self.options = options
         self.group = group
+        self.tls = tls
         self.servers = options.servers
         (events, eventsContinuation) = AsyncStream.makeStream(of: NATSEvent.self, bufferingPolicy: .bufferingNewest(1024))
     }
 
     /// Connects to the first reachable server of `options.servers`.
     public static func connect(_ options: NATSOptions, group: (any EventLoopGroup)? = nil) async throws -> NATSClient {
-        let client = NATSClient(options: options, group: group ?? MultiThreadedEventLoopGroup.singleton)
+        let tls = try ClientTLS.make(options.tls, servers: options.servers)
+        let client = NATSClient(options: options, group: group ?? MultiThreadedEventLoopGroup.singleton, tls: tls)
         var failures: [String] = []
         for server in options.servers {
             do {
@@ -75,6 +79,9 @@ public final class NATSClient: @unchecked Sendable {
                 return client
             } catch NATSError.authorizationViolation {
                 throw NATSError.authorizationViolation
+            } catch let error as NATSError where error.isTLSConfiguration {
+                client.lock.withLock { client.status = .closed }
+                throw error
             } catch {
                 failures.insert("\(server): \(error)", at: 0)
             }

@@ -18,6 +18,19 @@ public enum NATSError: Error, Equatable, Sendable {
     case invalidSubject(String)
     /// The server sent -ERR with this text.
     case serverError(String)
+    /// TLS was asked for (a `tls://` URL, a CA file, a client certificate) but the server offers none
+    /// (nats.go's "secure connection not available").
+    case secureConnectionNotAvailable
+    /// The TLS options cannot be used: an unreadable or empty CA, certificate or key file, a certificate
+    /// without its key. Retrying does not help.
+    case tlsConfiguration(String)
+}
+
+extension NATSError {
+    var isTLSConfiguration: Bool {
+        if case .tlsConfiguration = self { return true }
+        return false
+    }
 }
 
 /// What happens to a connection, observable through `NATSClient.events`.

@@ -2,13 +2,16 @@ import NIOCore
 
 /// How a `NATSClient` connects, authenticates, reconnects and buffers.
 public struct NATSOptions: Sendable {
-    /// Servers to try, in order (`nats://host:port`, `host:port`; credentials in the URL are used too).
+    /// Servers to try, in order (`nats://host:port`, `tls://host:port`, `host:port`; credentials in the URL are
+    /// used too). One `tls://` URL makes every connection TLS, as in nats.go.
     /// Servers a connected server advertises (INFO `connect_urls`) are added for reconnects.
     public var servers: [String]
     public var name: String?
     public var token: String?
     public var user: String?
     public var password: String?
+    /// TLS: CA file, client certificate and key, handshake first (see `NATSTLSOptions`; `tls://` URLs turn it on).
+    public var tls = NATSTLSOptions()
     /// Time allowed for TCP connect plus the INFO/CONNECT/PONG handshake, per attempt.
     public var connectTimeout: Duration = .seconds(2)
     /// Reconnect after a lost connection (not after `close()`).

@@ -79,12 +79,17 @@ extension ServerInfo {
         public var authRequired: Bool?
         public var connectURLs: [String]?
         public var ldm: Bool?
+        /// The server takes only TLS connections: the client starts TLS after this INFO.
+        public var tlsRequired: Bool?
+        /// The server takes TLS and plain connections (`allow_non_tls`).
+        public var tlsAvailable: Bool?
 
         public init() {}
 
         enum CodingKeys: String, CodingKey {
             case serverID = "server_id", serverName = "server_name", version, maxPayload = "max_payload", headers
             case authRequired = "auth_required", connectURLs = "connect_urls", ldm
+            case tlsRequired = "tls_required", tlsAvailable = "tls_available"
         }
     }
 }

@@ -5,11 +5,11 @@ import Foundation
 import Logging
 
 extension PubSubBridge {
-    /// A bridge for `config` that reaches brokerd at `servers` (with these credentials) and Pub/Sub over
+    /// A bridge for `config` that reaches brokerd at `servers` (with these credentials and TLS) and Pub/Sub over
     /// `httpClient`: the emulator (PUBSUB_EMULATOR_HOST, or a plain-HTTP endpoint) without credentials,
     /// otherwise the service-account key in `config.credentials`, otherwise the metadata server.
     public static func make(config: BridgeConfig, servers: [String], authorization: BrokerOptions.Authorization?,
-                            httpClient: HTTPClient, environment: [String: String] = ProcessInfo.processInfo.environment,
+                            tls: NATSTLSOptions = NATSTLSOptions(), httpClient: HTTPClient, environment: [String: String] = ProcessInfo.processInfo.environment,
                             logger: Logger) throws -> PubSubBridge {
         var nats = NATSOptions(servers: servers)
         if config.natsUser != nil || config.natsToken != nil {
@@ -22,6 +22,7 @@ extension PubSubBridge {
             nats.user = authorization?.user
             nats.password = authorization?.password
         }
+        nats.tls = tls
         var env = environment
         if let endpoint = config.endpoint, endpoint.hasPrefix("http://") {
             // A plain-HTTP endpoint is an emulator: no credentials, whatever the environment says.

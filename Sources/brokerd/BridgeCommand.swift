@@ -8,7 +8,7 @@ import ServiceLifecycle
 
 /// `brokerd bridge -c FILE`: runs the file's `gcp_pubsub { }` bridges outside brokerd, against a brokerd
 /// reached with ClientLib. Same code and guarantees as the bridges brokerd runs itself.
-struct BridgeCommand: AsyncParsableCommand {
+struct BridgeCommand: AsyncParsableCommand, ClientTLSCommand {
     static let configuration = CommandConfiguration(
         commandName: "bridge",
         abstract: "Run the configuration's gcp_pubsub bridges as a separate process, connected to a brokerd.",
@@ -17,15 +17,22 @@ struct BridgeCommand: AsyncParsableCommand {
             bridges their subjects to Google Cloud Pub/Sub through a durable consumer on brokerd. A message is
             acknowledged to brokerd only after Pub/Sub returned its message id. With PUBSUB_EMULATOR_HOST set it
             talks plain HTTP to the emulator. SIGTERM/SIGINT stop it; unacknowledged messages are redelivered
-            to the next run.
+            to the next run. Over TLS: --server tls://brokerd:4222 --tlsca ca.pem (and --tlscert/--tlskey when
+            brokerd verifies clients).
             """
     )
 
     @OptionGroup var configFile: ConfigFileOption
     @OptionGroup var credentials: AuthOptions
+    @OptionGroup(title: "TLS") var tls: ClientTLSFlags
+    @OptionGroup(title: "TLS") var certificate: TLSCertificateOptions
 
     @Option(name: [.customShort("s"), .customLong("server")], help: "brokerd's URL(s), comma-separated.")
     var server = "nats://127.0.0.1:4222"
+
+    func validate() throws {
+        try validateTLS()
+    }
 
     func run() async throws {
         guard let config = configFile.config else {
@@ -52,7 +59,7 @@ struct BridgeCommand: AsyncParsableCommand {
         do {
             bridges = try options.bridges.map {
                 try PubSubBridge.make(config: $0, servers: server.split(separator: ",").map(String.init), authorization: auth,
-                                      httpClient: http, logger: logger)
+                                      tls: tlsOptions, httpClient: http, logger: logger)
             }
         } catch {
             try? await http.shutdown()

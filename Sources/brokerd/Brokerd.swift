@@ -37,6 +37,10 @@ struct Brokerd: AsyncParsableCommand {
     @Option(name: [.customShort("m"), .customLong("http_port")], help: "Use port for http monitoring (8222 is the usual one).")
     var httpPort: Int?
 
+    @Option(name: [.customLong("ms", withSingleDash: true), .customLong("https_port")],
+            help: "Use port for https monitoring (with the configuration's tls { } certificate).")
+    var httpsPort: Int?
+
     // -c/--config and --auth/--user/--pass are option groups that the subcommands share: ArgumentParser hands
     // a parent's options to the parent even after a subcommand's name.
     @OptionGroup var configFile: ConfigFileOption
@@ -61,11 +65,10 @@ struct Brokerd: AsyncParsableCommand {
     @Flag(name: [.customLong("tls"), .customLong("tls", withSingleDash: true)], help: "Enable TLS.")
     var tls = false
 
-    @Option(name: [.customLong("tlscert"), .customLong("tlscert", withSingleDash: true)], help: "Server certificate file.")
-    var tlsCert: String?
-
-    @Option(name: [.customLong("tlskey"), .customLong("tlskey", withSingleDash: true)], help: "Private key for server certificate.")
-    var tlsKey: String?
+    // --tlscert, --tlskey: a group shared with the subcommands (their client certificate), as `credentials` is.
+    @OptionGroup var certificate: TLSCertificateOptions
+    var tlsCert: String? { certificate.cert }
+    var tlsKey: String? { certificate.key }
 
     @Option(name: [.customLong("tlscacert"), .customLong("tlscacert", withSingleDash: true)], help: "Client certificate CA for verification.")
     var tlsCACert: String?
@@ -115,6 +118,11 @@ struct Brokerd: AsyncParsableCommand {
             logger.warning("Configuration key '\(key)' is not supported by brokerd yet and is ignored")
         }
 
+        if let problem = options.monitorProblem {
+            // nats-server's StartMonitoring refuses these at start-up.
+            logger.error("\(problem)")
+            throw ExitCode(1)
+        }
         if !options.bridges.isEmpty && !options.jetStream {
             // The bridge reads a durable consumer: without JetStream it could never run.
             logger.error("gcp_pubsub needs JetStream: add a jetstream { store_dir: ... } block or -js")
@@ -220,6 +228,7 @@ struct Brokerd: AsyncParsableCommand {
         if let port { options.port = port < 0 ? 0 : port }
         if let name { options.serverName = name }
         if let httpPort { options.httpPort = httpPort }
+        if let httpsPort { options.httpsPort = httpsPort }
         if auth != nil || user != nil {
             options.authorization = .init(token: auth, user: user, password: pass)
         }

@@ -14,7 +14,7 @@ import Glibc
 /// rejects it, so a restart of brokerd delays alerts but loses none (a stream dedupes the retries by
 /// `Nats-Msg-Id`). Alerts wait in a bounded buffer meanwhile; when it is full, new alerts are dropped and
 /// every drop is reported on stderr.
-struct FalcoPipe: AsyncParsableCommand {
+struct FalcoPipe: AsyncParsableCommand, ClientTLSCommand {
     static let configuration = CommandConfiguration(
         commandName: "falco-pipe",
         abstract: "Publish Falco alerts read from stdin (program_output, one JSON alert per line) through brokerd.",
@@ -25,6 +25,9 @@ struct FalcoPipe: AsyncParsableCommand {
                 enabled: true
                 keep_alive: true
                 program: "brokerd falco-pipe --server nats://brokerd:4222"
+
+            Over TLS (brokerd's tls {} block): --server tls://brokerd:4222 --tlsca ca.pem, plus --tlscert and
+            --tlskey when brokerd verifies clients (verify: true); --tlsfirst for handshake_first.
 
             Each line is sent to $FALCO.INGEST; brokerd validates it, publishes it on FALCO.<Priority> with the
             Falco-* and Nats-Msg-Id headers and answers once it is accepted (stored, when a stream captures
@@ -38,6 +41,9 @@ struct FalcoPipe: AsyncParsableCommand {
     var server = "nats://127.0.0.1:4222"
 
     @OptionGroup var credentials: AuthOptions
+
+    @OptionGroup(title: "TLS") var tls: ClientTLSFlags
+    @OptionGroup(title: "TLS") var certificate: TLSCertificateOptions
 
     @Option(help: "Alerts in flight at once (waiting for brokerd's answer).")
     var window = 64
@@ -55,6 +61,7 @@ struct FalcoPipe: AsyncParsableCommand {
     var quiet = false
 
     func validate() throws {
+        try validateTLS()
         guard window > 0, buffer > 0 else { throw ValidationError("--window and --buffer must be positive") }
         guard timeout > 0, drainTimeout > 0 else { throw ValidationError("timeouts must be positive") }
     }
@@ -88,6 +95,7 @@ struct FalcoPipe: AsyncParsableCommand {
         options.user = credentials.user
         options.password = credentials.pass
         options.token = credentials.auth
+        options.tls = tlsOptions
         options.maxReconnectAttempts = -1
         options.reconnectBufferSize = 64 * 1024 * 1024
         let client = try await connectForever(options)
@@ -177,6 +185,9 @@ struct FalcoPipe: AsyncParsableCommand {
                 return try await NATSClient.connect(options)
             } catch NATSError.authorizationViolation {
                 warn("brokerd refused the credentials")
+                throw ExitCode(1)
+            } catch NATSError.tlsConfiguration(let reason) {
+                warn("TLS: \(reason)")
                 throw ExitCode(1)
             } catch {
                 warn("cannot reach \(options.servers.joined(separator: ",")) (\(error)); retrying, alerts are kept")

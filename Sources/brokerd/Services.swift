@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Broker
 import Logging
+import ClientLib
 import PubSubBridge
 import ServiceLifecycle
 import UnixSignals
@@ -56,13 +57,33 @@ struct BridgeService: Service, CustomStringConvertible {
         let bridge: PubSubBridge
         do {
             bridge = try PubSubBridge.make(config: config, servers: [server.localURL], authorization: server.options.authorization,
-                                           httpClient: httpClient, logger: logger)
+                                           tls: Self.loopbackTLS(server.options), httpClient: httpClient, logger: logger)
         } catch {
             logger.error("Pub/Sub bridge cannot start", metadata: ["topic": "\(config.topic)", "error": "\(error)"])
             throw error
         }
         server.register(bridge: bridge.stats)
         await bridge.run()
+    }
+}
+
+extension BridgeService {
+    /// How a client inside brokerd reaches its own TLS port over loopback: TLS (unless `allow_non_tls` lets it
+    /// in plain), accepting exactly brokerd's own certificate (loopback's address is not in it, and no CA is
+    /// needed to trust ourselves), handshake first when the port wants it, and brokerd's own certificate and key
+    /// as the client certificate when the port verifies clients (it must then chain to `ca_file` and allow
+    /// client authentication).
+    static func loopbackTLS(_ options: BrokerOptions) -> NATSTLSOptions {
+        var client = NATSTLSOptions()
+        guard let tls = options.tls, !options.allowNonTLS else { return client }
+        client.enabled = true
+        client.pinnedServerCertificateFile = tls.certFile
+        client.handshakeFirst = tls.handshakeFirst
+        if tls.verify {
+            client.certFile = tls.certFile
+            client.keyFile = tls.keyFile
+        }
+        return client
     }
 }
 

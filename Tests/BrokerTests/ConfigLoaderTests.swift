@@ -172,6 +172,21 @@ final class ConfigLoaderTests: ConfigLoaderTestCase {
         XCTAssertEqual(loadError("UNUSED: 1"), #"brokerd.conf:1: unknown key "UNUSED""#)
     }
 
+    func testHTTPSMonitorPortAndItsStartUpChecks() throws {
+        var options = try load("https_port: 8443").0
+        XCTAssertEqual(options.httpsPort, 8443)
+        XCTAssertNil(options.httpPort)
+        // nats-server's StartMonitoring refusals, checked by brokerd before it starts.
+        XCTAssertEqual(options.monitorProblem, "TLS cert and key required for HTTPS")
+        options.tls = TLSConfig(certFile: "c.pem", keyFile: "k.pem")
+        XCTAssertNil(options.monitorProblem)
+        options.httpPort = 8222
+        XCTAssertEqual(options.monitorProblem, "can't specify both HTTP (8222) and HTTPs (8443) ports")
+        let listen = try load("https: \"127.0.0.2:9443\"").0
+        XCTAssertEqual(listen.httpHost, "127.0.0.2")
+        XCTAssertEqual(listen.httpsPort, 9443)
+    }
+
     func testIgnoredKeysAreReportedOnce() throws {
         let (options, ignored) = try load("""
             jetstream: enabled

@@ -24,7 +24,7 @@ final class FalcoHTTPServerTests: XCTestCase {
     func testAlertsAreAcceptedAndEveryErrorKeepsItsAnswer() async throws {
         let broker = try await startTestBroker()
         let falco = try XCTUnwrap(broker.falcoIngest)
-        let server = FalcoHTTPServer(broker: broker, falco: falco, maxBody: 1024, logger: Logger(label: "test"))
+        let server = try FalcoHTTPServer(broker: broker, falco: falco, maxBody: 1024, logger: Logger(label: "test"))
         try await server.start(host: "127.0.0.1", port: 0)
         let port = server.boundPort
 
@@ -61,7 +61,7 @@ final class FalcoHTTPServerTests: XCTestCase {
 
     func testRunsAsAServiceUntilGracefulShutdown() async throws {
         let broker = try await startTestBroker()
-        let server = FalcoHTTPServer(broker: broker, falco: try XCTUnwrap(broker.falcoIngest), maxBody: 1024, port: 0,
+        let server = try FalcoHTTPServer(broker: broker, falco: try XCTUnwrap(broker.falcoIngest), maxBody: 1024, port: 0,
                                      logger: Logger(label: "test"))
         let group = ServiceGroup(configuration: .init(services: [server], gracefulShutdownSignals: [], logger: Logger(label: "test")))
         let running = Task { try await group.run() }

@@ -30,7 +30,7 @@ final class MonitorServerTests: XCTestCase {
     func testEndpointsAnswerAsBeforeAndMetricsUseTheGivenRegistry() async throws {
         let broker = try await startTestBroker()
         let registry = PrometheusCollectorRegistry()
-        let monitor = MonitorServer(broker: broker, metrics: PrometheusMetricsFactory(registry: registry), logger: Logger(label: "test"))
+        let monitor = try MonitorServer(broker: broker, metrics: PrometheusMetricsFactory(registry: registry), logger: Logger(label: "test"))
         try await monitor.start(host: "127.0.0.1", port: 0)
         let port = monitor.boundPort
         XCTAssertGreaterThan(port, 0)
@@ -69,7 +69,7 @@ final class MonitorServerTests: XCTestCase {
 
     func testRunsAsAServiceUntilGracefulShutdown() async throws {
         let broker = try await startTestBroker()
-        let monitor = MonitorServer(broker: broker, port: 0, metrics: PrometheusMetricsFactory(registry: PrometheusCollectorRegistry()),
+        let monitor = try MonitorServer(broker: broker, port: 0, metrics: PrometheusMetricsFactory(registry: PrometheusCollectorRegistry()),
                                     logger: Logger(label: "test"))
         let group = ServiceGroup(configuration: .init(services: [monitor], gracefulShutdownSignals: [], logger: Logger(label: "test")))
         let running = Task { try await group.run() }

@@ -35,5 +35,14 @@ final class NATSHeadersTests: XCTestCase {
         let token = try ServerAddress("nats://tok@127.0.0.1")
         XCTAssertEqual(token.token, "tok")
         XCTAssertThrowsError(try ServerAddress("nats://"))
+        XCTAssertFalse(plain.secure)
+        XCTAssertTrue(plain.hostIsIPAddress)
+        let tls = try ServerAddress("tls://falco:pw@broker.example.com:4443")
+        XCTAssertTrue(tls.secure)
+        XCTAssertEqual(tls.host, "broker.example.com")
+        XCTAssertEqual(tls.user, "falco")
+        XCTAssertFalse(tls.hostIsIPAddress)
+        XCTAssertTrue(try ServerAddress("TLS://localhost").secure)
+        XCTAssertThrowsError(try ServerAddress("http://127.0.0.1:4222"))
     }
 }

@@ -28,7 +28,7 @@ public enum ConfigLoader {
     public static let ignoredKeys: Set<String> = [
         "client_advertise", "logtime", "logtime_utc",
         "disable_sublist_cache", "no_sublist_cache", "default_sentinel",
-        "https", "https_port", "http_base_path", "cluster", "gateway", "leaf", "leafnodes",
+        "http_base_path", "cluster", "gateway", "leaf", "leafnodes",
         "storedir", "logfile_size_limit", "log_size_limit",
         "logfile_max_num", "log_max_num", "syslog", "remote_syslog", "pidfile", "pid_file",
         "ports_file_dir", "prof_port", "prof_block_rate", "proxy_protocol", "max_traced_msg_len",
@@ -127,6 +127,12 @@ public enum ConfigLoader {
                 let (host, port) = try field.hostPort()
                 options.httpHost = host
                 options.httpPort = port
+            case "https_port":
+                options.httpsPort = try field.port()  // with the top-level tls { } block
+            case "https":
+                let (host, port) = try field.hostPort()
+                options.httpHost = host
+                options.httpsPort = port
             case "max_payload":
                 options.maxPayload = try field.size(max: maxInt32Limit) ?? defaults.maxPayload
             case "max_control_line":

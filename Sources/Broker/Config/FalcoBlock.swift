@@ -1,7 +1,8 @@
 import NATSConfig
 
 extension ConfigLoader {
-    /// `falco { http_port, host, max_body, max_pending, map_sidekick_subjects, idle_timeout, user }`.
+    /// `falco { http_port, host, max_body, max_pending, map_sidekick_subjects, idle_timeout, user, tls { } }`; `tls`
+    /// is nats-server's block (cert_file, key_file, ca_file, verify, ...), read and checked as the client port's.
     static func applyFalco(_ block: ConfigField, to options: inout BrokerOptions) throws {
         guard case .map(let map) = block.entry.value else { throw block.typeMismatch("a map") }
         for entry in map.entries {
@@ -23,6 +24,10 @@ extension ConfigLoader {
                 options.falcoUser = name.isEmpty ? nil : name
             case "idle_timeout":
                 options.falcoIdleTimeout = try field.duration(acceptingSeconds: true) ?? .seconds(300)
+            case "tls":
+                let tls = try parseTLS(entry)
+                try checkTLSFiles(tls, block: field)
+                options.falcoTLS = tls
             default:
                 throw field.fail("unknown key \"\(entry.key)\" in falco")
             }

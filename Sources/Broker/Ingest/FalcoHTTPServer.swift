@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import Protocol
 import ServiceLifecycle
 
@@ -13,6 +14,10 @@ import ServiceLifecycle
 /// is published on `FALCO.<Priority>` and the answer, 200, comes once all are accepted (stored and fsynced
 /// when a stream captures them). 413: body over `max_body`. 415: not JSON. 503 + Retry-After: too many alerts
 /// wait for the disk, or the store refused them (a resource limit). `GET /healthz` answers 200.
+///
+/// HTTPS with `falco { tls { } }` (`tls`): the TLS handler goes in front of the same pipeline, with the block's
+/// handshake timeout and `pinned_certs` (TLSHandshakeGuard); `verify: true` refuses a client without a trusted
+/// certificate during the handshake. Without it the pipeline is exactly the plain one.
 ///
 /// A swift-service-lifecycle `Service` (`run()` serves on the host and port given to `init` until graceful
 /// shutdown), or started and stopped by hand with `start(host:port:)` / `stop()`.
@@ -33,9 +38,12 @@ public final class FalcoHTTPServer: Service, @unchecked Sendable {
     public private(set) var boundPort = 0
 
     let idleTimeout: Duration
+    /// The `tls { }` block and its server context (made once, at init: a bad file fails here).
+    let tls: (config: TLSConfig, context: NIOSSLContext)?
 
     public init(broker: BrokerServer, falco: FalcoIngest, maxBody: Int, idleTimeout: Duration = .seconds(300),
-                host: String = "127.0.0.1", port: Int = 0, logger: Logger) {
+                tls: TLSConfig? = nil, host: String = "127.0.0.1", port: Int = 0, logger: Logger) throws {
+        self.tls = try tls.map { ($0, try TLSContextFactory.makeServerContext($0)) }
         self.broker = broker
         self.falco = falco
         self.maxBody = maxBody
@@ -64,6 +72,10 @@ public final class FalcoHTTPServer: Service, @unchecked Sendable {
                     }
                     // Close connections that send nothing for idle_timeout (a half-sent request counts too).
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: TimeAmount(idleTimeout)))
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context))
+                        try channel.pipeline.syncOperations.addHandler(TLSHandshakeGuard(tls: tls.config, logger: logger))
+                    }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(FalcoHTTPHandler(server: self, router: router))
                 }
@@ -71,7 +83,7 @@ public final class FalcoHTTPServer: Service, @unchecked Sendable {
         let channel = try await bootstrap.bind(host: host, port: port).get()
         self.channel = channel
         boundPort = channel.localAddress?.port ?? port
-        logger.info("Listening for Falco alerts (http_output) on \(host):\(boundPort)")
+        logger.info("Listening for Falco alerts (http_output) on \(tls == nil ? "http" : "https")://\(host):\(boundPort)")
     }
 
     public func stop() async {

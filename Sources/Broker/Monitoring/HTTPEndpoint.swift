@@ -1,9 +1,11 @@
 import Hummingbird
 import HummingbirdCore
+import HummingbirdTLS
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTPTypes
+import NIOSSL
 import ServiceLifecycle
 
 /// brokerd's HTTP stack (Hummingbird 2) for the monitoring endpoint and the pages that come next (the Falco
@@ -14,10 +16,13 @@ import ServiceLifecycle
 /// Every connection's task runs on the event loop of its channel (`EventLoopTaskExecutor`), the broker's own
 /// loops: a request is decoded, handled and answered without a thread hop (a third less CPU per request than on
 /// the global executor), and a handler can use the state of that loop (its `Router`, say) directly.
+///
+/// With `tls`, HummingbirdTLS's `TLSChannel` wraps the same child channel (HTTPS).
 final class HTTPEndpoint<Responder: HTTPResponder>: @unchecked Sendable where Responder.Context == ChannelRequestContext {
     let group: any EventLoopGroup
     let responder: Responder
     let idleTimeout: TimeAmount?
+    let tls: TLSConfiguration?
     let logger: Logger
     private let state = NIOLockedValueBox(Running())
 
@@ -27,10 +32,12 @@ final class HTTPEndpoint<Responder: HTTPResponder>: @unchecked Sendable where Re
         var task: Task<Void, any Error>?
     }
 
-    init(group: any EventLoopGroup, responder: Responder, idleTimeout: TimeAmount? = nil, logger: Logger) {
+    init(group: any EventLoopGroup, responder: Responder, idleTimeout: TimeAmount? = nil, tls: TLSConfiguration? = nil,
+         logger: Logger) {
         self.group = group
         self.responder = responder
         self.idleTimeout = idleTimeout
+        self.tls = tls
         // Hummingbird's own start and stop lines would repeat ours; its warnings and errors still show.
         var quiet = logger
         quiet.logLevel = max(logger.logLevel, .notice)
@@ -40,13 +47,14 @@ final class HTTPEndpoint<Responder: HTTPResponder>: @unchecked Sendable where Re
     /// The port bound by the last start (0 before).
     var boundPort: Int { state.withLockedValue { $0.boundPort } }
 
-    func application(host: String, port: Int, onRunning: @escaping @Sendable (Int) -> Void) -> some ApplicationProtocol {
+    func application(host: String, port: Int, onRunning: @escaping @Sendable (Int) -> Void) throws -> some ApplicationProtocol {
         let http1 = HTTP1Channel.Configuration(additionalChannelHandlers: [CloseAfterResponseHandler()], idleTimeout: idleTimeout)
+        let plain = HTTPServerBuilder { responder in
+            LoopPinnedHTTP1Channel(http1: HTTP1Channel(responder: responder, configuration: http1))
+        }
         return Application(
             responder: responder,
-            server: HTTPServerBuilder { responder in
-                LoopPinnedHTTP1Channel(http1: HTTP1Channel(responder: responder, configuration: http1))
-            },
+            server: try tls.map { try .tls(plain, tlsConfiguration: $0) } ?? plain,
             configuration: ApplicationConfiguration(address: .hostname(host, port: port), serverName: nil, backlog: 256),
             onServerRunning: { [state] channel in
                 let bound = channel.localAddress?.port ?? port
@@ -66,7 +74,7 @@ final class HTTPEndpoint<Responder: HTTPResponder>: @unchecked Sendable where Re
     /// Starts serving in the background; returns once the port is bound (throws if it cannot be).
     func start(host: String, port: Int) async throws -> Int {
         let (bound, continuation) = AsyncStream.makeStream(of: Int.self)
-        let app = application(host: host, port: port) { continuation.yield($0) }
+        let app = try application(host: host, port: port) { continuation.yield($0) }
         let serviceGroup = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [], logger: logger))
         let task = Task {
             defer { continuation.finish() }

@@ -6,7 +6,8 @@ import NIOCore
 import Prometheus
 import ServiceLifecycle
 
-/// The monitoring HTTP endpoint (nats-server's `http_port`): /healthz, /varz, /connz, /subsz, /jsz and
+/// The monitoring HTTP endpoint (nats-server's `http_port`, or `https_port` with the top-level `tls { }`
+/// certificate and no client certificate asked for, as nats-server): /healthz, /varz, /connz, /subsz, /jsz and
 /// Prometheus text at /metrics. JSON shapes follow nats-server's monitor.go (its main fields); the documents are
 /// in MonitorDocuments.swift, the metrics in BrokerMetrics.swift.
 ///
@@ -17,6 +18,8 @@ public final class MonitorServer: Service, @unchecked Sendable {
     let logger: Logger
     let host: String
     let port: Int
+    /// HTTPS (nats-server's `https_port`).
+    public let secure: Bool
     /// Where /metrics is rendered from, and the handles brokerd's values are recorded into.
     let registry: PrometheusCollectorRegistry
     let metrics: BrokerMetrics
@@ -26,9 +29,11 @@ public final class MonitorServer: Service, @unchecked Sendable {
 
     /// `metrics`: the swift-prometheus factory to record into and render; by default the one brokerd bootstrapped
     /// (`MetricsSystem.factory`), or a private registry when none was.
-    public init(broker: BrokerServer, host: String = "127.0.0.1", port: Int = 0, metrics: PrometheusMetricsFactory? = nil,
-                logger: Logger) {
+    /// `tls`: serve HTTPS with this block's certificate (`https_port`); client certificates are not asked for.
+    public init(broker: BrokerServer, host: String = "127.0.0.1", port: Int = 0, tls: TLSConfig? = nil,
+                metrics: PrometheusMetricsFactory? = nil, logger: Logger) throws {
         self.broker = broker
+        self.secure = tls != nil
         self.logger = logger
         self.host = host
         self.port = port
@@ -36,21 +41,24 @@ public final class MonitorServer: Service, @unchecked Sendable {
             ?? PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())
         registry = factory.registry
         self.metrics = BrokerMetrics(factory: factory)
-        endpoint = HTTPEndpoint(group: broker.group, responder: MonitorResponder(monitor: self), logger: logger)
+        var configuration = try tls.map { try TLSContextFactory.makeServerConfiguration($0) }
+        // nats-server's getMonitoringTLSConfig: the client port's certificate, ClientAuth = NoClientCert.
+        configuration?.certificateVerification = .none
+        endpoint = HTTPEndpoint(group: broker.group, responder: MonitorResponder(monitor: self), tls: configuration, logger: logger)
     }
 
     /// The endpoints, as labels of the request timer ("other" for the rest).
     static let paths = ["/", "/healthz", "/varz", "/connz", "/subsz", "/jsz", "/metrics", "other"]
 
     public func run() async throws {
-        try await endpoint.run(host: host, port: port) { [logger, host] port in
-            logger.info("Starting http monitor on \(host):\(port)")
+        try await endpoint.run(host: host, port: port) { [logger, host, secure] port in
+            logger.info("Starting \(secure ? "https" : "http") monitor on \(host):\(port)")
         }
     }
 
     public func start(host: String, port: Int) async throws {
         let bound = try await endpoint.start(host: host, port: port)
-        logger.info("Starting http monitor on \(host):\(bound)")
+        logger.info("Starting \(secure ? "https" : "http") monitor on \(host):\(bound)")
     }
 
     public func stop() async {

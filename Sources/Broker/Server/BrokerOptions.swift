@@ -8,6 +8,9 @@ public struct BrokerOptions: Sendable, Equatable {
     public var serverName: String? = nil                // defaults to the server id
     public var httpPort: Int? = nil                     // monitoring off unless set (8222 when enabled)
     public var httpHost: String? = nil                  // defaults to `host`
+    /// Monitoring over HTTPS (`https_port`, `https: host:port`, `-ms`), with the top-level `tls { }` certificate
+    /// and no client certificate asked for, as nats-server; it and `httpPort` exclude each other.
+    public var httpsPort: Int? = nil
     public var maxPayload: Int = Limits.defaultMaxPayload
     public var maxPending: Int = Limits.defaultMaxPending
     public var maxControlLine: Int = Limits.defaultMaxControlLine
@@ -56,6 +59,9 @@ public struct BrokerOptions: Sendable, Equatable {
     /// `falco { user }`: the user of `authorization` the Falco ingest publishes as (its publish permissions
     /// apply to every alert, from every path); nil: the ingest is not restricted.
     public var falcoUser: String? = nil
+    /// HTTPS for Falco's http_output (`falco { tls { } }`, the same block as nats-server's); with `verify: true`
+    /// a client certificate that chains to `ca_file` is required (Falco's `mtls: true`). nil: plain HTTP.
+    public var falcoTLS: TLSConfig? = nil
     /// Rewrite falcosidekick's `falco.<priority>.<rule>` subjects to `FALCO.<Priority>`.
     public var mapSidekickSubjects: Bool = false
     /// `gcp_pubsub { }` blocks (several allowed): bridges from subjects to Google Cloud Pub/Sub topics.
@@ -132,5 +138,18 @@ public struct BrokerOptions: Sendable, Equatable {
             self.permissions = permissions
             self.connectionTypes = connectionTypes
         }
+    }
+}
+
+extension BrokerOptions {
+    /// What stops the monitor from starting, in nats-server's words (StartMonitoring), or nil.
+    public var monitorProblem: String? {
+        if let http = httpPort, let https = httpsPort, http != 0, https != 0 {
+            return "can't specify both HTTP (\(http)) and HTTPs (\(https)) ports"
+        }
+        if httpPort == nil || httpPort == 0, let https = httpsPort, https != 0, tls == nil {
+            return "TLS cert and key required for HTTPS"
+        }
+        return nil
     }
 }

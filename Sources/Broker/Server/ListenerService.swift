@@ -38,12 +38,18 @@ public struct ListenerService<Listener: StartStopListener>: Service, CustomStrin
 }
 
 extension ListenerService where Listener == MonitorServer {
-    /// The monitor (`http_port`), when the options ask for one.
+    /// The monitor (`http_port`, or `https_port` with the top-level `tls { }`), when the options ask for one
+    /// (`BrokerOptions.monitorProblem` has said whether they can).
     public static func monitor(of broker: BrokerServer, logger: Logger) -> ListenerService? {
         let options = broker.options
-        guard let port = options.httpPort else { return nil }
-        return ListenerService("monitor", broker: broker, host: options.httpHost ?? options.host, port: port) {
-            MonitorServer(broker: broker, logger: logger)
+        if let port = options.httpPort {
+            return ListenerService("monitor", broker: broker, host: options.httpHost ?? options.host, port: port) {
+                try MonitorServer(broker: broker, logger: logger)
+            }
+        }
+        guard let port = options.httpsPort, let tls = options.tls else { return nil }
+        return ListenerService("monitor (https)", broker: broker, host: options.httpHost ?? options.host, port: port) {
+            try MonitorServer(broker: broker, tls: tls, logger: logger)
         }
     }
 }
@@ -55,8 +61,8 @@ extension ListenerService where Listener == FalcoHTTPServer {
         guard let port = options.falcoHTTPPort else { return nil }
         return ListenerService("Falco HTTP", broker: broker, host: options.falcoHTTPHost ?? options.host, port: port) {
             guard let falco = broker.falcoIngest else { throw ListenerServiceError.notStarted }
-            return FalcoHTTPServer(broker: broker, falco: falco, maxBody: options.falcoMaxBody,
-                                   idleTimeout: options.falcoIdleTimeout, logger: logger)
+            return try FalcoHTTPServer(broker: broker, falco: falco, maxBody: options.falcoMaxBody,
+                                       idleTimeout: options.falcoIdleTimeout, tls: options.falcoTLS, logger: logger)
         }
     }
 }
