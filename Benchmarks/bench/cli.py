@@ -36,6 +36,10 @@ what it does
      block with a P-256 certificate for 127.0.0.1 made by openssl at run time (INFO in the clear, then the
      handshake, as both servers do by default; no client certificates), and the tool runs with
        --url tls://{HOST}:PORT --tlsca <out dir>/tls/ca.pem --scenario pubsub|fanout
+     Permission rows (permpub, permpubsub at every --sizes): pub and pubsub again, as a user with publish and
+     subscribe permissions (allow and deny lists; the subscriber's bench.> overlaps a deny entry), against a
+     fourth pair started as `BIN -a {HOST} -p PORT -c <out dir>/perms/perms.conf`; the tool connects to
+       --url nats://bench:bench@{HOST}:PORT --scenario pub|pubsub
   3. Around every run it reads the server's utime+stime from /proc/<pid>/stat (clock ticks,
      os.sysconf('SC_CLK_TCK'); the process and any descendants), just before starting the tool and
      --settle seconds after it exits, and reports CPU seconds per million messages: delivered
@@ -118,6 +122,7 @@ examples
   python3 Benchmarks/run_bench.py --scenarios falcohttp,falcopipe                  # Falco ingest (brokerd)
   python3 Benchmarks/run_bench.py --scenarios bridge                               # Pub/Sub bridge (brokerd)
   python3 Benchmarks/run_bench.py --scenarios pubsub,tlspubsub,tlsfanout --sizes 128,1024   # TLS vs plain
+  python3 Benchmarks/run_bench.py --scenarios pub,permpub,pubsub,permpubsub --sizes 16      # permissions on/off
 """
 
 

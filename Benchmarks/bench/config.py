@@ -16,10 +16,15 @@ JS_SCENARIOS = JS_ROW_SCENARIOS + JS_EXTRA_SCENARIOS
 FALCO_INGEST_SCENARIOS = ("falcohttp", "falcopipe")  # brokerd only: its Falco HTTP endpoint and falco-pipe
 TLS_SCENARIOS = ("tlspubsub", "tlsfanout")  # pubsub / fanout over TLS, against a pair started with a tls { } block
 TLS_TOOL_SCENARIO = {"tlspubsub": "pubsub", "tlsfanout": "fanout"}
+# pub / pubsub with per-user permissions on, against a pair started with an authorization { users } block: the
+# publisher's subject goes through the permission check (cached per subject) and the subscriber's wildcard
+# overlaps a deny entry (filtered where the trie matches).
+PERM_SCENARIOS = ("permpub", "permpubsub")
+PERM_TOOL_SCENARIO = {"permpub": "pub", "permpubsub": "pubsub"}
 BRIDGE_SCENARIOS = ("bridge",)  # brokerd only, one-off: the Pub/Sub bridge against the emulator (bridge_bench.py)
 EXTRA_SCENARIOS = JS_EXTRA_SCENARIOS + BRIDGE_SCENARIOS  # one-off measurements after the table rows
-ALL_SCENARIOS = (SIZED_SCENARIOS + ("reqrep", "falco") + FALCO_INGEST_SCENARIOS + TLS_SCENARIOS + JS_SCENARIOS
-                 + BRIDGE_SCENARIOS)
+ALL_SCENARIOS = (SIZED_SCENARIOS + ("reqrep", "falco") + FALCO_INGEST_SCENARIOS + TLS_SCENARIOS + PERM_SCENARIOS
+                 + JS_SCENARIOS + BRIDGE_SCENARIOS)
 ALERT_SCENARIOS = {"falco", "jspub", "jsdisk", "bridge"} | set(FALCO_INGEST_SCENARIOS)  # need --alerts
 DEFAULT_SIZES = (16, 128, 1024, 65536)
 

@@ -19,7 +19,7 @@ from .jetstream import measure_disk, measure_recovery
 from .plan import Row, alerts_stats, plan, tool_argv
 from .render import fmt_cpu, fmt_mb, fmt_rate, fmt_us, render_report
 from .runs import execute
-from .servers import Server, ServerError, js_server, make_tls_files, tls_server
+from .servers import Server, ServerError, js_server, make_tls_files, perms_server, tls_server
 from .stats import failure_counts, summarise
 from .util import capture, git_info, host_info, log, resolve_binary, write_json
 
@@ -119,6 +119,8 @@ def main(argv: list[str]) -> int:
     js_doc: dict[str, Any] = doc["jetstream"]
     # The TLS rows run against a third pair, started with -c <a tls { } block> (certificates made at run time).
     tls_servers: dict[str, Server] = {}
+    # The permission rows: a fourth pair, started with users and permissions.
+    perm_servers: dict[str, Server] = {}
 
     def save():
         doc["servers"] = {n: {"binary": s.binary, "version": versions.get(n), "starts": s.starts,
@@ -129,6 +131,9 @@ def main(argv: list[str]) -> int:
         doc["servers"].update({f"{n} tls": {"binary": s.binary, "version": versions.get(n), "starts": s.starts,
                                            "args": s.extra_args, "processes": s.history}
                                for n, s in tls_servers.items()})
+        doc["servers"].update({f"{n} perms": {"binary": s.binary, "version": versions.get(n), "starts": s.starts,
+                                             "args": s.extra_args, "processes": s.history}
+                               for n, s in perm_servers.items()})
         doc["summary"] = summarise(rows, doc["runs"], a.servers, a.stat)
         write_json(out_path, doc)
 
@@ -151,7 +156,7 @@ def main(argv: list[str]) -> int:
                 doc["startup_errors"].append(str(e))
 
     try:
-        if any(not r.jetstream and not r.brokerd_only and not r.tls for r in rows):
+        if any(not r.jetstream and not r.brokerd_only and not r.tls and not r.perms for r in rows):
             start_all(servers)
         elif any(r.brokerd_only for r in rows) and "brokerd" in servers:
             start_all({"brokerd": servers["brokerd"]})
@@ -171,6 +176,19 @@ def main(argv: list[str]) -> int:
             if not row.tls and tls_servers:
                 for s in tls_servers.values():
                     s.stop()
+            if row.perms and not perm_servers:
+                for s in list(servers.values()) + list(tls_servers.values()):
+                    s.stop()
+                try:
+                    for name in a.servers:
+                        perm_servers[name] = perms_server(a, name, binaries[name], log_dir, out_path.parent / "perms")
+                    start_all(perm_servers)
+                except ServerError as e:
+                    log(f"  {e}")
+                    doc["startup_errors"].append(str(e))
+            if not row.perms and perm_servers:
+                for s in perm_servers.values():
+                    s.stop()
             if row.jetstream and not js_servers:
                 for s in servers.values():
                     s.stop()
@@ -183,9 +201,10 @@ def main(argv: list[str]) -> int:
             for rnd in range(1, a.rounds + 1):
                 for name in row_servers(row):
                     done += 1
-                    s = js_servers[name] if row.jetstream else (tls_servers[name] if row.tls else servers[name])
-                    if row.tls and name not in tls_servers:
+                    if (row.tls and name not in tls_servers) or (row.perms and name not in perm_servers):
                         continue
+                    s = (js_servers[name] if row.jetstream else tls_servers[name] if row.tls
+                         else perm_servers[name] if row.perms else servers[name])
                     elapsed = time.monotonic() - t_start
                     eta = f", ~{(elapsed / (done - 1)) * (total - done + 1):.0f}s left" if done > 1 else ""
                     log(f"[{done:>3}/{total}] {row.label:<11} {row.size:>6} B  {name:<11} round {rnd}/{a.rounds}"
@@ -205,7 +224,7 @@ def main(argv: list[str]) -> int:
                                                                          res["reordered"])
                                if rec["status"] == "integrity" else ""))
                     save()
-        for s in list(servers.values()) + list(js_servers.values()) + list(tls_servers.values()):
+        for s in list(servers.values()) + list(js_servers.values()) + list(tls_servers.values()) + list(perm_servers.values()):
             s.stop()
         if "jsrecovery" in a.scenarios:
             n = JS_RECOVERY_MSGS if a.scale >= 1 else max(MIN_MSGS, int(JS_RECOVERY_MSGS * a.scale))
@@ -245,7 +264,7 @@ def main(argv: list[str]) -> int:
         interrupted = True
         log("\ninterrupted: stopping the servers and printing what was measured")
     finally:
-        for s in list(servers.values()) + list(js_servers.values()) + list(tls_servers.values()):
+        for s in list(servers.values()) + list(js_servers.values()) + list(tls_servers.values()) + list(perm_servers.values()):
             s.stop()
         signal.signal(signal.SIGTERM, old_term)
 

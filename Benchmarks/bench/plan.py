@@ -9,7 +9,8 @@ from typing import Optional
 from .config import (ALL_SCENARIOS, BUDGET, BUDGET_BYTES, FALCO_BUDGET, FALCO_INGEST_SCENARIOS,
                      FALCOHTTP_BATCH_BUDGET, FALCOHTTP_BUDGET, FALCOPIPE_BUDGET, HOST, JS_ASYNC_BUDGET,
                      JS_ASYNC_WINDOW, JS_CONSUME_BUDGET, JS_FALCO_BUDGET, JS_ROW_SCENARIOS, JS_SIZE, JS_SYNC_BUDGET,
-                     MIN_MSGS, REQREP_BUDGET, SIZED_SCENARIOS, TLS_SCENARIOS, TLS_TOOL_SCENARIO)
+                     MIN_MSGS, PERM_SCENARIOS, PERM_TOOL_SCENARIO, REQREP_BUDGET, SIZED_SCENARIOS, TLS_SCENARIOS,
+                     TLS_TOOL_SCENARIO)
 from .servers import Server
 
 
@@ -37,8 +38,12 @@ class Row:
         return self.scenario in TLS_SCENARIOS
 
     @property
+    def perms(self) -> bool:
+        return self.scenario in PERM_SCENARIOS
+
+    @property
     def tool_scenario(self) -> str:
-        return TLS_TOOL_SCENARIO.get(self.scenario, self.scenario)
+        return TLS_TOOL_SCENARIO.get(self.scenario) or PERM_TOOL_SCENARIO.get(self.scenario, self.scenario)
 
     @property
     def key(self) -> str:
@@ -80,7 +85,7 @@ def plan(a: argparse.Namespace, falco_size: int) -> list[Row]:
     for sc in ALL_SCENARIOS:
         if sc not in a.scenarios:
             continue
-        if sc in SIZED_SCENARIOS or sc in TLS_SCENARIOS:
+        if sc in SIZED_SCENARIOS or sc in TLS_SCENARIOS or sc in PERM_SCENARIOS:
             for size in a.sizes:
                 budget = BUDGET.get(size) or min(2_000_000, max(MIN_MSGS, BUDGET_BYTES // size))
                 fanout = sc in ("fanout", "tlsfanout")
@@ -109,6 +114,9 @@ def plan(a: argparse.Namespace, falco_size: int) -> list[Row]:
 
 
 def tool_argv(a: argparse.Namespace, tool: str, row: Row, url: str, server: Optional[Server] = None) -> list[str]:
+    if row.perms:
+        # The same load as the user the permissions apply to.
+        url = url.replace("nats://", "nats://bench:bench@", 1)
     if row.tls:
         # The same load over TLS: tls:// and the bench CA (the servers' certificate is for 127.0.0.1).
         url = url.replace("nats://", "tls://", 1)

@@ -257,3 +257,24 @@ def tls_server(a: argparse.Namespace, name: str, binary: str, log_dir: Path, con
     """A server whose client port takes TLS only (INFO in the clear, then the handshake, as both do by default)."""
     return Server(name, binary, log_dir, a.start_timeout, a.stop_timeout, extra_args=["-c", str(conf)], tag="-tls",
                   tls_ca=str(ca))
+
+
+# Permission rows: the user the tool connects as. Several patterns on each side, so that a check without the
+# per-subject cache would have to walk them; the subscriber's bench.> overlaps a deny entry (bench.denied.>).
+PERMS_CONF = """authorization {
+  users: [
+    { user: bench, password: bench, permissions: {
+        publish: { allow: ["FALCO.>", "$FALCO.INGEST", "_INBOX.>", "alerts.*.raw", "bench.>"], deny: ["FALCO.Debug", "bench.denied.>"] }
+        subscribe: { allow: ["FALCO.>", "_INBOX.>", "bench.>"], deny: ["bench.denied.>", "FALCO.Debug"] }
+    } }
+  ]
+}
+"""
+
+
+def perms_server(a: argparse.Namespace, name: str, binary: str, log_dir: Path, directory: Path) -> Server:
+    """A server started with PERMS_CONF (users with publish and subscribe permissions)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    conf = directory / "perms.conf"
+    conf.write_text(PERMS_CONF)
+    return Server(name, binary, log_dir, a.start_timeout, a.stop_timeout, extra_args=["-c", str(conf)], tag="-perms")
