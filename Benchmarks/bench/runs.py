@@ -103,7 +103,7 @@ def execute(a: argparse.Namespace, tool: str, row: Row, server: Server, rnd: int
         rec["stderr_tail"] = tail(r.stderr)
         return rec
 
-    counted = obj["msgs"] if row.scenario == "pub" else obj["delivered"]
+    counted = obj["msgs"] if row.tool_scenario == "pub" else obj["delivered"]
     rec["counted_msgs"] = counted
     if rec["server_cpu_seconds"] is not None and counted:
         rec["cpu_s_per_million"] = rec["server_cpu_seconds"] / (counted / 1e6)

@@ -5,8 +5,9 @@ import Protocol
 /// One connection's publish check: the user's rules behind a per-subject cache (nats-server's pcache, at most
 /// 128 subjects), with the last subject first, so a publisher that repeats its subject pays one memcmp. Loop-
 /// confined (owned by the session). Reply subjects a user with `allow_responses` was sent are checked in
-/// `replies`, outside the cache, as nats-server does.
-struct PublishPermissions {
+/// `replies`, outside the cache, as nats-server does. A class, so the session's (otherwise immutable) call per PUB
+/// updates it in place.
+final class PublishPermissions {
     static let maxCached = 128
     static let pruneCount = 32
 
@@ -22,7 +23,7 @@ struct PublishPermissions {
     }
 
     @inline(__always)
-    mutating func allows(_ subject: ByteBuffer, now: NIODeadline) -> Bool {
+    func allows(_ subject: ByteBuffer, now: NIODeadline) -> Bool {
         if lastSubject.readableBytes > 0, subject == lastSubject, lastAllowed { return true }
         let allowed: Bool
         if let cached = cache[subject] {

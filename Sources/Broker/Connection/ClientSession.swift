@@ -91,10 +91,10 @@ struct ClientSession {
     /// reserved `_GR_.` prefix, the user's publish permissions (then a permitted response), the reserved
     /// `$NRG.` prefix, reserved reply subjects.
     @inline(__always)
-    mutating func publishReceived(subject: ByteBuffer, reply: ByteBuffer?, now: @autoclosure () -> NIODeadline) -> PublishAction {
+    func publishReceived(subject: ByteBuffer, reply: ByteBuffer?, now: @autoclosure () -> NIODeadline) -> PublishAction {
         let error: ProtocolError? = options.pedantic && !Subject.isValidPublish(subject) ? .invalidPublishSubject : nil
         if Self.hasPrefix(subject, Self.gatewayReplyPrefix)
-            || (publishPermissions != nil && !publishPermissions!.allows(subject, now: now()))
+            || (publishPermissions.map { !$0.allows(subject, now: now()) } ?? false)
             || Self.hasPrefix(subject, Self.raftPrefix) {
             return PublishAction(error: error, violation: .publishViolation(subject: Array(subject.readableBytesView)), sendOK: false)
         }
