@@ -9,6 +9,7 @@ check the secured layout over real sockets: on brokerd and on nats-server (which
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -109,8 +110,14 @@ def brokerd_conf_text() -> str:
 
 
 def config_args() -> list[str]:
-    c = container()
-    return list(c.get("command", [])) + list(c.get("args", []))
+    """brokerd's arguments (the command is the shell wrapper that checks the hashes, then execs brokerd "$@")."""
+    return list(container().get("args", []))
+
+
+def wrapper_script() -> str:
+    cmd = container()["command"]
+    assert cmd[:2] == ["/bin/sh", "-c"] and cmd[3:] == ["brokerd"], cmd
+    return cmd[2]
 
 
 def config_key() -> str:
@@ -429,6 +436,14 @@ def test_passwords_come_from_the_secret():
     assert f"create secret generic {USERS_SECRET}" in section
     for key in set(keys.values()):
         assert f"{key}=" in section, f"docs/falco.md's Secured setup does not put the key {key} in the Secret"
+
+
+def test_the_wrapper_checks_every_hash_then_execs_brokerd():
+    script = wrapper_script()
+    checked = set(re.search(r"^for v in (.*); do$", script, re.M).group(1).split())
+    assert checked == {n for n in conf_variables() if n.endswith("_PASSWORD_HASH")}
+    entry = json.loads([a for w, a in runtime_stage() if w == "ENTRYPOINT"][-1])[0]
+    assert script.rstrip().splitlines()[-1] == f'exec {entry} "$@"'
 
 
 def test_brokerd_conf_reader():
@@ -963,3 +978,20 @@ async def test_shipped_conf_playbook_is_a_durable_queue_group_member(target, shi
     finally:
         await playbook.close()
         await admin.close()
+
+
+def test_the_wrapper_refuses_an_empty_or_plain_hash(brokerd_bin, passwords, tmp_path):
+    script = wrapper_script().replace('exec /usr/local/bin/brokerd "$@"', f'exec {brokerd_bin} "$@"')
+    env = {f"{k.upper().replace('-', '_')}_PASSWORD_HASH": h for k, (_, h) in passwords.items()}
+    env["PATH"] = os.environ.get("PATH", "/usr/bin:/bin")
+
+    def run(**changes) -> subprocess.CompletedProcess:
+        e = {k: v for k, v in {**env, **changes}.items() if v is not None}
+        return subprocess.run(["/bin/sh", "-c", script, "brokerd", "-v"], env=e, capture_output=True, timeout=30)
+
+    ok = run()
+    assert ok.returncode == 0 and b"brokerd" in ok.stdout, ok.stderr
+    for value in ("", "s3cret", None):
+        bad = run(ADMIN_PASSWORD_HASH=value)
+        assert bad.returncode == 1 and bad.stdout == b""
+        assert b"ADMIN_PASSWORD_HASH (Secret brokerd-users) is not a bcrypt hash" in bad.stderr
