@@ -14,8 +14,9 @@ public struct TLSContextError: Error, CustomStringConvertible, Equatable, Sendab
 /// certificates required and checked against `ca_file` (or the system's roots). The files are read on every call,
 /// so a reload (SIGHUP) that builds a new context picks up rotated certificates.
 public enum TLSContextFactory {
-    public static func makeServerContext(_ tls: TLSConfig) throws -> NIOSSLContext {
+    public static func makeServerContext(_ tls: TLSConfig, keyPair: ReloadableKeyPair? = nil) throws -> NIOSSLContext {
         var configuration = try makeServerConfiguration(tls)
+        keyPair?.install(into: &configuration)
         // BoringSSL has no cipher string for "TLS 1.3 only": a list naming TLS 1.3 suites alone means TLS 1.3 only,
         // as in Go, where such a list leaves TLS 1.2 with nothing to negotiate.
         if let suites = tls.cipherSuites, suites.allSatisfy({ GoCipherSuites.byName[$0]?.isTLS13 ?? false }) {

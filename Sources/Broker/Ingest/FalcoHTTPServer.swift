@@ -38,13 +38,28 @@ public final class FalcoHTTPServer: Service, @unchecked Sendable {
     public private(set) var boundPort = 0
 
     let idleTimeout: Duration
-    /// The `tls { }` block and its server context (made once, at init: a bad file fails here).
+    /// The `tls { }` block and its server context (made once, at init: a bad file fails here); the certificate
+    /// and key are re-read on SIGHUP (`ReloadableKeyPair`), so a rotated certificate needs no restart.
     let tls: (config: TLSConfig, context: NIOSSLContext)?
+    let keyPair: ReloadableKeyPair?
 
     public init(broker: BrokerServer, falco: FalcoIngest, maxBody: Int, idleTimeout: Duration = .seconds(300),
                 tls: TLSConfig? = nil, host: String = "127.0.0.1", port: Int = 0, logger: Logger) throws {
-        self.tls = try tls.map { ($0, try TLSContextFactory.makeServerContext($0)) }
+        let keyPair = try tls.map { try ReloadableKeyPair($0) }
+        self.keyPair = keyPair
+        self.tls = try tls.map { ($0, try TLSContextFactory.makeServerContext($0, keyPair: keyPair)) }
         self.broker = broker
+        if let keyPair {
+            broker.onReload { [logger] options in
+                guard let tls = options.falcoTLS else { return }
+                do {
+                    try keyPair.reload(tls)
+                    logger.info("Reloaded the Falco endpoint's certificate", metadata: ["cert_file": "\(tls.certFile ?? "")"])
+                } catch {
+                    logger.error("Reload: keeping the Falco endpoint's certificate: \(error)")
+                }
+            }
+        }
         self.falco = falco
         self.maxBody = maxBody
         self.idleTimeout = idleTimeout

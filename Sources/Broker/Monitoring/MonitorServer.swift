@@ -42,6 +42,19 @@ public final class MonitorServer: Service, @unchecked Sendable {
         registry = factory.registry
         self.metrics = BrokerMetrics(factory: factory)
         var configuration = try tls.map { try TLSContextFactory.makeServerConfiguration($0) }
+        if let tls, configuration != nil {
+            // SIGHUP re-reads the certificate (the client port's) for the next handshakes.
+            let keyPair = try ReloadableKeyPair(tls)
+            keyPair.install(into: &configuration!)
+            broker.onReload { [logger] options in
+                guard let tls = options.tls else { return }
+                do {
+                    try keyPair.reload(tls)
+                } catch {
+                    logger.error("Reload: keeping the monitor's certificate: \(error)")
+                }
+            }
+        }
         // nats-server's getMonitoringTLSConfig: the client port's certificate, ClientAuth = NoClientCert.
         configuration?.certificateVerification = .none
         endpoint = HTTPEndpoint(group: broker.group, responder: MonitorResponder(monitor: self), tls: configuration, logger: logger)

@@ -318,6 +318,13 @@ public final class BrokerServer: @unchecked Sendable {
 
     /// Applies a reloaded configuration (SIGHUP). Listener address and port changes need a restart; other
     /// settings apply to connections made from now on, and authorization to every new CONNECT.
+    /// What else SIGHUP reloads (the HTTPS listeners' certificates): called with the new options.
+    private let reloadHooks = NIOLockedValueBox<[@Sendable (BrokerOptions) -> Void]>([])
+
+    public func onReload(_ hook: @escaping @Sendable (BrokerOptions) -> Void) {
+        reloadHooks.withLockedValue { $0.append(hook) }
+    }
+
     public func reload(_ newOptions: BrokerOptions) {
         let old = options
         var applied = newOptions
@@ -355,6 +362,7 @@ public final class BrokerServer: @unchecked Sendable {
                 }
             }
         }
+        for hook in reloadHooks.withLockedValue({ $0 }) { hook(applied) }
         logger.info("Reloaded server configuration")
     }
 
