@@ -209,3 +209,43 @@ if ProcessInfo.processInfo.environment["BROKERD_BENCHMARKS"] != nil {
         ),
     ])
 }
+
+// Fuzz targets (libFuzzer + AddressSanitizer), only with BROKERD_FUZZ set: `make fuzz` builds them in their own
+// scratch path (.build-fuzz) with `--sanitize=fuzzer --sanitize=address` and runs them (Tests/Fuzz/README.md).
+// The package then holds only what they need: Protocol, NATSConfig and the Falco alert check. FalcoAlert.swift
+// is the Broker target's own file, compiled here on its own, so the fuzz build need not build the whole server
+// (NIO's every module, Hummingbird, ...) with sanitizers.
+if ProcessInfo.processInfo.environment["BROKERD_FUZZ"] != nil {
+    let kept = ["Protocol", "NATSConfig"]
+    // libFuzzer has the main function; a target's file only defines LLVMFuzzerTestOneInput.
+    let entryPointOnly: [SwiftSetting] = [.unsafeFlags(["-parse-as-library"])]
+    package.products = []
+    package.targets = package.targets.filter { kept.contains($0.name) }
+    package.targets.append(contentsOf: [
+        .target(
+            name: "FalcoAlertCheck",
+            dependencies: ["Protocol", .product(name: "Crypto", package: "swift-crypto")],
+            path: "Sources/Broker/Ingest",
+            exclude: ["FalcoHTTPServer.swift", "FalcoIngest.swift", "FalcoSubscribers.swift"],
+            sources: ["FalcoAlert.swift"]
+        ),
+        .executableTarget(
+            name: "fuzz-client-parser",
+            dependencies: ["Protocol", .product(name: "NIOCore", package: "swift-nio")],
+            path: "Tests/Fuzz/ClientParser",
+            swiftSettings: entryPointOnly
+        ),
+        .executableTarget(
+            name: "fuzz-nats-config",
+            dependencies: ["NATSConfig"],
+            path: "Tests/Fuzz/NATSConfig",
+            swiftSettings: entryPointOnly
+        ),
+        .executableTarget(
+            name: "fuzz-falco-alert",
+            dependencies: ["FalcoAlertCheck"],
+            path: "Tests/Fuzz/FalcoAlert",
+            swiftSettings: entryPointOnly
+        ),
+    ])
+}

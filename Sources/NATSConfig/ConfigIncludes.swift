@@ -25,6 +25,9 @@ extension ConfigTextParser {
 
         let resolved = ConfigParser.join(baseDirectory, path)
         let canonical = ConfigParser.canonicalPath(resolved)
+        guard includes.allows(canonical) else {
+            throw error(at: start, "cannot read include file \"\(path)\": outside the directory includes may read from")
+        }
         if includeChain.contains(canonical) {
             throw error(at: start, "include cycle: \"\(path)\" is already being included")
         }
@@ -41,7 +44,7 @@ extension ConfigTextParser {
         let sub = ConfigTextParser(
             text: bytes, fileName: resolved, baseDirectory: ConfigParser.directory(of: resolved),
             environment: environment, includeChain: includeChain + [canonical], variablesBeingResolved: [],
-            repeatableBlocks: repeatableBlocks)
+            repeatableBlocks: repeatableBlocks, includes: includes)
         for entry in try sub.parseDocument().entries {
             addToInnermostScope(entry)
         }

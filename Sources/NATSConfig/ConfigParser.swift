@@ -40,7 +40,8 @@ public enum ConfigParser {
     public static func parse(
         contentsOf path: String,
         environment: [String: String] = ProcessInfo.processInfo.environment,
-        repeatableBlocks: Set<String> = []
+        repeatableBlocks: Set<String> = [],
+        includes: IncludePolicy = .anywhere
     ) throws -> ConfigMap {
         let bytes: [UInt8]
         switch readFile(path) {
@@ -49,7 +50,8 @@ public enum ConfigParser {
         }
         let parser = ConfigTextParser(
             text: bytes, fileName: path, baseDirectory: directory(of: path), environment: environment,
-            includeChain: [canonicalPath(path)], variablesBeingResolved: [], repeatableBlocks: repeatableBlocks)
+            includeChain: [canonicalPath(path)], variablesBeingResolved: [], repeatableBlocks: repeatableBlocks,
+            includes: includes.canonical)
         return try parser.parseDocument()
     }
 
@@ -59,12 +61,50 @@ public enum ConfigParser {
         fileName: String = "<config>",
         baseDirectory: String = ".",
         environment: [String: String] = ProcessInfo.processInfo.environment,
-        repeatableBlocks: Set<String> = []
+        repeatableBlocks: Set<String> = [],
+        includes: IncludePolicy = .anywhere
+    ) throws -> ConfigMap {
+        try parse(bytes: Array(text.utf8), fileName: fileName, baseDirectory: baseDirectory, environment: environment,
+                  repeatableBlocks: repeatableBlocks, includes: includes)
+    }
+
+    /// Parses a file's bytes as read (not necessarily valid UTF-8), as `parse(contentsOf:)` does after reading.
+    public static func parse(
+        bytes: [UInt8],
+        fileName: String = "<config>",
+        baseDirectory: String = ".",
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        repeatableBlocks: Set<String> = [],
+        includes: IncludePolicy = .anywhere
     ) throws -> ConfigMap {
         let parser = ConfigTextParser(
-            text: Array(text.utf8), fileName: fileName, baseDirectory: baseDirectory, environment: environment,
-            includeChain: [], variablesBeingResolved: [], repeatableBlocks: repeatableBlocks)
+            text: bytes, fileName: fileName, baseDirectory: baseDirectory, environment: environment,
+            includeChain: [], variablesBeingResolved: [], repeatableBlocks: repeatableBlocks, includes: includes.canonical)
         return try parser.parseDocument()
+    }
+
+    /// Which files `include` may read.
+    public enum IncludePolicy: Sendable, Equatable {
+        /// Any file its path names, as nats-server does (the default).
+        case anywhere
+        /// Only files inside this directory, once `..` and symbolic links are resolved; any other is an error.
+        /// (The fuzzer parses hostile text with it, so an include can never read, say, /dev/zero.)
+        case within(String)
+
+        var canonical: IncludePolicy {
+            switch self {
+            case .anywhere: return .anywhere
+            case .within(let directory): return .within(ConfigParser.canonicalPath(directory))
+            }
+        }
+
+        func allows(_ canonicalPath: String) -> Bool {
+            switch self {
+            case .anywhere: return true
+            case .within(let directory):
+                return canonicalPath.hasPrefix(directory.hasSuffix("/") ? directory : directory + "/")
+            }
+        }
     }
 }
 
@@ -83,6 +123,8 @@ final class ConfigTextParser {
     let variablesBeingResolved: Set<String>
     /// Lower-cased keys whose map values are all kept when repeated (`ConfigMap.set(_:repeatable:)`).
     let repeatableBlocks: Set<String>
+    /// Which files `include` may read (canonical).
+    let includes: ConfigParser.IncludePolicy
 
     var pos = 0
     var depth = 0
@@ -94,7 +136,8 @@ final class ConfigTextParser {
 
     init(
         text: [UInt8], fileName: String, baseDirectory: String, environment: [String: String],
-        includeChain: [String], variablesBeingResolved: Set<String>, repeatableBlocks: Set<String>
+        includeChain: [String], variablesBeingResolved: Set<String>, repeatableBlocks: Set<String>,
+        includes: ConfigParser.IncludePolicy
     ) {
         self.text = text
         self.fileName = fileName
@@ -103,6 +146,7 @@ final class ConfigTextParser {
         self.includeChain = includeChain
         self.variablesBeingResolved = variablesBeingResolved
         self.repeatableBlocks = repeatableBlocks
+        self.includes = includes
         self.newlineOffsets = text.indices.filter { text[$0] == Ch.lf }
     }
 

@@ -20,7 +20,8 @@ extension ConfigTextParser {
         let sub = ConfigTextParser(
             text: Array("pk=\(raw)".utf8), fileName: fileName, baseDirectory: baseDirectory,
             environment: environment, includeChain: includeChain,
-            variablesBeingResolved: variablesBeingResolved.union([name]), repeatableBlocks: repeatableBlocks)
+            variablesBeingResolved: variablesBeingResolved.union([name]), repeatableBlocks: repeatableBlocks,
+            includes: includes)
         let parsed: ConfigMap
         do {
             parsed = try sub.parseDocument()

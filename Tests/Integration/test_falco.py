@@ -373,6 +373,96 @@ async def test_falco_pipe_reports_rejected_lines(brokerd):
         await nc.close()
 
 
+def duplicate_key_alerts() -> list[tuple[bytes, str]]:
+    """Real alerts made ambiguous: a key brokerd routes or labels by (priority, rule, hostname, source, uuid) twice,
+    as JSON readers disagree on which value counts (Go's encoding/json, falcosidekick's, also matches keys ignoring
+    case). Each with the key brokerd names in its error."""
+    a = alerts()[0]
+    assert a.startswith(b'{"') and a.endswith(b"}") and b'"priority":"Error"' in a
+
+    def before_end(extra: bytes) -> bytes:
+        return a[:-1] + b"," + extra + b"}"
+
+    return [
+        (b'{"priority":"Emergency",' + a[1:], "priority"),  # the first one wins for some readers, the last for others
+        (before_end(b'"priority":"Debug"'), "priority"),
+        (before_end(b'"PRIORITY":"Emergency"'), "PRIORITY"),
+        (before_end(b'"pri\\u006frity":"Emergency"'), "priority"),  # the same key, escaped
+        (before_end(b'"rule":"Something harmless"'), "rule"),
+        (before_end(b'"hostname":"elsewhere"'), "hostname"),
+        (before_end(b'"source":"k8s_audit"'), "source"),
+        (before_end(b'"uuid":"a","uuid":"b"'), "uuid"),
+    ]
+
+
+def repeated_but_unrouted_alert() -> bytes:
+    """Repeats brokerd does not route or label by: accepted as they are."""
+    a = alerts()[1]
+    return a[:-1] + b',"tags":["again"],"output_fields":{"priority":"Debug","priority":"Emergency"}}'
+
+
+async def test_duplicate_routed_keys_are_rejected_on_every_path(brokerd):
+    """HTTP: 400 with the reason; falco-pipe: the line reported and counted; falcosidekick's subjects: counted and
+    not published. The alerts around them arrive, nothing is published for them."""
+    cases = duplicate_key_alerts()
+    unrouted = repeated_but_unrouted_alert()
+    good = alerts()[2:2 + len(cases) + 1]
+    s = brokerd(config="falco {\n  map_sidekick_subjects: true\n}\n")
+    nc = await nats.connect(s.url)
+    try:
+        got = Collector()
+        await nc.subscribe("FALCO.>", cb=got.cb)
+        await nc.flush()
+
+        # HTTP http_output, one alert per request.
+        p = Poster(s.falco_port)
+        try:
+            assert p.post(good[0])[0] == 200
+            for i, (body, key) in enumerate(cases, start=1):
+                status, _, data = p.post(body)
+                answer = json.loads(data)
+                assert status == 400, (key, answer)
+                assert answer["rejected"][0]["reason"] == "duplicate_key", answer
+                assert answer["error"].startswith(f'duplicate key "{key}"'), answer
+                assert p.post(good[i])[0] == 200
+            assert p.post(unrouted)[0] == 200
+            # In a batch, one ambiguous alert refuses the batch.
+            status, _, data = p.post(b"\n".join([good[0], cases[0][0]]), "application/x-ndjson")
+            assert status == 400 and json.loads(data)["rejected"][0] == {
+                "line": 2, "reason": "duplicate_key", "error": json.loads(data)["rejected"][0]["error"]}
+        finally:
+            p.close()
+        expected = good + [unrouted]
+        await got.wait_for(len(expected))
+        assert [m.data for m in got.msgs] == expected
+        assert got.msgs[-1].subject == "FALCO." + canonical(json.loads(unrouted)["priority"])
+
+        # falco-pipe: each rejected line on stderr with its reason; the good ones delivered.
+        lines = [good[0]] + [body for body, _ in cases] + [good[1]]
+        r = await asyncio.to_thread(subprocess.run, [brokerd_binary(), "falco-pipe", "--server", s.url, "--window", "1"],
+                                    input=b"\n".join(lines) + b"\n", capture_output=True, timeout=60)
+        err = r.stderr.decode()
+        assert r.returncode == 0, err
+        assert f"2 accepted, {len(cases)} rejected, 0 dropped" in err
+        for n, (_, key) in enumerate(cases, start=2):
+            assert f'line {n} rejected: duplicate key "{key}"' in err, err
+
+        # falcosidekick's NATS output: counted, not published; the next alert arrives.
+        for body, _ in cases:
+            sidekick_publish(s.port, "falco.debug.x", body)
+        sidekick_publish(s.port, "falco.error.modify_binary_dirs", good[2])
+        expected += [good[0], good[1], good[2]]
+        await got.wait_for(len(expected))
+        assert [m.data for m in got.msgs] == expected
+
+        v = varz(s)["falco"]["ingest"]
+        assert v["http"]["rejected_by_reason"] == {"duplicate_key": len(cases) + 1}
+        assert v["pipe"]["rejected_by_reason"] == {"duplicate_key": len(cases)}
+        assert v["sidekick"]["rejected_by_reason"] == {"duplicate_key": len(cases)}
+    finally:
+        await nc.close()
+
+
 def sidekick_publish(port: int, subject: str, payload: bytes) -> None:
     """What falcosidekick's NATS output does: a new connection per alert, one PUB, then close."""
     with socket.create_connection((HOST, port), timeout=10) as sock:

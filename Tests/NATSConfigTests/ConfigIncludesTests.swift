@@ -53,4 +53,37 @@ final class ConfigIncludesTests: ConfigTestCase {
                            "\(tempDirectory.appendingPathComponent("b.conf").path):1: include cycle: \"a.conf\" is already being included")
         }
     }
+
+    /// `IncludePolicy.within`: includes stay inside one directory, whatever the path says (the fuzz target
+    /// parses hostile text with it, so `include /dev/zero` never reads the real filesystem).
+    func testIncludesConfinedToADirectory() throws {
+        let inside = tempDirectory.appendingPathComponent("inside")
+        try FileManager.default.createDirectory(at: inside, withIntermediateDirectories: true)
+        try write("inside/a.conf", "port: 4222\n")
+        try write("outside.conf", "port: 1\n")
+        try FileManager.default.createSymbolicLink(atPath: inside.appendingPathComponent("link.conf").path,
+                                                   withDestinationPath: tempDirectory.appendingPathComponent("outside.conf").path)
+        func parse(_ text: String) throws -> ConfigMap {
+            try ConfigParser.parse(bytes: Array(text.utf8), fileName: "fuzz.conf", baseDirectory: inside.path,
+                                   environment: [:], includes: .within(inside.path))
+        }
+        XCTAssertEqual(try parse("include a.conf")["port"], .integer(4222))
+        XCTAssertEqual(try parse("include ./a.conf")["port"], .integer(4222))
+        for path in ["../outside.conf", "/dev/zero", "/etc/passwd", "link.conf", "'\(tempDirectory.path)/outside.conf'"] {
+            XCTAssertThrowsError(try parse("include \(path)"), path) { error in
+                XCTAssertTrue((error as? ConfigError)?.reason.hasSuffix("outside the directory includes may read from") == true,
+                              "\(error)")
+            }
+        }
+        // The default reads what the path names, as nats-server does.
+        XCTAssertEqual(try ConfigParser.parse("include ../outside.conf", baseDirectory: inside.path, environment: [:])["port"],
+                       .integer(1))
+    }
+
+    /// `parse(bytes:)` reads a file's bytes as they are, as `parse(contentsOf:)` does: invalid UTF-8 inside a
+    /// string is kept as the replacement character, not a crash.
+    func testParseBytesAsReadFromAFile() throws {
+        let map = try ConfigParser.parse(bytes: Array("name: \"a".utf8) + [0xFF, 0xC0] + Array("b\"\n".utf8), environment: [:])
+        XCTAssertEqual(map["name"], .string("a\u{FFFD}\u{FFFD}b"))
+    }
 }

@@ -36,6 +36,7 @@ public struct FalcoAlert: Sendable, Equatable {
             case badPriority = "bad_priority"
             case unknownPriority = "unknown_priority"
             case badField = "bad_field"
+            case duplicateKey = "duplicate_key"
             case tooLarge = "too_large"
         }
 
@@ -54,7 +55,9 @@ public struct FalcoAlert: Sendable, Equatable {
 
     /// Checks one alert: a whole JSON object whose "priority" is one of Falco's (any case). "rule",
     /// "hostname", "source" and "uuid", when present, must be strings without control characters (they go
-    /// into headers; CR or LF there could forge protocol lines).
+    /// into headers; CR or LF there could forge protocol lines). None of these five keys brokerd routes and
+    /// labels by may appear twice (see `Fields.routedKey`): JSON readers disagree on which of two values counts,
+    /// so a consumer could read another priority than the one brokerd routed by.
     public static func validate(_ bytes: UnsafeRawBufferPointer) -> Result<FalcoAlert, Rejection> {
         var scanner = JSONScanner(bytes)
         scanner.skipWhitespace()
@@ -71,6 +74,10 @@ public struct FalcoAlert: Sendable, Equatable {
             return .failure(.init(reason: .invalidJSON, detail: "invalid JSON at byte \(failure.offset): \(failure.what)"))
         } catch {
             return .failure(.init(reason: .invalidJSON, detail: "invalid JSON"))
+        }
+        if let duplicate = fields.duplicate {
+            return .failure(.init(reason: .duplicateKey, detail: "duplicate key \(Self.quoted(duplicate)): brokerd routes and labels by it, "
+                                    + "and JSON readers disagree on which value counts"))
         }
         guard let priorityField = fields.priority else {
             return .failure(.init(reason: .missingPriority, detail: "missing \"priority\""))
@@ -143,6 +150,48 @@ public struct FalcoAlert: Sendable, Equatable {
         var hostname: Value?
         var source: Value?
         var uuid: Value?
+        /// The first key that names a field brokerd reads a second time (as the alert spells it).
+        var duplicate: String?
+        private var seen: UInt8 = 0
+
+        static let routed = ["priority", "rule", "hostname", "source", "uuid"]
+
+        /// Which of the fields brokerd reads `key` names for some JSON reader, or nil. Exact names, and also
+        /// their case-insensitive spellings: Go's encoding/json (falcosidekick and most Falco consumers) matches
+        /// keys to fields ignoring case, with Unicode's simple folding (U+017F "ſ" reads as "s", U+212A "K" as
+        /// "k"), so to it {"priority":"Debug","PRIORITY":"Emergency"} is a duplicate too.
+        static func routedKey(_ key: String) -> Int? {
+            let utf8 = key.utf8
+            guard utf8.count >= 4 && utf8.count <= 16 else { return nil }  // "rule" ... "hostname" with a few 2-3 byte folds
+            var folded: [UInt8] = []
+            folded.reserveCapacity(8)
+            for scalar in key.unicodeScalars {
+                switch scalar.value {
+                case 0x41...0x5A: folded.append(UInt8(scalar.value) | 0x20)
+                case 0x17F: folded.append(UInt8(ascii: "s"))
+                case 0x212A: folded.append(UInt8(ascii: "k"))
+                case 0...0x7F: folded.append(UInt8(scalar.value))
+                default: return nil
+                }
+            }
+            return routed.firstIndex { $0.utf8.elementsEqual(folded) }
+        }
+
+        mutating func set(_ key: String, _ value: Value) {
+            guard let index = Self.routedKey(key) else { return }
+            let bit: UInt8 = 1 << index
+            if seen & bit != 0, duplicate == nil { duplicate = key }
+            seen |= bit
+            // Only the exact name is read (as every reader does); a differently cased one only counts as a duplicate.
+            guard key == Self.routed[index] else { return }
+            switch index {
+            case 0: priority = value
+            case 1: rule = value
+            case 2: hostname = value
+            case 3: source = value
+            default: uuid = value
+            }
+        }
     }
 }
 
@@ -193,21 +242,14 @@ struct JSONScanner {
             let key = try string()
             try expect(UInt8(ascii: ":"), "':'")
             skipWhitespace()
-            var slot: FalcoAlert.Fields.Value?
+            let slot: FalcoAlert.Fields.Value
             if peek == UInt8(ascii: "\"") {
                 slot = .string(try string())
             } else {
                 try value()
                 slot = .other
             }
-            switch key {
-            case "priority": fields.priority = slot
-            case "rule": fields.rule = slot
-            case "hostname": fields.hostname = slot
-            case "source": fields.source = slot
-            case "uuid": fields.uuid = slot
-            default: break
-            }
+            fields.set(key, slot)
             skipWhitespace()
             guard let next = peek else { throw fail("unexpected end (truncated?)") }
             offset += 1
