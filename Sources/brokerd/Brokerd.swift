@@ -176,6 +176,9 @@ struct Brokerd: AsyncParsableCommand {
         if let monitor = ListenerService.monitor(of: server, logger: logger) { services.append(monitor) }
         if let falco = ListenerService.falco(of: server, logger: logger) { services.append(falco) }
         services.append(server.listenerService)
+        if !CertificateWatchService.files(of: server.options).isEmpty {
+            services.append(CertificateWatchService(server: server, interval: .seconds(10), logger: logger, reload: reload))
+        }
         var configurations = services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
         // Lame duck ends the signal service: then the whole group shuts down gracefully.
         configurations.append(.init(service: SignalService(signals: signals, server: server, reload: reload),

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import Foundation
 import Broker
 import Logging
 import ClientLib
@@ -95,5 +96,48 @@ struct HTTPClientService: Service, CustomStringConvertible {
     func run() async throws {
         try? await gracefulShutdown()
         try await client.shutdown()
+    }
+}
+
+/// Certificate rotation without a signal: every `interval` it looks at the certificate, key and CA files of the
+/// client port's `tls { }` and of `falco { tls { } }` (size and modification time, following symlinks, so a
+/// Kubernetes Secret volume's atomic swap counts), and when one changed it reloads as SIGHUP does. cert-manager
+/// renews the Secret, the kubelet updates the mounted files, and brokerd serves the new certificate to new
+/// connections without a restart; open connections keep their session.
+struct CertificateWatchService: Service, CustomStringConvertible {
+    let server: BrokerServer
+    let interval: Duration
+    let logger: Logger
+    let reload: @Sendable () -> Void
+    var description: String { "certificate watch" }
+
+    static func files(of options: BrokerOptions) -> [String] {
+        [options.tls, options.falcoTLS].compactMap { $0 }.flatMap { [$0.certFile, $0.keyFile, $0.caFile].compactMap { $0 } }
+    }
+
+    static func fingerprint(_ paths: [String]) -> [String] {
+        paths.map { path in
+            guard let attributes = try? FileManager.default.attributesOfItem(atPath: URL(fileURLWithPath: path).resolvingSymlinksInPath().path)
+            else { return "\(path): missing" }
+            let size = (attributes[.size] as? NSNumber)?.int64Value ?? -1
+            let modified = (attributes[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+            return "\(path): \(size) \(modified)"
+        }
+    }
+
+    func run() async {
+        var seen = Self.fingerprint(Self.files(of: server.options))
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            // Graceful shutdown cuts the wait short.
+            guard (try? await cancelWhenGracefulShutdown({ try await Task.sleep(for: interval) })) != nil else { return }
+            let files = Self.files(of: server.options)
+            guard !files.isEmpty else { continue }
+            let now = Self.fingerprint(files)
+            if now != seen {
+                logger.info("Certificate files changed: reloading", metadata: ["files": "\(files)"])
+                reload()
+                seen = Self.fingerprint(Self.files(of: server.options))
+            }
+        }
     }
 }

@@ -231,3 +231,79 @@ def test_monitor_https_refusals_at_start(server_factory, pki, target):
     with pytest.raises(ServerStartError) as e:
         server_factory(config=f"https_port: {free_port()}\n")
     assert "TLS cert and key required for HTTPS" in str(e.value)
+
+
+def served_certificate(port: int, ca: CA) -> bytes:
+    """The DER certificate a new TLS connection to `port` is shown."""
+    import socket
+    ctx = client_context(ca)
+    with socket.create_connection((HOST, port), timeout=WAIT) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+            return tls.getpeercert(binary_form=True)
+
+
+def test_sighup_rotates_the_falco_and_monitor_certificates(tmp_path, pki):
+    """cert-manager rewrites the files; SIGHUP makes both HTTPS listeners serve the new certificate to new
+    connections (no restart), and an alert still gets through."""
+    import signal
+    target = resolve_target("brokerd")
+    if target.skip_reason:
+        pytest.skip(target.skip_reason)
+    ca, server = pki["ca"], pki["server"]
+    falco_port, https_port = free_port(), free_port()
+    block = server_block(server)
+    config = (f"https_port: {https_port}\n{block}\n"
+              f"falco {{\n  http_port: {falco_port}\n{block.replace('tls {', '  tls {')}\n}}\n")
+    s = start_server(target, tmp_path / "b", [], config=config)
+    try:
+        assert wait_for_port(falco_port) and wait_for_port(https_port)
+        before = served_certificate(falco_port, ca)
+        assert before == server.der and served_certificate(https_port, ca) == server.der
+        rotated = ca.issue("server", cn="localhost", dns=["localhost"], ips=["127.0.0.1"],
+                           cert_file=server.cert_file, key_file=server.key_file)
+        assert rotated.der != before
+        s.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + WAIT
+        while served_certificate(falco_port, ca) != rotated.der and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert served_certificate(falco_port, ca) == rotated.der
+        assert served_certificate(https_port, ca) == rotated.der
+        status, _ = post(falco_port, falco_alert(), client_context(ca))
+        assert status == 200
+    finally:
+        s.terminate()
+
+
+def test_rotated_certificate_files_are_picked_up_without_a_signal(tmp_path, pki):
+    """No SIGHUP (nothing sends one in a pod): brokerd notices the certificate files changed (within ~10 s) and
+    serves the new certificate on the client port and the Falco endpoint; a client connected before keeps its
+    session."""
+    import socket
+    target = resolve_target("brokerd")
+    if target.skip_reason:
+        pytest.skip(target.skip_reason)
+    ca, server = pki["ca"], pki["server"]
+    falco_port = free_port()
+    block = server_block(server)
+    config = f"{block}\nfalco {{\n  http_port: {falco_port}\n{block.replace('tls {', '  tls {')}\n}}\n"
+    s = start_server(target, tmp_path / "b", [], config=config, ready="port")
+    try:
+        assert wait_for_port(falco_port)
+        # A TLS client on the NATS port, connected before the rotation.
+        raw = socket.create_connection((HOST, s.port), timeout=WAIT)
+        raw.recv(4096)  # INFO in the clear
+        old = client_context(ca).wrap_socket(raw, server_hostname="localhost")
+        old.sendall(b'CONNECT {"verbose":false}\r\nPING\r\n')
+        assert b"PONG" in old.recv(4096)
+        rotated = ca.issue("server", cn="localhost", dns=["localhost"], ips=["127.0.0.1"],
+                           cert_file=server.cert_file, key_file=server.key_file)
+        deadline = time.monotonic() + 40
+        while served_certificate(falco_port, ca) != rotated.der and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert served_certificate(falco_port, ca) == rotated.der
+        assert "Certificate files changed" in s.log_text()
+        old.sendall(b"PING\r\n")
+        assert b"PONG" in old.recv(4096)
+        old.close()
+    finally:
+        s.terminate()
