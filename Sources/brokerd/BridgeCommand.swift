@@ -52,8 +52,8 @@ struct BridgeCommand: AsyncParsableCommand, ClientTLSCommand {
         }
         LoggingSystem.bootstrap { label in StreamLogHandler.standardError(label: label) }
         let logger = Logger(label: "brokerd-bridge")
-        let auth = (credentials.user != nil || credentials.auth != nil)
-            ? BrokerOptions.Authorization(token: credentials.auth, user: credentials.user, password: credentials.pass) : nil
+        let auth = (credentials.sentUser != nil || credentials.sentToken != nil)
+            ? BrokerOptions.Authorization(token: credentials.sentToken, user: credentials.sentUser, password: credentials.sentPassword) : nil
         let http = HTTPClient(eventLoopGroupProvider: .singleton)
         let bridges: [PubSubBridge]
         do {

@@ -272,6 +272,11 @@ struct AuthOptions: ParsableArguments {
     @Option(name: .customLong("user"), help: "User (brokerd: required of clients; subcommands: sent).")
     var user: String?
 
-    @Option(name: .customLong("pass"), help: "Password (brokerd: required of clients; subcommands: sent).")
+    @Option(name: .customLong("pass"), help: "Password (brokerd: required of clients; subcommands: sent; they also read NATS_USER, NATS_PASSWORD and NATS_TOKEN from the environment, which keeps the password off the command line).")
     var pass: String?
+
+    /// What a subcommand sends: the flags, else the nats CLI's environment variables.
+    var sentUser: String? { user ?? ProcessInfo.processInfo.environment["NATS_USER"].flatMap { $0.isEmpty ? nil : $0 } }
+    var sentPassword: String? { pass ?? ProcessInfo.processInfo.environment["NATS_PASSWORD"].flatMap { $0.isEmpty ? nil : $0 } }
+    var sentToken: String? { auth ?? ProcessInfo.processInfo.environment["NATS_TOKEN"].flatMap { $0.isEmpty ? nil : $0 } }
 }

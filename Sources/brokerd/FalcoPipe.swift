@@ -92,9 +92,9 @@ struct FalcoPipe: AsyncParsableCommand, ClientTLSCommand {
 
         var options = NATSOptions(servers: server.split(separator: ",").map { String($0) })
         options.name = "falco-pipe"
-        options.user = credentials.user
-        options.password = credentials.pass
-        options.token = credentials.auth
+        options.user = credentials.sentUser
+        options.password = credentials.sentPassword
+        options.token = credentials.sentToken
         options.tls = tlsOptions
         options.maxReconnectAttempts = -1
         options.reconnectBufferSize = 64 * 1024 * 1024

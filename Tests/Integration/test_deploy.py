@@ -642,7 +642,7 @@ def test_falco_pipe_and_sidekick_connect_with_tls_and_their_users():
         assert opts["--server"].startswith("tls://"), rel
         _assert_points_at_brokerd(opts["--server"], "client")
         assert opts["--tlsca"] == f"{FALCO_CHART_CLIENT_CERT_DIR}/ca.crt", rel
-        assert opts["--user"] == "falco-pipe" and opts["--pass"] == "$FALCO_PIPE_PASSWORD", rel
+        assert opts["--user"] == "falco-pipe" and "--pass" not in opts, rel  # the password: NATS_PASSWORD
     sidekick = DOCS[DEPLOY / "falco/falcosidekick-values.yaml"][0]
     # falcosidekick's NewClient accepts http(s):// and nats(s):// only; nats.go turns to TLS on tls_required.
     hostport = sidekick["config"]["nats"]["hostport"]
@@ -693,7 +693,7 @@ import ssl  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 
-from harness import HOST, ServerStartError, free_port, start_server  # noqa: E402
+from harness import wait_for_port, HOST, ServerStartError, free_port, start_server  # noqa: E402
 from harness import Target, resolve_target  # noqa: E402
 
 ALERT = json.dumps({"time": "2026-01-02T03:04:05.678901234Z", "priority": "Critical", "rule": "Deploy check",
@@ -792,6 +792,9 @@ def shipped(target, tmp_path, passwords):
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+    # The HTTP listeners start after the NATS port: wait for them too.
+    for port in ([ports["http_port"]] if target.name == "brokerd" else []) + [ports["https_port"]]:
+        assert wait_for_port(port), f"port {port} never opened"
     yield Shipped(server, ports["http_port"] if target.name == "brokerd" else None, ports["https_port"], ca,
                   falco_client)
     server.terminate()

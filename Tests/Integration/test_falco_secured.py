@@ -121,3 +121,19 @@ def test_an_unknown_ingest_user_refuses_to_start(brokerd):
     with pytest.raises(ServerStartError) as failure:
         brokerd(config="falco { user: ghost }\nauthorization { users: [ { user: a, password: b } ] }\n")
     assert 'falco.user: "ghost" is not a user of authorization { users }' in str(failure.value)
+
+
+def test_falco_pipe_reads_its_password_from_the_environment(brokerd):
+    """NATS_USER / NATS_PASSWORD (as the nats CLI): the password need not be on falco-pipe's command line."""
+    import os
+    s = brokerd(config=SECURED, falco_port=False)
+    env = dict(os.environ, NATS_USER="pipe", NATS_PASSWORD="pipe-pw")
+    pipe = subprocess.run([brokerd_binary(), "falco-pipe", "--server", s.url, "--timeout", "2"],
+                          input=by_priority("Error") + b"\n", capture_output=True, timeout=60, env=env)
+    assert pipe.returncode == 0, pipe.stderr.decode()[-2000:]
+    assert b"1 accepted, 0 rejected" in pipe.stderr
+    env["NATS_PASSWORD"] = "wrong"
+    pipe = subprocess.run([brokerd_binary(), "falco-pipe", "--server", s.url, "--timeout", "2", "--drain-timeout", "2"],
+                          input=by_priority("Error") + b"\n", capture_output=True, timeout=60, env=env)
+    assert pipe.returncode != 0
+    assert b"brokerd refused the credentials" in pipe.stderr
