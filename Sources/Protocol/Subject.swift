@@ -139,15 +139,20 @@ extension Subject {
     /// Whether two filters can match a common subject (streams may not overlap; a consumer's filter must fall
     /// inside its stream's subjects).
     public static func overlaps(_ a: String, _ b: String) -> Bool {
-        let x = a.split(separator: ".", omittingEmptySubsequences: false)
-        let y = b.split(separator: ".", omittingEmptySubsequences: false)
+        // On bytes, as the trie splits subjects: Swift's String would not split at a "." followed by a combining
+        // mark (one grapheme), and would miss an overlap the trie sees.
+        let dot = UInt8(ascii: ".")
+        let x = Array(a.utf8).split(separator: dot, omittingEmptySubsequences: false)
+        let y = Array(b.utf8).split(separator: dot, omittingEmptySubsequences: false)
+        func isToken(_ t: ArraySlice<UInt8>, _ c: Character) -> Bool { t.count == 1 && t.first == c.asciiValue }
         for i in 0..<max(x.count, y.count) {
-            if i < x.count, x[i] == ">" { return y.count > i }
-            if i < y.count, y[i] == ">" { return x.count > i }
+            if i < x.count, isToken(x[i], ">") { return y.count > i }
+            if i < y.count, isToken(y[i], ">") { return x.count > i }
             guard i < x.count, i < y.count else { return false }
-            if x[i] == "*" || y[i] == "*" || x[i] == y[i] { continue }
+            if isToken(x[i], "*") || isToken(y[i], "*") || x[i].elementsEqual(y[i]) { continue }
             return false
         }
         return true
     }
+
 }

@@ -1,6 +1,7 @@
 import NIOCore
 import XCTest
 @testable import Broker
+import Protocol
 
 /// `PermissionRules`: nats-server's decisions (client.go canSubscribe, pubAllowed, checkDenySub).
 final class PermissionRulesTests: XCTestCase {
@@ -54,6 +55,10 @@ final class PermissionRulesTests: XCTestCase {
         let deep = try XCTUnwrap(rules.deliveryFilter(subject: bytes("FALCO.>"), queue: nil))
         XCTAssertTrue(deep.denies(bytes("FALCO.x.secret")))
         XCTAssertNil(rules.deliveryFilter(subject: bytes("other.*"), queue: nil))
+        // A token starting with a combining mark: Swift's String would not split before it; the trie's bytes do.
+        XCTAssertTrue(Subject.overlaps("secret.*", "*.\u{301}x"))
+        let secret = PermissionRules(Permissions(subscribe: SubjectPermission(deny: ["secret.*"])))
+        XCTAssertTrue(try XCTUnwrap(secret.deliveryFilter(subject: bytes("*.\u{301}x"), queue: nil)).denies(bytes("secret.\u{301}x")))
     }
 
     func testTheTrieLeavesOutDeniedSubscriptionsPlainAndQueued() throws {

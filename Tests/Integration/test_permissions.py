@@ -350,3 +350,17 @@ def test_brokerd_passwd_hashes_work_on_both_servers(server_factory):
         c.send(connect_line(user="ops", **{"pass": "pa$$word"}) + PING)
         assert c.read_until_closed(5)
         assert c.data() == ERR_AUTH_VIOLATION
+
+
+def test_mappings_apply_before_the_publish_check(server_factory):
+    """As nats-server: a mapped subject is judged as what it becomes, so a mapping cannot be used to reach a
+    denied subject."""
+    s = server_factory(config='mappings { "alias.*": "secret.{{wildcard(1)}}" }\n'
+                              'authorization { users: [ { user: u, password: u-pw, permissions: { publish: { deny: "secret.>" } } }\n'
+                              '                         { user: reader, password: reader-pw } ] }\n')
+    with s.conn() as reader, s.conn() as c:
+        assert login(reader, "reader") == PONG
+        assert ask(reader, b"SUB secret.> 1\r\n") == PONG
+        assert login(c, "u") == PONG
+        assert ask(c, pub("alias.x", b"sneaky")) == err('Permissions Violation for Publish to "secret.x"') + PONG
+        assert ask(reader, b"") == PONG

@@ -77,6 +77,10 @@ struct Authenticator: Sendable {
         guard required else { return false }
         if let token { return Secrets.isBcrypt(token) }
         if let singlePassword { return Secrets.isBcrypt(singlePassword) }
+        if mapsCertificates {
+            // The user comes from the certificate, not from CONNECT: any bcrypt password may be the one checked.
+            return users.values.contains { $0.password.map(Secrets.isBcrypt) ?? false }
+        }
         if let name = connect.user, let password = users[name]?.password { return Secrets.isBcrypt(password) }
         return false
     }

@@ -59,8 +59,11 @@ final class ReplyPermits: Sendable {
     /// The user's rules: a reply subject it may publish to anyway needs no permit.
     let rules: PermissionRules
     private let permits = NIOLockedValueBox<[ByteBuffer: Permit]>([:])
-    /// Expired and used-up permits are swept at most this often, or when this many were added since.
+    /// Expired permits are swept every this many new ones once there are over `pruneAbove`; past `maxPermits`
+    /// the oldest go (a flood of requests with unique reply subjects cannot grow this without bound).
     static let pruneEvery = 100
+    static let pruneAbove = 1_000
+    static let maxPermits = 65_536
 
     init(_ permission: ResponsePermission, rules: PermissionRules) {
         self.permission = permission
@@ -81,7 +84,12 @@ final class ReplyPermits: Sendable {
         let key = ByteBuffer.compactCopy(of: reply)
         permits.withLockedValue { permits in
             permits[key] = Permit(granted: now, used: 0)
-            if permits.count % Self.pruneEvery == 0 { prune(&permits, now: now) }
+            if permits.count > Self.pruneAbove, permits.count % Self.pruneEvery == 0 { prune(&permits, now: now) }
+            if permits.count > Self.maxPermits {
+                prune(&permits, now: now)
+                // Still over: a tenth goes (arbitrary ones: a flood's permits, most likely).
+                while permits.count > Self.maxPermits * 9 / 10 { permits.remove(at: permits.startIndex) }
+            }
         }
     }
 

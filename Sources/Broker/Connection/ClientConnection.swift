@@ -175,8 +175,14 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
         var incoming = unwrapInboundIn(data)
         guard !session.isClosed else { return }
         if authPending {
-            // Reads already under way while the CONNECT is checked: kept, in order, for afterwards.
+            // Reads already under way while the CONNECT is checked: kept, in order, for afterwards, up to one
+            // largest op's worth (reading is paused, so only what was in flight arrives; more is hostile).
             if cumulation == nil { cumulation = incoming } else { cumulation!.writeBuffer(&incoming) }
+            if cumulation!.readableBytes > settings.maxControlLine + settings.maxPayload + 64 * 1024 {
+                logger.info("Closing connection: too much data while its CONNECT is checked",
+                            metadata: ["addr": "\(remoteHost):\(remotePort)"])
+                close()
+            }
             return
         }
         lastActivity = Date()
@@ -265,8 +271,8 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
             guard !session.isClosed, let sync = self.context?.channel.syncOptions else { return }
             if remaining > 1 && target.stallGate.load(ordering: .relaxed) && !target.isClosed {
                 scheduleStallCheck(on: eventLoop, behind: target, remaining: remaining - 1)
-            } else {
-                try? sync.setOption(.autoRead, value: true)  // resumes reading at once
+            } else if !authPending {
+                try? sync.setOption(.autoRead, value: true)  // resumes reading at once (not while a CONNECT is checked)
             }
         }
     }
@@ -324,10 +330,21 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
             fail(error)
             return
         }
+        checkConnect(decoded)
+    }
+
+    /// Authenticates `decoded` (on the pool when it takes bcrypt). A verdict that comes back after a reload
+    /// replaced the configuration it was made under is thrown away and the check runs again.
+    private func checkConnect(_ decoded: ConnectOptions) {
         guard let eventLoop = context?.eventLoop else { return }
+        let generation = server.authGeneration
         let verdict = server.authenticate(decoded, nonce: nonce, certificateIdentities: certificateIdentities,
                                           on: eventLoop) { verdict in
-            self.connectChecked(decoded, verdict: verdict)
+            if self.server.authGeneration != generation, !self.session.isClosed {
+                self.checkConnect(decoded)
+            } else {
+                self.connectChecked(decoded, verdict: verdict)
+            }
         }
         if let verdict {
             connectChecked(decoded, verdict: verdict)
@@ -363,7 +380,8 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
             keepRemainder(pending)
         }
         router.flushPending()
-        if !session.isClosed { try? context?.channel.syncOptions?.setOption(.autoRead, value: true) }
+        // A further CONNECT in what was pending may be under check again: then reading stays paused.
+        if !session.isClosed && !authPending { try? context?.channel.syncOptions?.setOption(.autoRead, value: true) }
     }
 
     private func handleSubscribe(subject: ByteBuffer, queue: ByteBuffer?, sid: ByteBuffer) {
@@ -430,6 +448,11 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
         inBytes &+= size
         router.inMsgs &+= 1
         router.inBytes &+= size
+        var publish = publish
+        // As nats-server, mappings apply first and permissions judge the subject the message will really have.
+        if let mapper = server.subjectMapper, let mapped = mapper.map(publish.subject) {
+            publish.subject = mapped
+        }
         let action = session.publishReceived(subject: publish.subject, reply: publish.reply, now: .now())
         if let error = action.error { fail(error) }
         if let violation = action.violation {
@@ -439,10 +462,6 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
             return
         }
         if action.sendOK { writeOK() }
-        var publish = publish
-        if let mapper = server.subjectMapper, let mapped = mapper.map(publish.subject) {
-            publish.subject = mapped
-        }
         router.routeFromClient(publish, origin: outbound, echo: session.options.echo,
                                noResponders: session.options.noResponders, last: &lastMatch)
     }
@@ -497,8 +516,11 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
     func recheckAuthorization() {
         // As nats-server, a client still to send CONNECT is checked too (without credentials it is closed).
         guard !session.isClosed, !authPending, let eventLoop = context?.eventLoop else { return }
+        let generation = server.authGeneration
         let verdict = server.authenticate(session.options, nonce: nonce, certificateIdentities: certificateIdentities,
                                           on: eventLoop) { verdict in
+            // A later reload's own re-check decides (verdicts may come back out of order).
+            guard self.server.authGeneration == generation else { return }
             self.authorizationRechecked(verdict)
         }
         if let verdict { authorizationRechecked(verdict) }

@@ -91,6 +91,9 @@ public final class BrokerServer: @unchecked Sendable {
 
     public var serverName: String { options.serverName ?? serverID }
     var authenticator: Authenticator { authenticatorLock.withLockedValue { $0 } }
+    /// Bumped by every reload: a CONNECT verdict made under an older configuration is not used.
+    private let authGenerationCounter = Atomic<UInt64>(0)
+    var authGeneration: UInt64 { authGenerationCounter.load(ordering: .acquiring) }
     var authRequired: Bool { authenticator.required }
 
     // MARK: - Lifecycle
@@ -351,6 +354,7 @@ public final class BrokerServer: @unchecked Sendable {
         optionsLock.withLockedValue { $0 = applied }
         let authenticator = Self.makeAuthenticator(applied)
         authenticatorLock.withLockedValue { $0 = authenticator }
+        authGenerationCounter.add(1, ordering: .releasing)
         applyFalcoUser()
         configLoadTime = Date()
         if applied.authorization != old.authorization || applied.noAuthUser != old.noAuthUser {
