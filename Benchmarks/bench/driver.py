@@ -117,10 +117,19 @@ def main(argv: list[str]) -> int:
     # comes (after the plain servers are stopped).
     js_servers: dict[str, Server] = {}
     js_doc: dict[str, Any] = doc["jetstream"]
-    # The TLS rows run against a third pair, started with -c <a tls { } block> (certificates made at run time).
-    tls_servers: dict[str, Server] = {}
-    # The permission rows: a fourth pair, started with users and permissions.
-    perm_servers: dict[str, Server] = {}
+    # Rows whose servers start another way run against a pair of their own, started when the first such row
+    # comes (the plain servers are stopped): "tls", with -c <a tls { } block> (certificates made at run time),
+    # and "perms", with users and permissions. Row.pair names it.
+    pairs: dict[str, dict[str, Server]] = {}
+
+    def make_pair(kind: str) -> dict[str, Server]:
+        if kind == "tls":
+            conf, ca = make_tls_files(out_path.parent / "tls")
+            return {n: tls_server(a, n, binaries[n], log_dir, conf, ca) for n in a.servers}
+        return {n: perms_server(a, n, binaries[n], log_dir, out_path.parent / "perms") for n in a.servers}
+
+    def all_servers() -> list[Server]:
+        return list(servers.values()) + list(js_servers.values()) + [s for p in pairs.values() for s in p.values()]
 
     def save():
         doc["servers"] = {n: {"binary": s.binary, "version": versions.get(n), "starts": s.starts,
@@ -128,12 +137,10 @@ def main(argv: list[str]) -> int:
         doc["servers"].update({f"{n} -js": {"binary": s.binary, "version": versions.get(n), "starts": s.starts,
                                            "args": s.extra_args, "processes": s.history}
                                for n, s in js_servers.items()})
-        doc["servers"].update({f"{n} tls": {"binary": s.binary, "version": versions.get(n), "starts": s.starts,
-                                           "args": s.extra_args, "processes": s.history}
-                               for n, s in tls_servers.items()})
-        doc["servers"].update({f"{n} perms": {"binary": s.binary, "version": versions.get(n), "starts": s.starts,
-                                             "args": s.extra_args, "processes": s.history}
-                               for n, s in perm_servers.items()})
+        for kind, pair in pairs.items():
+            doc["servers"].update({f"{n} {kind}": {"binary": s.binary, "version": versions.get(n), "starts": s.starts,
+                                                  "args": s.extra_args, "processes": s.history}
+                                   for n, s in pair.items()})
         doc["summary"] = summarise(rows, doc["runs"], a.servers, a.stat)
         write_json(out_path, doc)
 
@@ -156,39 +163,26 @@ def main(argv: list[str]) -> int:
                 doc["startup_errors"].append(str(e))
 
     try:
-        if any(not r.jetstream and not r.brokerd_only and not r.tls and not r.perms for r in rows):
+        if any(not r.jetstream and not r.brokerd_only and not r.pair for r in rows):
             start_all(servers)
         elif any(r.brokerd_only for r in rows) and "brokerd" in servers:
             start_all({"brokerd": servers["brokerd"]})
         save()
         for row in rows:
-            if row.tls and not tls_servers:
+            for kind, pair in pairs.items():
+                if kind != row.pair:
+                    for s in pair.values():
+                        s.stop()
+            if row.pair and row.pair not in pairs:
                 for s in servers.values():
                     s.stop()
+                pairs[row.pair] = {}
                 try:
-                    conf, ca = make_tls_files(out_path.parent / "tls")
-                    for name in a.servers:
-                        tls_servers[name] = tls_server(a, name, binaries[name], log_dir, conf, ca)
-                    start_all(tls_servers)
+                    pairs[row.pair] = make_pair(row.pair)
+                    start_all(pairs[row.pair])
                 except ServerError as e:
                     log(f"  {e}")
                     doc["startup_errors"].append(str(e))
-            if not row.tls and tls_servers:
-                for s in tls_servers.values():
-                    s.stop()
-            if row.perms and not perm_servers:
-                for s in list(servers.values()) + list(tls_servers.values()):
-                    s.stop()
-                try:
-                    for name in a.servers:
-                        perm_servers[name] = perms_server(a, name, binaries[name], log_dir, out_path.parent / "perms")
-                    start_all(perm_servers)
-                except ServerError as e:
-                    log(f"  {e}")
-                    doc["startup_errors"].append(str(e))
-            if not row.perms and perm_servers:
-                for s in perm_servers.values():
-                    s.stop()
             if row.jetstream and not js_servers:
                 for s in servers.values():
                     s.stop()
@@ -201,10 +195,9 @@ def main(argv: list[str]) -> int:
             for rnd in range(1, a.rounds + 1):
                 for name in row_servers(row):
                     done += 1
-                    if (row.tls and name not in tls_servers) or (row.perms and name not in perm_servers):
+                    if row.pair and name not in pairs[row.pair]:
                         continue
-                    s = (js_servers[name] if row.jetstream else tls_servers[name] if row.tls
-                         else perm_servers[name] if row.perms else servers[name])
+                    s = js_servers[name] if row.jetstream else pairs[row.pair][name] if row.pair else servers[name]
                     elapsed = time.monotonic() - t_start
                     eta = f", ~{(elapsed / (done - 1)) * (total - done + 1):.0f}s left" if done > 1 else ""
                     log(f"[{done:>3}/{total}] {row.label:<11} {row.size:>6} B  {name:<11} round {rnd}/{a.rounds}"
@@ -224,7 +217,7 @@ def main(argv: list[str]) -> int:
                                                                          res["reordered"])
                                if rec["status"] == "integrity" else ""))
                     save()
-        for s in list(servers.values()) + list(js_servers.values()) + list(tls_servers.values()) + list(perm_servers.values()):
+        for s in all_servers():
             s.stop()
         if "jsrecovery" in a.scenarios:
             n = JS_RECOVERY_MSGS if a.scale >= 1 else max(MIN_MSGS, int(JS_RECOVERY_MSGS * a.scale))
@@ -264,7 +257,7 @@ def main(argv: list[str]) -> int:
         interrupted = True
         log("\ninterrupted: stopping the servers and printing what was measured")
     finally:
-        for s in list(servers.values()) + list(js_servers.values()) + list(tls_servers.values()) + list(perm_servers.values()):
+        for s in all_servers():
             s.stop()
         signal.signal(signal.SIGTERM, old_term)
 

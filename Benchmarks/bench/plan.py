@@ -42,6 +42,11 @@ class Row:
         return self.scenario in PERM_SCENARIOS
 
     @property
+    def pair(self) -> Optional[str]:
+        """The server pair started another way that this row runs against (None: the plain pair)."""
+        return "tls" if self.tls else "perms" if self.perms else None
+
+    @property
     def tool_scenario(self) -> str:
         return TLS_TOOL_SCENARIO.get(self.scenario) or PERM_TOOL_SCENARIO.get(self.scenario, self.scenario)
 

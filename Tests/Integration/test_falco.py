@@ -463,11 +463,16 @@ async def test_duplicate_routed_keys_are_rejected_on_every_path(brokerd):
         await nc.close()
 
 
-def sidekick_publish(port: int, subject: str, payload: bytes) -> None:
-    """What falcosidekick's NATS output does: a new connection per alert, one PUB, then close."""
+def sidekick_publish(port: int, subject: str, payload: bytes, user: str | None = None,
+                     password: str | None = None) -> bytes:
+    """What falcosidekick's NATS output does: a new connection per alert, one PUB, then close (with its user
+    when given). Returns what came back up to the PONG."""
+    connect = {"verbose": False, "pedantic": False}
+    if user is not None:
+        connect.update(user=user, **{"pass": password})
     with socket.create_connection((HOST, port), timeout=10) as sock:
         sock.recv(4096)  # INFO
-        sock.sendall(b'CONNECT {"verbose":false,"pedantic":false}\r\n'
+        sock.sendall(b"CONNECT " + json.dumps(connect).encode() + b"\r\n"
                      + f"PUB {subject} {len(payload)}\r\n".encode() + payload + b"\r\nPING\r\n")
         buf = b""
         while b"PONG" not in buf:
@@ -475,6 +480,7 @@ def sidekick_publish(port: int, subject: str, payload: bytes) -> None:
             if not chunk:
                 break
             buf += chunk
+        return buf
 
 
 async def test_sidekick_subjects_map_with_one_connection_per_alert_and_no_leak(brokerd):

@@ -4,13 +4,12 @@ Falco ingest); the permission rules themselves are tested on both servers in tes
 
 import asyncio
 import json
-import socket
 import subprocess
 
 import nats
 import pytest
 
-from harness import HOST, ServerStartError
+from harness import ServerStartError
 from test_falco import Poster, alerts, brokerd, brokerd_binary, sidekick_publish, varz  # noqa: F401
 
 SECURED = """
@@ -64,21 +63,6 @@ async def test_http_output_is_held_to_the_ingest_users_permissions(brokerd):
         await nc.close()
 
 
-def sidekick_publish_as(port: int, user: str, password: str, subject: str, payload: bytes) -> bytes:
-    """falcosidekick's NATS output with credentials: one connection, one PUB, PING; returns what came back."""
-    with socket.create_connection((HOST, port), timeout=10) as sock:
-        sock.recv(4096)  # INFO
-        connect = json.dumps({"verbose": False, "pedantic": False, "user": user, "pass": password}).encode()
-        sock.sendall(b"CONNECT " + connect + b"\r\n" + f"PUB {subject} {len(payload)}\r\n".encode() + payload + b"\r\nPING\r\n")
-        buf = b""
-        while b"PONG" not in buf:
-            chunk = sock.recv(4096)
-            if not chunk:
-                break
-            buf += chunk
-        return buf
-
-
 async def test_falco_pipe_and_sidekick_are_held_to_it_too(brokerd):
     s = brokerd(config=SECURED, falco_port=False)
     nc = await nats.connect(s.url, user="reader", password="reader-pw")
@@ -97,8 +81,8 @@ async def test_falco_pipe_and_sidekick_are_held_to_it_too(brokerd):
         assert pipe.returncode == 0, pipe.stderr.decode()[-2000:]
         assert b"1 accepted, 1 rejected" in pipe.stderr, pipe.stderr.decode()[-2000:]
         assert b"Permissions Violation for Publish to" in pipe.stderr
-        assert sidekick_publish_as(s.port, "sidekick", "sidekick-pw", "falco.debug.some_rule", by_priority("Debug")) == b"PONG\r\n"
-        assert sidekick_publish_as(s.port, "sidekick", "sidekick-pw", "falco.notice.some_rule", by_priority("Notice")) == b"PONG\r\n"
+        assert sidekick_publish(s.port, "falco.debug.some_rule", by_priority("Debug"), "sidekick", "sidekick-pw") == b"PONG\r\n"
+        assert sidekick_publish(s.port, "falco.notice.some_rule", by_priority("Notice"), "sidekick", "sidekick-pw") == b"PONG\r\n"
         await nc.flush()
         await asyncio.sleep(0.3)
         assert sorted(got) == ["FALCO.Error", "FALCO.Notice"]

@@ -30,25 +30,27 @@ public enum Secrets {
         guard (4...31).contains(cost), !password.utf8.contains(0) else { return nil }
         var salt = [CChar](repeating: 0, count: Int(CRYPT_GENSALT_OUTPUT_SIZE))
         // A nil random-bytes argument makes libxcrypt read the system's random source.
-        guard crypt_gensalt_rn("$2a$", UInt(cost), nil, 0, &salt, Int32(salt.count)) != nil else { return nil }
-        let data = UnsafeMutablePointer<crypt_data>.allocate(capacity: 1)
-        defer { data.deallocate() }
-        memset(data, 0, MemoryLayout<crypt_data>.size)
-        guard let result = crypt_r(password, salt, data) else { return nil }
-        let hash = String(cString: result)
+        guard crypt_gensalt_rn("$2a$", UInt(cost), nil, 0, &salt, Int32(salt.count)) != nil,
+              let hash = hashed(password, setting: String(cString: salt)) else { return nil }
         return isBcrypt(hash) ? hash : nil
     }
 
     static func bcryptMatches(hash: String, password: String) -> Bool {
         // Both Go's bcrypt and crypt_r use the first 72 bytes; a NUL cannot pass through a C string.
         guard !password.utf8.contains(0) else { return false }
+        guard let computed = hashed(password, setting: hash) else { return false }
+        // libxcrypt returns "*0"/"*1" on failure, never the hash.
+        return computed.utf8.count == hash.utf8.count && constantTimeEquals(computed, hash)
+    }
+}
+
+extension Secrets {
+    /// libxcrypt's thread-safe crypt_r, with its (large) work area on the heap for one call.
+    fileprivate static func hashed(_ password: String, setting: String) -> String? {
         let data = UnsafeMutablePointer<crypt_data>.allocate(capacity: 1)
         defer { data.deallocate() }
         memset(data, 0, MemoryLayout<crypt_data>.size)
-        guard let result = crypt_r(password, hash, data) else { return false }
-        let computed = String(cString: result)
-        // libxcrypt returns "*0"/"*1" on failure, never the hash.
-        return computed.utf8.count == hash.utf8.count && constantTimeEquals(computed, hash)
+        return crypt_r(password, setting, data).map { String(cString: $0) }
     }
 }
 

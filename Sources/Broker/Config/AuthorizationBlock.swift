@@ -117,7 +117,7 @@ extension ConfigLoader {
     ]
 
     static func parseConnectionTypes(_ field: ConfigField) throws -> [String] {
-        let names = try stringList(field, what: "allowed connection types")
+        let names = try field.stringOrList(elements: "allowed connection types as strings", other: "allowed connection types: a string or an array of strings")
         return try names.map { name in
             let upper = name.uppercased()
             guard connectionTypes.contains(upper) else { throw field.fail("unknown connection type \"\(name)\"") }
@@ -226,19 +226,6 @@ extension ConfigLoader {
         }
     }
 
-    /// A string or an array of strings.
-    static func stringList(_ field: ConfigField, what: String) throws -> [String] {
-        switch field.value {
-        case .string(let s): return [s]
-        case .array(let items):
-            return try items.map { item in
-                guard case .string(let s) = item else { throw field.typeMismatch("\(what) as strings") }
-                return s
-            }
-        default: throw field.typeMismatch("\(what): a string or an array of strings")
-        }
-    }
-
     /// `no_auth_user` must name a user or nkey of `authorization` (nats-server's validateNoAuthUser).
     static func validateNoAuthUser(_ options: BrokerOptions, field: ConfigField) throws(ConfigError) {
         guard let name = options.noAuthUser else { return }
@@ -246,9 +233,7 @@ extension ConfigLoader {
         if (auth?.users.isEmpty ?? true) && (auth?.nkeys.isEmpty ?? true) {
             throw field.fail("no_auth_user: \"\(name)\" present, but users/nkeys are not defined")
         }
-        if auth?.users.contains(where: { $0.name == name }) == true || auth?.nkeys.contains(where: { $0.publicKey == name }) == true {
-            return
-        }
+        if auth?.hasUser(name) == true { return }
         throw field.fail("no_auth_user: \"\(name)\" not present as user or nkey in authorization block or account configuration")
     }
 }

@@ -26,6 +26,20 @@ struct ConfigField {
         return s
     }
 
+    /// A string (one element) or an array of strings; `elements` and `other` name what was expected in the
+    /// type errors for an element that is not a string and for any other value.
+    func stringOrList(elements: String, other: String) throws -> [String] {
+        switch value {
+        case .string(let s): return [s]
+        case .array(let items):
+            return try items.map { item in
+                guard case .string(let s) = item else { throw typeMismatch(elements) }
+                return s
+            }
+        default: throw typeMismatch(other)
+        }
+    }
+
     func bool() throws -> Bool {
         guard case .bool(let b) = value else { throw typeMismatch("a boolean (true/false, yes/no, on/off)") }
         return b

@@ -37,10 +37,7 @@ extension ConfigLoader {
     /// `falco { user }` must name a user (or nkey) of `authorization { users }`.
     static func validateFalcoUser(_ options: BrokerOptions, field: ConfigField) throws(ConfigError) {
         guard let name = options.falcoUser else { return }
-        let auth = options.authorization
-        if auth?.users.contains(where: { $0.name == name }) == true || auth?.nkeys.contains(where: { $0.publicKey == name }) == true {
-            return
-        }
+        if options.authorization?.hasUser(name) == true { return }
         throw field.fail("falco.user: \"\(name)\" is not a user of authorization { users }")
     }
 }

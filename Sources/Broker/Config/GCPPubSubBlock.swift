@@ -27,15 +27,7 @@ extension ConfigLoader {
             case "project", "project_id": project = try field.string()
             case "topic": topic = try field.string()
             case "subjects", "subject":
-                switch entry.value {
-                case .string(let s): bridge.subjects = [s]
-                case .array(let items):
-                    bridge.subjects = try items.map { item in
-                        guard case .string(let s) = item else { throw field.typeMismatch("a list of subjects") }
-                        return s
-                    }
-                default: throw field.typeMismatch("a subject or a list of subjects")
-                }
+                bridge.subjects = try field.stringOrList(elements: "a list of subjects", other: "a subject or a list of subjects")
                 for s in bridge.subjects where !Subject.isValidSubscription(s) {
                     throw field.fail("invalid subject \"\(s)\" in gcp_pubsub.subjects")
                 }

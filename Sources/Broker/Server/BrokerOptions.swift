@@ -101,6 +101,11 @@ public struct BrokerOptions: Sendable, Equatable {
         public var password: String?
         public var users: [User]
         public var nkeys: [NkeyUser]
+
+        /// Whether `name` is a user's name or an nkey user's public key.
+        public func hasUser(_ name: String) -> Bool {
+            users.contains { $0.name == name } || nkeys.contains { $0.publicKey == name }
+        }
         public init(token: String? = nil, user: String? = nil, password: String? = nil,
                     users: [User] = [], nkeys: [NkeyUser] = []) {
             self.token = token
