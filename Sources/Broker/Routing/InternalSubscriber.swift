@@ -13,4 +13,13 @@ protocol InternalSubscriber: AnyObject, Sendable {
     /// it is nil and the answer, if any, goes to `publish.reply`. Returns true when this subscriber will answer
     /// the publish (a stream's PubAck), so no "no responders" status is sent for it.
     func receive(_ publish: Publish, via router: Router, answer: PublishAnswer?) -> Bool
+
+    /// Whether this subscriber is a responder for `subject` (it took the message). A subscriber that leaves some
+    /// of its subjects to others (JetStream's API leaves `$JS.API.DIRECT.GET.` to the streams that allow it)
+    /// says no for those, so a requester nobody answers gets "no responders", as on nats-server.
+    func isResponder(for subject: ByteBuffer) -> Bool
+}
+
+extension InternalSubscriber {
+    func isResponder(for subject: ByteBuffer) -> Bool { true }
 }

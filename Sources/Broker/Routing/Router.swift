@@ -110,7 +110,7 @@ final class Router: @unchecked Sendable {
                 // One feature subscribed to overlapping subjects gets the message once.
                 if position > 0, Self.seen(service, in: result.plain[..<position]) { continue }
                 if service.receive(publish, via: self, answer: answer) { answered = true }
-                delivered = true
+                if service.isResponder(for: publish.subject) { delivered = true }
             }
         }
         for group in result.queues {

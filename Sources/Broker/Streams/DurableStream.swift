@@ -21,6 +21,18 @@ public struct StreamConfig: Codable, Equatable, Sendable {
     /// Nanoseconds; nats-server's default is 2 minutes.
     public var duplicateWindow: Int64 = 120_000_000_000
     public var numReplicas: Int = 1
+    /// `Nats-Rollup` headers are honoured (and not refused) only with this, and not with denyPurge.
+    public var allowRollup = false
+    public var denyDelete = false
+    public var denyPurge = false
+    /// A sealed stream takes no publishes, deletes or purges.
+    public var sealed = false
+    /// `Nats-TTL` headers are refused unless this is set.
+    public var allowMsgTTL = false
+    /// Nanoseconds; > 0: a subject whose last message ages out gets a delete marker that lives this long.
+    public var subjectDeleteMarkerTTL: Int64 = 0
+    /// With discard new and max_msgs_per_subject: a full subject refuses new messages (else the oldest goes).
+    public var discardNewPerSubject = false
 
     public init(name: String, subjects: [String]) {
         self.name = name
@@ -66,6 +78,18 @@ public final class DurableStream {
         case maximumBytesExceeded
         case maximumMessagesPerSubjectExceeded
         case store(StoreError)
+        case sealed
+        case streamNotMatch
+        case ttlDisabled
+        case ttlInvalid
+        case wrongLastSequence(UInt64)
+        case expectedLastSubjectSequenceSubjectAlone
+        case wrongLastMsgID(String)
+        case rollupNotPermitted
+        case rollupInvalid(String)
+        case sourceHeaderNotAllowed
+        /// A header of a feature brokerd's streams never enable (counters, batches, schedules).
+        case featureDisabled(code: Int, errorCode: Int, description: String)
 
         public var description: String {
             switch self {
@@ -74,6 +98,35 @@ public final class DurableStream {
             case .maximumBytesExceeded: return "maximum bytes exceeded"
             case .maximumMessagesPerSubjectExceeded: return "maximum messages per subject exceeded"
             case .store(let e): return "storage failure: \(e)"
+            case .sealed: return "invalid operation on sealed stream"
+            case .streamNotMatch: return "expected stream does not match"
+            case .ttlDisabled: return "per-message TTL is disabled"
+            case .ttlInvalid: return "invalid per-message TTL"
+            case .wrongLastSequence(let seq): return "wrong last sequence: \(seq)"
+            case .expectedLastSubjectSequenceSubjectAlone: return "missing sequence for expected last sequence per subject"
+            case .wrongLastMsgID(let id): return "wrong last msg ID: \(id)"
+            case .rollupNotPermitted: return "rollup not permitted"
+            case .rollupInvalid(let value): return "rollup value invalid: \"\(value)\""
+            case .sourceHeaderNotAllowed: return "message stream source header is not allowed"
+            case .featureDisabled(_, _, let description): return description
+            }
+        }
+
+        /// nats-server's HTTP-like code and JetStream error code for this refusal.
+        public var codes: (code: Int, errorCode: Int) {
+            switch self {
+            case .messageTooLarge: return (400, 10054)
+            case .maximumMessagesExceeded, .maximumBytesExceeded, .maximumMessagesPerSubjectExceeded, .store: return (503, 10077)
+            case .sealed: return (400, 10109)
+            case .streamNotMatch: return (400, 10060)
+            case .ttlDisabled: return (400, 10166)
+            case .ttlInvalid: return (400, 10165)
+            case .wrongLastSequence: return (400, 10071)
+            case .expectedLastSubjectSequenceSubjectAlone: return (400, 10193)
+            case .wrongLastMsgID: return (400, 10070)
+            case .rollupNotPermitted, .rollupInvalid: return (500, 10111)
+            case .sourceHeaderNotAllowed: return (400, 10227)
+            case .featureDisabled(let code, let errorCode, _): return (code, errorCode)
             }
         }
     }
@@ -83,8 +136,18 @@ public final class DurableStream {
     private let now: () -> Int64
     /// Message ids seen within the duplicate window: id -> (sequence, time stored).
     private var recentIDs: [String: (UInt64, Int64)] = [:]
+    /// No id in `recentIDs` was stored before this.
+    private var oldestIDTime: Int64 = .max
     /// Sequences per subject, oldest first (for max_msgs_per_subject).
     private var perSubject: [[UInt8]: [UInt64]] = [:]
+    /// The `Nats-Msg-Id` of the last message stored ("" when it had none): `Nats-Expected-Last-Msg-Id`.
+    private(set) var lastMessageID = ""
+    /// Messages with a per-message TTL: sequence -> when it expires (nanoseconds).
+    private var expiries: [UInt64: Int64] = [:]
+    /// No entry of `expiries` is due before this (so the tick scans only when one can be).
+    private var earliestExpiry: Int64 = .max
+    /// Messages removed by a rollup, a TTL or the age limit since the caller last looked (consumers skip them).
+    public private(set) var removedSinceLastLook = 0
 
     public init(config: StreamConfig, store: any MessageStore, now: @escaping () -> Int64) throws(StoreError) {
         self.config = config
@@ -109,18 +172,70 @@ public final class DurableStream {
     }
 
     public func publish(subject: [UInt8], headers: [UInt8], payload: [UInt8], messageID: String?) throws(PublishError) -> PublishResult {
+        var parsed = PublishHeaders(headers: headers)
+        parsed.messageID = messageID
+        return try publish(subject: subject, headers: headers, payload: payload, parsed: parsed)
+    }
+
+    /// Stores a message after nats-server's checks, in its order: sealed, unsupported headers, expected stream,
+    /// TTL allowed, expected last sequence per subject, expected last sequence, the source header, duplicates,
+    /// expected last msg id, rollup, size, limits, TTL value. `sourced`: the stream's own sourcing stores it
+    /// (the source header is allowed, expectations and TTL refusals are not applied).
+    func publish(subject: [UInt8], headers: [UInt8], payload: [UInt8], parsed h: PublishHeaders,
+                 sourced: Bool = false) throws(PublishError) -> PublishResult {
+        if config.sealed { throw .sealed }
         let time = now()
-        if let messageID, let (sequence, storedAt) = recentIDs[messageID], time - storedAt < config.duplicateWindow {
+        if !headers.isEmpty, !sourced {
+            if let name = h.unsupported {
+                switch name.lowercased() {
+                case "nats-incr": throw .featureDisabled(code: 400, errorCode: 10168, description: "message counters is disabled")
+                case "nats-batch-id": throw .featureDisabled(code: 400, errorCode: 10174, description: "atomic publish is disabled")
+                default: throw .featureDisabled(code: 400, errorCode: 10188, description: "message schedules is disabled")
+                }
+            }
+            if let expected = h.expectedStream, !expected.isEmpty, expected != config.name { throw .streamNotMatch }
+            if let ttl = h.ttl, !ttl.isEmpty, ttl != "0", !config.allowMsgTTL { throw .ttlDisabled }
+            if let expected = h.expectedLastSubjectSequence {
+                let bySubject = h.expectedLastSubjectSequenceSubject.flatMap { $0.isEmpty ? nil : Array($0.utf8) } ?? subject
+                let last = lastSequence(matching: bySubject)
+                if last != expected { throw .wrongLastSequence(last) }
+            } else if let subjectOnly = h.expectedLastSubjectSequenceSubject, !subjectOnly.isEmpty {
+                throw .expectedLastSubjectSequenceSubjectAlone
+            }
+            if let expected = h.expectedLastSequence, expected != store.state.lastSequence {
+                throw .wrongLastSequence(store.state.lastSequence)
+            }
+            if h.hasStreamSource { throw .sourceHeaderNotAllowed }
+        }
+        if let messageID = h.messageID, let (sequence, storedAt) = recentIDs[messageID], time - storedAt < config.duplicateWindow {
             return .duplicate(sequence: sequence)
+        }
+        if let expected = h.expectedLastMsgID, !expected.isEmpty, expected != lastMessageID {
+            throw .wrongLastMsgID(lastMessageID)
+        }
+        var rollupAll = false, rollupSubject = false
+        if let rollup = h.rollup, !rollup.isEmpty {
+            if !sourced, !config.allowRollup || config.denyPurge { throw .rollupNotPermitted }
+            switch rollup {
+            case "sub": rollupSubject = true
+            case "all": rollupAll = true
+            default: if !sourced { throw .rollupInvalid(rollup) }
+            }
         }
         let size = subject.count + headers.count + payload.count + 16
         if config.maxMsgSize >= 0, headers.count + payload.count > Int(config.maxMsgSize) { throw .messageTooLarge }
         if config.discard == .new {
             if config.maxMsgs >= 0, store.state.messages >= UInt64(config.maxMsgs) { throw .maximumMessagesExceeded }
             if config.maxBytes >= 0, store.state.bytes + UInt64(size) > UInt64(config.maxBytes) { throw .maximumBytesExceeded }
-            if config.maxMsgsPerSubject > 0, (perSubject[subject]?.count ?? 0) >= Int(config.maxMsgsPerSubject) {
+            if config.discardNewPerSubject, config.maxMsgsPerSubject > 0,
+               (perSubject[subject]?.count ?? 0) >= Int(config.maxMsgsPerSubject) {
                 throw .maximumMessagesPerSubjectExceeded
             }
+        }
+        var ttl: MessageTTL?
+        if let text = h.ttl, !text.isEmpty, !sourced || config.allowMsgTTL {
+            guard let parsedTTL = MessageTTL(text) else { throw .ttlInvalid }
+            ttl = parsedTTL
         }
         let sequence: UInt64
         do {
@@ -129,23 +244,156 @@ public final class DurableStream {
             throw .store(error)
         }
         perSubject[subject, default: []].append(sequence)
-        if let messageID { recentIDs[messageID] = (sequence, time) }
+        if let messageID = h.messageID {
+            if recentIDs.isEmpty { oldestIDTime = time }
+            recentIDs[messageID] = (sequence, time)
+        }
+        lastMessageID = h.messageID ?? ""
+        if case .seconds(let seconds)? = ttl, seconds > 0 {
+            var lifetime = seconds
+            // As nats-server: with delete markers, a TTL is at least the marker's, so a marker is never missed.
+            if config.subjectDeleteMarkerTTL > 0, config.maxMsgsPerSubject != 1 {
+                lifetime = max(lifetime, config.subjectDeleteMarkerTTL / 1_000_000_000)
+            }
+            let deadline = time + lifetime * 1_000_000_000
+            expiries[sequence] = deadline
+            earliestExpiry = min(earliestExpiry, deadline)
+        }
         do {
-            try enforceLimits(at: time)
+            if rollupSubject {
+                for old in perSubject[subject] ?? [] where old != sequence { try removeMessage(old, counted: true) }
+            } else if rollupAll {
+                var s = store.state.firstSequence
+                while s < sequence {
+                    try removeMessage(s, counted: true)
+                    s = max(s + 1, store.state.firstSequence)
+                }
+            }
+            try enforceLimits(at: time, subject: subject)
         } catch {
             throw .store(error)
         }
         return .stored(sequence: sequence)
     }
 
+    /// The newest sequence whose subject matches `filter` (a subject or a wildcard), 0 when none.
+    func lastSequence(matching filter: [UInt8]) -> UInt64 {
+        if !filter.contains(UInt8(ascii: "*")), !filter.contains(UInt8(ascii: ">")) {
+            return perSubject[filter]?.last ?? 0
+        }
+        var last: UInt64 = 0
+        for (subject, sequences) in perSubject where Subject.matches(filter: filter, subject: subject) {
+            last = max(last, sequences.last ?? 0)
+        }
+        return last
+    }
+
+    /// Per subject, how many messages it holds, for the subjects matching `filter` (nil: all).
+    func subjectCounts(filter: [UInt8]?) -> [String: UInt64] {
+        var counts: [String: UInt64] = [:]
+        for (subject, sequences) in perSubject where !sequences.isEmpty {
+            if let filter, !Subject.matches(filter: filter, subject: subject) { continue }
+            counts[String(decoding: subject, as: UTF8.self)] = UInt64(sequences.count)
+        }
+        return counts
+    }
+
+    /// How many subjects hold a message.
+    var subjectCount: Int { perSubject.values.reduce(0) { $0 + ($1.isEmpty ? 0 : 1) } }
+
+    /// Sequences of messages matching `filter` (nil: all), ascending.
+    func sequences(matching filter: [UInt8]?) -> [UInt64] {
+        var result: [UInt64] = []
+        for (subject, sequences) in perSubject {
+            if let filter, !Subject.matches(filter: filter, subject: subject) { continue }
+            result += sequences
+        }
+        return result.sorted()
+    }
+
+    /// STREAM.PURGE with options: everything matching `filter` (nil: all) below `upTo` (nil: no bound), or all
+    /// but the newest `keep` of each... of them (nats-server: keep counts over the whole filtered set).
+    /// Returns how many messages went.
+    func purge(filter: [UInt8]?, upTo: UInt64?, keep: UInt64?) throws(StoreError) -> UInt64 {
+        if filter == nil, upTo == nil, (keep ?? 0) == 0 {
+            let purged = store.state.messages
+            try store.purge()
+            perSubject.removeAll()
+            expiries.removeAll()
+            earliestExpiry = .max
+            return purged
+        }
+        var candidates = sequences(matching: filter)
+        if let upTo { candidates = candidates.filter { $0 < upTo } }
+        if let keep, keep > 0 { candidates = Array(candidates.dropLast(Int(min(keep, UInt64(candidates.count))))) }
+        var purged: UInt64 = 0
+        for sequence in candidates where try removeMessage(sequence) { purged += 1 }
+        return purged
+    }
+
+    /// Removes what fell due: messages whose TTL passed and those past max_age (with a delete marker for a
+    /// subject that lost its last message, when configured). Runs on the tick; returns whether anything went.
+    @discardableResult
+    public func expire(at time: Int64) throws(StoreError) -> Bool {
+        let before = store.state.messages
+        if time >= earliestExpiry {
+            var due: [UInt64] = []
+            var earliest = Int64.max
+            for (sequence, deadline) in expiries {
+                if deadline <= time { due.append(sequence) } else { earliest = min(earliest, deadline) }
+            }
+            earliestExpiry = earliest
+            for sequence in due.sorted() { try removeAged(sequence) }
+        }
+        if config.maxAge > 0 {
+            while store.state.messages > 0 {
+                let first = try store.load(store.state.firstSequence)
+                guard time - first.timestamp > config.maxAge else { break }
+                try removeAged(first.sequence)
+            }
+        }
+        return store.state.messages != before
+    }
+
+    /// Removes a message that aged out; the last one of its subject leaves a marker when the stream asks for it.
+    private func removeAged(_ sequence: UInt64) throws(StoreError) {
+        guard let message = try? store.load(sequence) else {
+            expiries[sequence] = nil
+            return
+        }
+        let isLast = perSubject[message.subject]?.count == 1
+        try removeMessage(sequence, counted: true)
+        guard config.subjectDeleteMarkerTTL > 0, isLast,
+              PublishHeaders.value(of: "nats-marker-reason", in: message.headers) == nil else { return }
+        let ttl = config.subjectDeleteMarkerTTL / 1_000_000_000
+        let marker = Array("NATS/1.0\r\nNats-Marker-Reason: MaxAge\r\nNats-TTL: \(Self.goDurationText(seconds: ttl))\r\nNats-Rollup: sub\r\n\r\n".utf8)
+        _ = try? publish(subject: message.subject, headers: marker, payload: [], parsed: PublishHeaders(headers: marker), sourced: true)
+    }
+
+    /// Go's time.Duration text for whole seconds ("30s", "5m0s", "1h0m0s").
+    static func goDurationText(seconds: Int64) -> String {
+        let h = seconds / 3600, m = (seconds % 3600) / 60, s = seconds % 60
+        if h > 0 { return "\(h)h\(m)m\(s)s" }
+        if m > 0 { return "\(m)m\(s)s" }
+        return "\(s)s"
+    }
+
+    /// The caller's look at `removedSinceLastLook` (consumers re-check what they deliver when it moved).
+    public func takeRemovedCount() -> Int {
+        defer { removedSinceLastLook = 0 }
+        return removedSinceLastLook
+    }
+
     /// Drops what the limits no longer allow (discard old), messages past max_age and expired message ids.
-    public func enforceLimits(at time: Int64) throws(StoreError) {
+    public func enforceLimits(at time: Int64, subject: [UInt8]? = nil) throws(StoreError) {
         if config.maxMsgsPerSubject > 0 {
-            for (subject, sequences) in perSubject where sequences.count > Int(config.maxMsgsPerSubject) {
-                for sequence in sequences.prefix(sequences.count - Int(config.maxMsgsPerSubject)) {
-                    try removeMessage(sequence)
+            let limit = Int(config.maxMsgsPerSubject)
+            // After a publish only its subject can be over the limit; after a config change any can.
+            let subjects = subject.map { [$0] } ?? perSubject.compactMap { $0.value.count > limit ? $0.key : nil }
+            for subject in subjects {
+                while let sequences = perSubject[subject], sequences.count > limit {
+                    if try !removeMessage(sequences[0], counted: true) { perSubject[subject]?.removeFirst() }
                 }
-                perSubject[subject] = Array(sequences.suffix(Int(config.maxMsgsPerSubject)))
             }
         }
         while config.maxMsgs >= 0, store.state.messages > UInt64(config.maxMsgs) {
@@ -158,26 +406,33 @@ public final class DurableStream {
             while store.state.messages > 0 {
                 let first = try store.load(store.state.firstSequence)
                 guard time - first.timestamp > config.maxAge else { break }
-                try removeOldest()
+                try removeAged(first.sequence)
             }
         }
-        if !recentIDs.isEmpty {
+        // Expired ids go once the oldest one is out of the window (not a pass over them per publish).
+        if !recentIDs.isEmpty, time - oldestIDTime >= config.duplicateWindow {
             recentIDs = recentIDs.filter { time - $0.value.1 < config.duplicateWindow }
+            oldestIDTime = recentIDs.values.map(\.1).min() ?? time
         }
     }
 
     /// Removes one message (an ack under workqueue retention, or a delete request).
     @discardableResult
-    public func removeMessage(_ sequence: UInt64) throws(StoreError) -> Bool {
+    public func removeMessage(_ sequence: UInt64, counted: Bool = false) throws(StoreError) -> Bool {
         guard let message = try? store.load(sequence) else { return false }
         let removed = try store.remove(sequence)
-        if removed { perSubject[message.subject]?.removeAll { $0 == sequence } }
+        if removed {
+            if let index = perSubject[message.subject]?.firstIndex(of: sequence) { perSubject[message.subject]?.remove(at: index) }
+            if perSubject[message.subject]?.isEmpty == true { perSubject[message.subject] = nil }
+            expiries[sequence] = nil
+            if counted { removedSinceLastLook += 1 }
+        }
         return removed
     }
 
     private func removeOldest() throws(StoreError) {
         let first = store.state.firstSequence
-        if try !removeMessage(first) {
+        if try !removeMessage(first, counted: true) {
             // A gap at the front (already removed): the store's first sequence moves on by itself.
             return
         }
@@ -192,9 +447,19 @@ public final class DurableStream {
         while sequence <= state.lastSequence {
             if let message = try? store.load(sequence) {
                 perSubject[message.subject, default: []].append(sequence)
-                if time - message.timestamp < config.duplicateWindow, let id = Self.messageID(in: message.headers) {
-                    recentIDs[id] = (sequence, message.timestamp)
+                if !message.headers.isEmpty {
+                    let h = PublishHeaders(headers: message.headers)
+                    if time - message.timestamp < config.duplicateWindow, let id = h.messageID {
+                        recentIDs[id] = (sequence, message.timestamp)
+                        oldestIDTime = min(oldestIDTime, message.timestamp)
+                    }
+                    if config.allowMsgTTL, let text = h.ttl, case .seconds(let seconds)? = MessageTTL(text), seconds > 0 {
+                        let deadline = message.timestamp + seconds * 1_000_000_000
+                        expiries[sequence] = deadline
+                        earliestExpiry = min(earliestExpiry, deadline)
+                    }
                 }
+                if sequence == state.lastSequence { lastMessageID = Self.messageID(in: message.headers) ?? "" }
             }
             sequence += 1
         }

@@ -127,6 +127,17 @@ public final class FileStore: MessageStore {
         try sync()
     }
 
+    /// Removes everything and continues at `sequence` (a stream's `first_seq`); a purge record carries it.
+    public func skip(to sequence: UInt64) throws(StoreError) {
+        guard activeFD >= 0 else { throw .closed }
+        let next = max(nextSequence, sequence)
+        _ = try write(Self.encode(kind: .purge, sequence: next, timestamp: 0, subject: [], headers: [], payload: []))
+        index.removeAll()
+        nextSequence = next
+        current = StoreState(messages: 0, bytes: 0, firstSequence: next, lastSequence: next - 1)
+        try sync()
+    }
+
     public func sync() throws(StoreError) {
         guard activeFD >= 0 else { throw .closed }
         guard dirty else { return }

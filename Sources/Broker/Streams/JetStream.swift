@@ -28,6 +28,8 @@ public final class JetStream: @unchecked Sendable {
     /// The capture subscription of each stream subject, by stream (kept in step with the streams by
     /// `subscribeCaptures`): the trie says which stream takes a message, so capture does not search again.
     private var captureSubscriptions: [String: [String: Subscription]] = [:]
+    /// The direct-get subscriptions of each stream with `allow_direct`.
+    private var directSubscriptions: [String: [Subscription]] = [:]
     /// PubAcks waiting for the fsync that covers their message (`syncPolicy` batch).
     private var groupCommit = GroupCommit()
     /// Per stream: the last sequence known to be on disk (consumers deliver nothing beyond it, so a message
@@ -80,6 +82,7 @@ public final class JetStream: @unchecked Sendable {
     private func scheduleTick() {
         queue.asyncAfter(deadline: .now() + .milliseconds(100)) { [self] in
             guard ticking else { return }
+            expireMessages()
             tick()
             if syncPolicy == .interval, now() - lastIntervalSync >= syncInterval {
                 lastIntervalSync = now()
@@ -90,6 +93,32 @@ public final class JetStream: @unchecked Sendable {
     }
 
     func streamEntry(_ name: String) -> StreamEntry? { streams[name] }
+
+    /// Messages whose TTL or max_age passed go (with their subject delete markers); markers are acknowledged
+    /// to nobody, so the next group commit covers them.
+    private func expireMessages() {
+        let time = now()
+        for (name, entry) in streams {
+            do {
+                if try entry.stream.expire(at: time), entry.stream.state.lastSequence > (durableLast[name] ?? 0) {
+                    // A delete marker was appended: make it durable before consumers see it.
+                    try entry.stream.store.sync()
+                    durableLast[name] = entry.stream.store.state.lastSequence
+                    for consumer in (consumers[name] ?? [:]).values { pump(consumer) }
+                }
+            } catch {
+                logger.error("JetStream: expiring messages failed", metadata: ["stream": "\(name)", "error": "\(error)"])
+            }
+        }
+    }
+
+    /// A direct get (`$JS.API.DIRECT.GET.<stream>…`), answered on the queue; `respond` gets the messages.
+    func directGet(stream: String, body: [UInt8], lastBySubject: String?,
+                   respond: @escaping @Sendable ([(headers: [UInt8], payload: [UInt8])]) -> Void) {
+        queue.async { [self] in
+            respond(registry.directGet(in: stream, request: body, lastBySubject: lastBySubject))
+        }
+    }
 
     /// Publishes a message of JetStream's (a delivery, a status, an advisory) routed by `subject` and shown in
     /// MSG with `originalSubject` (the stored message's subject) when given.
@@ -140,16 +169,17 @@ public final class JetStream: @unchecked Sendable {
                 return
             }
             do {
-                let id = DurableStream.messageID(in: headers)
-                switch try entry.stream.publish(subject: subject, headers: headers, payload: payload, messageID: id) {
+                switch try entry.stream.publish(subject: subject, headers: headers, payload: payload, parsed: PublishHeaders(headers: headers)) {
                 case .stored(let sequence):
                     response = .stored(stream: name, sequence: sequence, duplicate: false)
                 case .duplicate(let sequence):
                     response = .stored(stream: name, sequence: sequence, duplicate: true)
                 }
+            } catch let error as DurableStream.PublishError {
+                answer?.send(.failed(code: error.codes.code, errorCode: error.codes.errorCode, description: error.description))
+                return
             } catch {
-                let description = (error as? DurableStream.PublishError)?.description ?? "\(error)"
-                answer?.send(.failed(code: 503, errorCode: 10077, description: description))
+                answer?.send(.failed(code: 503, errorCode: 10077, description: "\(error)"))
                 return
             }
             switch syncPolicy {
@@ -270,6 +300,19 @@ public final class JetStream: @unchecked Sendable {
                 captureSubscriptions[name]?[subject] = nil
             }
             if captureSubscriptions[name]?.isEmpty == true { captureSubscriptions[name] = nil }
+        }
+        for (name, subs) in directSubscriptions where streams[name]?.config.allowDirect != true {
+            for sub in subs { space.unsubscribe(sub) }
+            directSubscriptions[name] = nil
+        }
+        for (name, entry) in streams where entry.config.allowDirect && directSubscriptions[name] == nil {
+            let subscriber = DirectGetSubscriber(jetStream: self, stream: name)
+            do {
+                directSubscriptions[name] = [try space.subscribe("$JS.API.DIRECT.GET.\(name)", subscriber),
+                                             try space.subscribe("$JS.API.DIRECT.GET.\(name).>", subscriber)]
+            } catch {
+                logger.error("JetStream: cannot serve direct gets", metadata: ["stream": "\(name)", "error": "\(error)"])
+            }
         }
         for (name, entry) in streams {
             // One subscriber per stream: a message matching several of its subjects is captured once.

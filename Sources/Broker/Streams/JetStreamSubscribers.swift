@@ -7,9 +7,16 @@ final class JetStreamAPISubscriber: InternalSubscriber {
 
     init(jetStream: JetStream) { self.jetStream = jetStream }
 
+    static let directGetPrefix = Array("$JS.API.DIRECT.".utf8)
+
+    /// `$JS.API.DIRECT.…` belongs to the streams that allow direct gets (`DirectGetSubscriber`).
+    func isResponder(for subject: ByteBuffer) -> Bool {
+        !subject.readableBytesView.starts(with: Self.directGetPrefix)
+    }
+
     func receive(_ publish: Publish, via router: Router, answer: PublishAnswer?) -> Bool {
         // nats-server drops an API request without a reply subject: there is nobody to answer.
-        guard let reply = publish.reply else { return false }
+        guard let reply = publish.reply, isResponder(for: publish.subject) else { return false }
         let replyTo = ByteBuffer.compactCopy(of: reply)
         jetStream.handleAPI(subject: String(buffer: publish.subject), payload: Array(publish.payload.readableBytesView),
                             reply: String(buffer: reply)) { response in
@@ -54,5 +61,42 @@ final class StreamCaptureSubscriber: InternalSubscriber {
         jetStream.capture(into: stream, subject: Array(publish.subject.readableBytesView), headers: Array(bytes.prefix(headerLength)),
                           payload: Array(bytes.dropFirst(headerLength)), answer: answer)
         return answer != nil
+    }
+}
+
+/// `$JS.API.DIRECT.GET.<stream>` and `$JS.API.DIRECT.GET.<stream>.<subject>` of a stream with `allow_direct`:
+/// messages read straight from the stream, answered with headers rather than JSON (nats-server's direct get).
+final class DirectGetSubscriber: InternalSubscriber {
+    unowned let jetStream: JetStream
+    let stream: String
+    /// `$JS.API.DIRECT.GET.<stream>.`: what follows it in a subject is the last_by_subj subject.
+    let subjectPrefix: [UInt8]
+
+    init(jetStream: JetStream, stream: String) {
+        self.jetStream = jetStream
+        self.stream = stream
+        subjectPrefix = Array("$JS.API.DIRECT.GET.\(stream).".utf8)
+    }
+
+    func receive(_ publish: Publish, via router: Router, answer: PublishAnswer?) -> Bool {
+        guard let reply = publish.reply else { return false }
+        let subject = Array(publish.subject.readableBytesView)
+        let lastBySubject = subject.starts(with: subjectPrefix)
+            ? String(decoding: subject.dropFirst(subjectPrefix.count), as: UTF8.self) : nil
+        let bytes = publish.payload.readableBytesView
+        let body = Array(bytes.dropFirst(publish.headerLength ?? 0))
+        let replyTo = ByteBuffer.compactCopy(of: reply)
+        jetStream.directGet(stream: stream, body: body, lastBySubject: lastBySubject) { messages in
+            router.eventLoop.execute {
+                for (headers, payload) in messages {
+                    var buffer = ByteBuffer(bytes: headers)
+                    buffer.writeBytes(payload)
+                    router.publishFromServer(Publish(subject: replyTo, reply: nil, headerLength: headers.isEmpty ? nil : headers.count,
+                                                     payload: buffer), uncached: true)
+                }
+                router.flushPending()
+            }
+        }
+        return true
     }
 }

@@ -47,6 +47,8 @@ public protocol MessageStore: AnyObject {
     func remove(_ sequence: UInt64) throws(StoreError) -> Bool
     /// Removes everything; sequences continue from where they were.
     func purge() throws(StoreError)
+    /// Removes everything; the next message gets `sequence` (when it is beyond the current one).
+    func skip(to sequence: UInt64) throws(StoreError)
     /// Makes every append so far durable (group commit: one fsync for a batch).
     func sync() throws(StoreError)
     /// Hands buffered appends to the operating system without waiting for the disk (a no-op where nothing
@@ -96,6 +98,12 @@ public final class MemoryStore: MessageStore {
         current.messages = 0
         current.bytes = 0
         current.firstSequence = current.lastSequence + 1
+    }
+
+    public func skip(to sequence: UInt64) throws(StoreError) {
+        messages.removeAll()
+        next = max(next, sequence)
+        current = StoreState(messages: 0, bytes: 0, firstSequence: next, lastSequence: next - 1)
     }
 
     public func sync() throws(StoreError) {}

@@ -29,6 +29,9 @@ final class StreamRegistry {
     /// Server-wide byte limits for memory and file streams (`max_memory_store`, `max_file_store`); nil = none.
     var maxMemory: Int64?
     var maxStore: Int64?
+    /// The account's limits on streams and consumers (`jetstream { max_streams, max_consumers }`); nil = none.
+    var maxStreams: Int?
+    var maxConsumers: Int?
 
     init(storage: any JetStreamStorage, now: @escaping @Sendable () -> Int64) {
         self.storage = storage
@@ -61,13 +64,15 @@ final class StreamRegistry {
         var config = request
         if !config.name.isEmpty, config.name != name { return .failure(.streamNameMismatch) }
         config.name = name
-        if config.subjects.isEmpty { config.subjects = [name] }
+        if config.subjects.isEmpty, config.mirror == nil, config.sources == nil { config.subjects = [name] }
         guard config.subjects.allSatisfy(Subject.isValidSubscription) else { return .failure(.invalidSubject) }
+        if let refusal = Self.configRefusal(&config) { return .failure(refusal) }
         if let existing = streams[name] {
             // nats-server: creating an identical stream again is not an error.
             if existing.config == config { return .success(info(name, didCreate: false)) }
             guard update else { return .failure(.streamNameInUse) }
             if config.storage != existing.config.storage { return .failure(.storageTypeChange) }
+            if let refusal = Self.updateRefusal(from: existing.config, to: config) { return .failure(refusal) }
             if let refusal = reservationRefusal(config, replacing: name) { return .failure(refusal) }
             do {
                 let stream = try DurableStream(config: config.streamConfig, store: existing.stream.store, now: now)
@@ -81,6 +86,8 @@ final class StreamRegistry {
             }
         }
         if update { return .failure(.streamNotFound) }
+        if config.sealed { return .failure(.invalidConfig("stream configuration for create can not be sealed")) }
+        if let maxStreams, maxStreams >= 0, streams.count >= maxStreams { return .failure(.maximumStreams) }
         // Overlapping subjects with another stream: nats-server refuses.
         for entry in streams.values {
             for a in entry.stream.config.subjects {
@@ -90,6 +97,9 @@ final class StreamRegistry {
         if let refusal = reservationRefusal(config, replacing: nil) { return .failure(refusal) }
         do {
             let entry = try openStream(name: name, config: config, created: currentDate)
+            if let first = config.firstSeq, first > 1, entry.stream.state.lastSequence == 0 {
+                try entry.stream.store.skip(to: first)
+            }
             streams[name] = entry
             try storage.saveStream(name, StreamRecord(config: config, created: entry.created.timeIntervalSince1970))
             return .success(info(name, didCreate: true))
@@ -110,43 +120,6 @@ final class StreamRegistry {
         try? entry.stream.store.close()
         storage.removeStream(name)
         return .success(StreamDeleteResponse())
-    }
-
-    /// Removes every message; sequences continue.
-    func purgeStream(_ name: String) -> Result<StreamPurgeResponse, JetStreamAPIError> {
-        guard let entry = streams[name] else { return .failure(.streamNotFound) }
-        let purged = entry.stream.state.messages
-        do {
-            try entry.stream.store.purge()
-        } catch {
-            return .failure(.purgeFailed(error))
-        }
-        return .success(StreamPurgeResponse(purged: purged))
-    }
-
-    /// STREAM.MSG.GET: by sequence, or the newest message on a subject.
-    func message(in name: String, _ request: StreamMsgGetRequest) -> Result<StreamMsgGetResponse, JetStreamAPIError> {
-        guard let entry = streams[name] else { return .failure(.streamNotFound) }
-        let store = entry.stream.store
-        var message: StoredMessage?
-        if let seq = request.seq {
-            message = try? store.load(seq)
-        } else if let subject = request.lastBySubject {
-            let filter = Array(subject.utf8)
-            var s = entry.stream.state.lastSequence
-            while s >= entry.stream.state.firstSequence, s > 0 {
-                if let m = try? store.load(s), Subject.matches(filter: filter, subject: m.subject) {
-                    message = m
-                    break
-                }
-                s -= 1
-            }
-        }
-        guard let message else { return .failure(.noMessageFound) }
-        return .success(StreamMsgGetResponse(message: .init(
-            subject: String(decoding: message.subject, as: UTF8.self), seq: message.sequence,
-            data: Data(message.payload).base64EncodedString(), time: APITime(nanoseconds: message.timestamp),
-            hdrs: message.headers.isEmpty ? nil : Data(message.headers).base64EncodedString())))
     }
 
     func streamNames(_ request: StreamNamesRequest) -> StreamNamesResponse {
@@ -195,7 +168,7 @@ final class StreamRegistry {
         return StreamEntry(stream: stream, config: config, created: created)
     }
 
-    private func info(_ name: String, didCreate: Bool?) -> StreamInfo {
+    func info(_ name: String, didCreate: Bool?) -> StreamInfo {
         let entry = streams[name]!
         let state = entry.stream.state
         var firstTime = APITime.zero, lastTime = APITime.zero
@@ -206,8 +179,64 @@ final class StreamRegistry {
         return StreamInfo(
             config: entry.config, created: APITime(entry.created),
             state: StreamState(messages: state.messages, bytes: state.bytes, firstSeq: state.firstSequence, firstTime: firstTime,
-                               lastSeq: state.lastSequence, lastTime: lastTime, consumerCount: consumers[name]?.count ?? 0),
+                               lastSeq: state.lastSequence, lastTime: lastTime,
+                               numSubjects: entry.stream.subjectCount > 0 ? entry.stream.subjectCount : nil,
+                               numDeleted: state.messages > 0 && state.lastSequence + 1 - state.firstSequence > state.messages
+                                   ? Int(state.lastSequence + 1 - state.firstSequence - state.messages) : nil,
+                               consumerCount: consumers[name]?.count ?? 0),
             didCreate: didCreate)
+    }
+
+    /// nats-server's checks of a stream configuration (checkStreamCfg) that brokerd applies, with its texts, and
+    /// its normalisations (subject delete markers turn on TTLs and roll-ups). Options brokerd does not implement
+    /// are refused, never silently ignored.
+    static func configRefusal(_ config: inout APIStreamConfig) -> JetStreamAPIError? {
+        if config.numReplicas > 1 { return .replicasNotSupported }
+        if config.allowMsgCounter == true { return .invalidConfig("message counters are not supported by brokerd") }
+        if config.allowAtomic == true { return .invalidConfig("atomic batch publishing is not supported by brokerd") }
+        if config.allowBatched == true { return .invalidConfig("batch publishing is not supported by brokerd") }
+        if config.allowMsgSchedules == true { return .invalidConfig("message schedules are not supported by brokerd") }
+        if config.maxAge < 0 { return .invalidConfig("max age can not be negative") }
+        if config.maxAge != 0 && config.maxAge < 100_000_000 { return .invalidConfig("max age needs to be >= 100ms") }
+        if config.maxAge != 0 && config.duplicateWindow > config.maxAge {
+            // A default window longer than max_age is cut to it (nats-server); a chosen one is an error.
+            if config.duplicateWindow == APIStreamConfig.defaultDuplicateWindow {
+                config.duplicateWindow = config.maxAge
+            } else {
+                return .invalidConfig("duplicates window can not be larger then max age")
+            }
+        }
+        if config.duplicateWindow < 100_000_000 { return .invalidConfig("duplicates window needs to be >= 100ms") }
+        if config.denyPurge && config.allowRollupHdrs { return .invalidConfig("roll-ups require the purge permission") }
+        if config.discardNewPerSubject == true {
+            if config.discard != .new { return .invalidConfig("discard new per subject requires discard new policy to be set") }
+            if config.maxMsgsPerSubject <= 0 { return .invalidConfig("discard new per subject requires max msgs per subject > 0") }
+        }
+        if let ttl = config.subjectDeleteMarkerTTL {
+            if ttl < 0 { return .invalidConfig("subject delete marker TTL must not be negative") }
+            if ttl > 0 {
+                if ttl < 1_000_000_000 { return .invalidConfig("subject delete marker TTL must be at least 1 second") }
+                if config.mirror != nil { return .invalidConfig("subject delete markers forbidden on mirrors") }
+                config.allowMsgTTL = true
+                if !config.allowRollupHdrs {
+                    config.allowRollupHdrs = true
+                    config.denyPurge = false
+                }
+            }
+        }
+        return nil
+    }
+
+    /// What an update may not change (nats-server's configUpdateCheck).
+    static func updateRefusal(from old: APIStreamConfig, to new: APIStreamConfig) -> JetStreamAPIError? {
+        if (old.retention == .workqueue) != (new.retention == .workqueue), old.retention != new.retention {
+            return .invalidConfig("stream configuration update can not change retention policy to/from workqueue")
+        }
+        if old.sealed && !new.sealed { return .invalidConfig("stream configuration update can not unseal a sealed stream") }
+        if old.denyDelete && !new.denyDelete { return .invalidConfig("stream configuration update can not cancel deny message deletes") }
+        if old.denyPurge && !new.denyPurge { return .invalidConfig("stream configuration update can not cancel deny purge") }
+        if old.allowMsgTTL == true && new.allowMsgTTL != true { return .invalidConfig("message TTL status can not be disabled") }
+        return nil
     }
 
     static func isValidStreamName(_ name: String) -> Bool {

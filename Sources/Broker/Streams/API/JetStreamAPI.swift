@@ -8,6 +8,7 @@ enum JetStreamAPI: Equatable, Sendable {
     case streamDelete(String)
     case streamPurge(String)
     case streamMsgGet(String)
+    case streamMsgDelete(String)
     case streamNames
     case streamList
     /// CONSUMER.CREATE.<stream>[.<name>[.<filter>]] (the filter may hold dots).
@@ -43,6 +44,7 @@ enum JetStreamAPI: Equatable, Sendable {
             case "DELETE": guard let name = rest(2) else { return nil }; self = .streamDelete(name)
             case "PURGE": guard let name = rest(2) else { return nil }; self = .streamPurge(name)
             case "MSG" where tokens.count > 3 && tokens[2] == "GET": self = .streamMsgGet(rest(3)!)
+            case "MSG" where tokens.count > 3 && tokens[2] == "DELETE": self = .streamMsgDelete(rest(3)!)
             default: return nil
             }
         case "CONSUMER":

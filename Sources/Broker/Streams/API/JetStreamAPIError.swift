@@ -27,6 +27,28 @@ struct JetStreamAPIError: Error, Codable, Equatable, Sendable {
     static let consumerExists = Self(code: 400, errCode: 10148, description: "consumer already exists")
     static let workqueueNeedsExplicitAck = Self(code: 400, errCode: 10098, description: "workqueue stream requires explicit ack")
 
+    static let streamSealed = Self(code: 400, errCode: 10109, description: "invalid operation on sealed stream")
+    static let replicasNotSupported = Self(code: 500, errCode: 10074, description: "replicas > 1 not supported in non-clustered mode")
+    static let maximumStreams = Self(code: 400, errCode: 10027, description: "maximum number of streams reached")
+    static let maximumConsumers = Self(code: 400, errCode: 10026, description: "maximum consumers limit reached")
+
+    /// nats-server's JSStreamInvalidConfigF (500, 10052) with its text.
+    static func invalidConfig(_ text: String) -> Self {
+        Self(code: 500, errCode: 10052, description: text)
+    }
+
+    static func messageDeleteFailed(_ text: String) -> Self {
+        Self(code: 500, errCode: 10057, description: text)
+    }
+
+    static func sequenceNotFound(_ sequence: UInt64) -> Self {
+        Self(code: 400, errCode: 10043, description: "sequence \(sequence) not found")
+    }
+
+    static func streamPurgeFailed(_ text: String) -> Self {
+        Self(code: 500, errCode: 10110, description: text)
+    }
+
     static func invalidJSON(_ error: any Error) -> Self {
         Self(code: 400, errCode: 10025, description: "invalid JSON: \(error)")
     }

@@ -61,14 +61,19 @@ struct JetStreamAPIResponder {
             let updated = if case .success(let info) = result, info.didCreate == nil { true } else { false }
             return reply(result.map(StreamUpdateResponse.init), change: updated ? .streamUpdated(name) : .none)
         case .streamInfo(let name):
-            return reply(registry.streamInfo(name).map(StreamInfoResponse.init))
+            return reply(decode(StreamInfoRequest.self, payload).flatMap { registry.streamInfo(name, $0) })
         case .streamDelete(let name):
             let result = registry.deleteStream(name)
             return reply(result, change: (try? result.get()) != nil ? .streamDeleted(name) : .none)
         case .streamPurge(let name):
-            return reply(registry.purgeStream(name))
+            // nats-server reads options only from a JSON object; any other body is a whole purge.
+            let isObject = payload.first(where: { $0 != 0x20 && $0 != 0x09 && $0 != 0x0D && $0 != 0x0A }) == UInt8(ascii: "{")
+            if !isObject { return reply(registry.purgeStream(name, nil)) }
+            return reply(decode(StreamPurgeRequest.self, payload).flatMap { registry.purgeStream(name, $0) })
         case .streamMsgGet(let name):
             return reply(decode(StreamMsgGetRequest.self, payload).flatMap { registry.message(in: name, $0) })
+        case .streamMsgDelete(let name):
+            return reply(decode(StreamMsgDeleteRequest.self, payload).flatMap { registry.deleteMessage(in: name, $0) })
         case .streamNames:
             return reply(decode(StreamNamesRequest.self, payload).map(registry.streamNames))
         case .streamList:

@@ -43,6 +43,11 @@ struct APIStreamConfig: Codable, Equatable, Sendable {
     var metadata: [String: String]?
     var allowMsgTTL: Bool?
     var subjectDeleteMarkerTTL: Int64?
+    /// nats-server 2.12 features brokerd does not have: refused when true, never silently ignored.
+    var allowMsgCounter: Bool?
+    var allowAtomic: Bool?
+    var allowBatched: Bool?
+    var allowMsgSchedules: Bool?
 
     init(name: String, subjects: [String] = []) {
         self.name = name
@@ -60,6 +65,8 @@ struct APIStreamConfig: Codable, Equatable, Sendable {
         case denyDelete = "deny_delete", denyPurge = "deny_purge", allowRollupHdrs = "allow_rollup_hdrs"
         case consumerLimits = "consumer_limits", allowMsgTTL = "allow_msg_ttl"
         case subjectDeleteMarkerTTL = "subject_delete_marker_ttl"
+        case allowMsgCounter = "allow_msg_counter", allowAtomic = "allow_atomic", allowBatched = "allow_batched"
+        case allowMsgSchedules = "allow_msg_schedules"
     }
 
     /// Absent or null fields take nats-server's defaults.
@@ -100,6 +107,10 @@ struct APIStreamConfig: Codable, Equatable, Sendable {
         metadata = try c.decodeIfPresent([String: String].self, forKey: .metadata)
         allowMsgTTL = try c.decodeIfPresent(Bool.self, forKey: .allowMsgTTL)
         subjectDeleteMarkerTTL = try c.decodeIfPresent(Int64.self, forKey: .subjectDeleteMarkerTTL)
+        allowMsgCounter = try c.decodeIfPresent(Bool.self, forKey: .allowMsgCounter)
+        allowAtomic = try c.decodeIfPresent(Bool.self, forKey: .allowAtomic)
+        allowBatched = try c.decodeIfPresent(Bool.self, forKey: .allowBatched)
+        allowMsgSchedules = try c.decodeIfPresent(Bool.self, forKey: .allowMsgSchedules)
     }
 
     /// The part of the configuration the stream itself enforces.
@@ -115,6 +126,13 @@ struct APIStreamConfig: Codable, Equatable, Sendable {
         config.storage = storage
         config.duplicateWindow = duplicateWindow
         config.numReplicas = numReplicas
+        config.allowRollup = allowRollupHdrs
+        config.denyDelete = denyDelete
+        config.denyPurge = denyPurge
+        config.sealed = sealed
+        config.allowMsgTTL = allowMsgTTL ?? false
+        config.subjectDeleteMarkerTTL = subjectDeleteMarkerTTL ?? 0
+        config.discardNewPerSubject = discardNewPerSubject ?? false
         return config
     }
 }
@@ -127,14 +145,57 @@ struct StreamNamesRequest: Decodable {
     var offset: Int?
 }
 
-/// STREAM.MSG.GET: by sequence, or the last message on a subject.
-struct StreamMsgGetRequest: Decodable {
+/// STREAM.MSG.GET and DIRECT.GET: by sequence, the last message on a subject, or the next one on a subject
+/// from a sequence on; DIRECT.GET adds batches, a start time and no_hdr.
+struct StreamMsgGetRequest: Decodable, Equatable {
     var seq: UInt64?
     var lastBySubject: String?
+    var nextBySubject: String?
+    var batch: Int?
+    var maxBytes: Int?
+    var startTime: String?
+    var multiLast: [String]?
+    var upToSeq: UInt64?
+    var upToTime: String?
+    var noHeaders: Bool?
+
+    init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case seq, batch
+        case lastBySubject = "last_by_subj", nextBySubject = "next_by_subj", maxBytes = "max_bytes"
+        case startTime = "start_time", multiLast = "multi_last", upToSeq = "up_to_seq", upToTime = "up_to_time"
+        case noHeaders = "no_hdr"
+    }
+}
+
+/// STREAM.MSG.DELETE: `no_erase` removes without overwriting (brokerd's store removes the same way both times).
+struct StreamMsgDeleteRequest: Decodable {
+    var seq: UInt64 = 0
+    var noErase: Bool?
 
     enum CodingKeys: String, CodingKey {
         case seq
-        case lastBySubject = "last_by_subj"
+        case noErase = "no_erase"
+    }
+}
+
+/// STREAM.PURGE with options: only `filter`'s messages, only those below `seq`, or all but the newest `keep`.
+struct StreamPurgeRequest: Decodable {
+    var seq: UInt64?
+    var filter: String?
+    var keep: UInt64?
+}
+
+/// STREAM.INFO options: per-subject counts for `subjects_filter` (paged by `offset`), and the deleted sequences.
+struct StreamInfoRequest: Decodable {
+    var subjectsFilter: String?
+    var deletedDetails: Bool?
+    var offset: Int?
+
+    enum CodingKeys: String, CodingKey {
+        case offset
+        case subjectsFilter = "subjects_filter", deletedDetails = "deleted_details"
     }
 }
 
@@ -162,6 +223,9 @@ struct AccountInfoResponse: JetStreamAPIResponse, Equatable {
     }
 
     struct APIStats: Codable, Equatable {
+        /// nats-server's JetStream API level: 1 is 2.11's (per-message TTL, delete markers, consumer pause), what
+        /// brokerd serves; clients check it before they use those features.
+        var level = 1
         var total = 0
         var errors = 0
     }
@@ -181,11 +245,33 @@ struct StreamState: Codable, Equatable {
     var firstTime: APITime
     var lastSeq: UInt64
     var lastTime: APITime
+    /// Absent when 0, as nats-server's omitempty.
+    var numSubjects: Int?
+    var subjects: [String: UInt64]?
+    var numDeleted: Int?
+    var deleted: [UInt64]?
     var consumerCount: Int
 
+    init(messages: UInt64, bytes: UInt64, firstSeq: UInt64, firstTime: APITime, lastSeq: UInt64, lastTime: APITime,
+         numSubjects: Int? = nil, subjects: [String: UInt64]? = nil, numDeleted: Int? = nil, deleted: [UInt64]? = nil,
+         consumerCount: Int) {
+        self.messages = messages
+        self.bytes = bytes
+        self.firstSeq = firstSeq
+        self.firstTime = firstTime
+        self.lastSeq = lastSeq
+        self.lastTime = lastTime
+        self.numSubjects = numSubjects
+        self.subjects = subjects
+        self.numDeleted = numDeleted
+        self.deleted = deleted
+        self.consumerCount = consumerCount
+    }
+
     enum CodingKeys: String, CodingKey {
-        case messages, bytes
+        case messages, bytes, subjects, deleted
         case firstSeq = "first_seq", firstTime = "first_ts", lastSeq = "last_seq", lastTime = "last_ts"
+        case numSubjects = "num_subjects", numDeleted = "num_deleted"
         case consumerCount = "consumer_count"
     }
 }
@@ -207,7 +293,30 @@ struct StreamInfo: Codable, Equatable {
 struct StreamInfoResponse: JetStreamAPIResponse, Equatable {
     static let type = "stream_info_response"
     var info: StreamInfo
-    func encode(to encoder: any Encoder) throws { try info.encode(to: encoder) }
+    /// With a subjects filter: nats-server's paging fields (total subjects, offset, page size).
+    var paging: Paging?
+
+    struct Paging: Codable, Equatable {
+        var total: Int
+        var offset: Int
+        var limit: Int
+    }
+
+    /// nats-server always sends the paging fields in a STREAM.INFO reply (zeros without a subjects filter).
+    init(info: StreamInfo, paging: Paging? = Paging(total: 0, offset: 0, limit: 0)) {
+        self.info = info
+        self.paging = paging
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        try info.encode(to: encoder)
+        try paging?.encode(to: encoder)
+    }
+}
+
+struct StreamMsgDeleteResponse: JetStreamAPIResponse, Equatable {
+    static let type = "stream_msg_delete_response"
+    var success = true
 }
 
 struct StreamCreateResponse: JetStreamAPIResponse, Equatable {
