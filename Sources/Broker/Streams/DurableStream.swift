@@ -298,6 +298,33 @@ public final class DurableStream {
         return counts
     }
 
+    /// How many messages matching `filter` (nil: all) have a sequence above `after`: a consumer's pending count.
+    /// Exact through the per-subject index (a binary search per matching subject); for an unfiltered count over
+    /// more than 1,024 subjects, the sequence span (which counts interior deletes) bounded by the message count.
+    func countMatching(filter: [UInt8]?, after: UInt64) -> UInt64 {
+        func above(_ sequences: [UInt64]) -> UInt64 {
+            var lo = 0, hi = sequences.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if sequences[mid] <= after { lo = mid + 1 } else { hi = mid }
+            }
+            return UInt64(sequences.count - lo)
+        }
+        if let filter, !filter.contains(UInt8(ascii: "*")), !filter.contains(UInt8(ascii: ">")) {
+            return perSubject[filter].map(above) ?? 0
+        }
+        if filter == nil, perSubject.count > 1024 {
+            let last = store.state.lastSequence
+            return min(last > after ? last - after : 0, store.state.messages)
+        }
+        var total: UInt64 = 0
+        for (subject, sequences) in perSubject {
+            if let filter, !Subject.matches(filter: filter, subject: subject) { continue }
+            total += above(sequences)
+        }
+        return total
+    }
+
     /// How many subjects hold a message.
     var subjectCount: Int { perSubject.values.reduce(0) { $0 + ($1.isEmpty ? 0 : 1) } }
 
@@ -335,7 +362,7 @@ public final class DurableStream {
     /// subject that lost its last message, when configured). Runs on the tick; returns whether anything went.
     @discardableResult
     public func expire(at time: Int64) throws(StoreError) -> Bool {
-        let before = store.state.messages
+        let before = (store.state.messages, store.state.lastSequence)
         if time >= earliestExpiry {
             var due: [UInt64] = []
             var earliest = Int64.max
@@ -352,7 +379,7 @@ public final class DurableStream {
                 try removeAged(first.sequence)
             }
         }
-        return store.state.messages != before
+        return store.state.messages != before.0 || store.state.lastSequence != before.1
     }
 
     /// Removes a message that aged out; the last one of its subject leaves a marker when the stream asks for it.

@@ -27,7 +27,11 @@ final class ConsumerEntry {
     /// Deliver policy last_per_subject: up to `lastPerSubjectBound` (the stream's last sequence when the
     /// consumer was created) only these sequences are delivered; everything after it is.
     var lastPerSubjectBound: UInt64 = 0
-    var lastPerSubject: Set<UInt64> = []
+    var lastPerSubject: Set<UInt64> = [] {
+        didSet { lastPerSubjectSorted = lastPerSubject.sorted() }
+    }
+    /// `lastPerSubject` in order (pending counts).
+    private(set) var lastPerSubjectSorted: [UInt64] = []
 
     init(stream: String, name: String, durable: Bool, config: APIConsumerConfig, machine: ConsumerStateMachine,
          filter: [UInt8]?, deliverSubject: String?, created: Date) {
@@ -40,6 +44,28 @@ final class ConsumerEntry {
         self.deliverSubject = deliverSubject
         self.created = created
     }
+}
+
+extension ConsumerEntry {
+    /// Messages the consumer has still to deliver (its filter; under last_per_subject, only the newest of each
+    /// subject up to its bound): the `pending` of each delivery's ack subject, which clients read to know when
+    /// they have caught up (a KV watch's "done" marker).
+    func pending(in stream: DurableStream) -> UInt64 {
+        let delivered = machine.deliveredStream
+        let bound = lastPerSubjectBound
+        var pending = stream.countMatching(filter: filter, after: max(delivered, bound))
+        if delivered < bound {
+            let sorted = lastPerSubjectSorted
+            var lo = 0, hi = sorted.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if sorted[mid] <= delivered { lo = mid + 1 } else { hi = mid }
+            }
+            pending += UInt64(sorted.count - lo)
+        }
+        return pending
+    }
+
 }
 
 /// The last message `pump`'s availability check loaded (the next to send, most of the time).
@@ -190,8 +216,7 @@ extension JetStream {
                       store: any MessageStore, loaded: LoadedMessage) {
         let cached = loaded.sequence == delivery.streamSequence ? loaded.message : nil
         guard let message = cached ?? (try? store.load(delivery.streamSequence)) else { return }
-        let pending = store.state.lastSequence > consumer.machine.deliveredStream
-            ? store.state.lastSequence - consumer.machine.deliveredStream : 0
+        let pending = streamEntry(consumer.stream).map { consumer.pending(in: $0.stream) } ?? 0
         let ack = "$JS.ACK.\(consumer.stream).\(consumer.name).\(delivery.deliveryCount).\(delivery.streamSequence)."
             + "\(delivery.consumerSequence).\(message.timestamp).\(pending)"
         publish(subject, ack, message.headers, message.payload, originalSubject: message.subject)

@@ -86,14 +86,13 @@ extension StreamRegistry {
 
     func info(of c: ConsumerEntry) -> ConsumerInfo {
         let m = c.machine
-        let last = streams[c.stream]?.stream.state.lastSequence ?? 0
         return ConsumerInfo(
             streamName: c.stream, name: c.name, created: APITime(c.created), config: c.config,
             delivered: SequencePair(consumerSeq: m.deliveredConsumer, streamSeq: m.deliveredStream),
             // The consumer sequence of the ack floor is not tracked: the stream's, as brokerd has always sent.
             ackFloor: SequencePair(consumerSeq: m.ackFloorStream, streamSeq: m.ackFloorStream),
             numAckPending: m.pending.count, numRedelivered: m.deliveryCounts.values.filter { $0 > 1 }.count,
-            numWaiting: c.waiting.count, numPending: last > m.deliveredStream ? last - m.deliveredStream : 0)
+            numWaiting: c.waiting.count, numPending: streams[c.stream].map { c.pending(in: $0.stream) } ?? 0)
     }
 
     /// A durable consumer's delivery state to storage (after deliveries and acks, on the tick, at close).
