@@ -45,12 +45,12 @@ extension StreamRegistry {
         if entry.config.sealed { return .failure(.streamSealed) }
         if entry.config.denyDelete { return .failure(.messageDeleteFailed("message delete not permitted")) }
         let seq = request.seq
-        if seq == 0 || seq > entry.stream.state.lastSequence || seq < entry.stream.state.firstSequence {
-            // nats-server's store answers a sequence outside the stream with ErrStoreEOF/MsgNotFound.
-            return .failure(.messageDeleteFailed("no message found"))
-        }
+        // Outside the stream: nats-server's store errors (past the end ErrStoreEOF, before the start not found).
+        if seq > entry.stream.state.lastSequence { return .failure(.messageDeleteFailed("stream store EOF")) }
+        if seq == 0 || seq < entry.stream.state.firstSequence { return .failure(.messageDeleteFailed("no message found")) }
         do {
-            guard try entry.stream.removeMessage(seq) else { return .failure(.messageDeleteFailed("no message found")) }
+            // Inside the stream but already gone: nats-server's "sequence N not found".
+            guard try entry.stream.removeMessage(seq) else { return .failure(.sequenceNotFound(seq)) }
         } catch {
             return .failure(.messageDeleteFailed("\(error)"))
         }

@@ -192,6 +192,12 @@ final class StreamRegistry {
     /// are refused, never silently ignored.
     static func configRefusal(_ config: inout APIStreamConfig) -> JetStreamAPIError? {
         if config.numReplicas > 1 { return .replicasNotSupported }
+        // nats-server's normalisations: 0 (or below -1) is "no limit" for these.
+        if config.maxConsumers == 0 || config.maxConsumers < -1 { config.maxConsumers = -1 }
+        if config.maxMsgs == 0 || config.maxMsgs < -1 { config.maxMsgs = -1 }
+        if config.maxBytes == 0 || config.maxBytes < -1 { config.maxBytes = -1 }
+        if config.maxMsgsPerSubject == 0 || config.maxMsgsPerSubject < -1 { config.maxMsgsPerSubject = -1 }
+        if config.maxMsgSize == 0 || config.maxMsgSize < -1 { config.maxMsgSize = -1 }
         if config.allowMsgCounter == true { return .invalidConfig("message counters are not supported by brokerd") }
         if config.allowAtomic == true { return .invalidConfig("atomic batch publishing is not supported by brokerd") }
         if config.allowBatched == true { return .invalidConfig("batch publishing is not supported by brokerd") }
