@@ -45,6 +45,8 @@ public final class FileStore: MessageStore {
         case message = 0
         case delete = 1
         case purge = 2
+        /// The next sequence is the record's (a mirror passing over its origin's gap).
+        case skip = 3
     }
 
     /// kind(1) seq(8) ts(8) subjectLength(2) headersLength(4) payloadLength(4)
@@ -125,6 +127,15 @@ public final class FileStore: MessageStore {
         current.bytes = 0
         current.firstSequence = nextSequence
         try sync()
+    }
+
+    public func skip(to sequence: UInt64) throws(StoreError) {
+        guard activeFD >= 0 else { throw .closed }
+        guard sequence > nextSequence else { return }
+        _ = try write(Self.encode(kind: .skip, sequence: sequence, timestamp: 0, subject: [], headers: [], payload: []))
+        nextSequence = sequence
+        current.lastSequence = sequence - 1
+        if current.messages == 0 { current.firstSequence = sequence }
     }
 
     public func sync() throws(StoreError) {
@@ -392,6 +403,9 @@ public final class FileStore: MessageStore {
                     sizes.removeAll()
                     current.messages = 0
                     current.bytes = 0
+                    nextSequence = max(nextSequence, message.sequence)
+                    current.lastSequence = max(current.lastSequence, message.sequence - 1)
+                case .skip:
                     nextSequence = max(nextSequence, message.sequence)
                     current.lastSequence = max(current.lastSequence, message.sequence - 1)
                 }

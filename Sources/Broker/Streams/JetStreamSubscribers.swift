@@ -14,7 +14,9 @@ final class JetStreamAPISubscriber: InternalSubscriber {
         jetStream.handleAPI(subject: String(buffer: publish.subject), payload: Array(publish.payload.readableBytesView),
                             reply: String(buffer: reply)) { response in
             router.eventLoop.execute {
-                router.reply(to: replyTo, response)
+                // To features too: a sourcing stream's consumer requests wait for their replies.
+                router.publishFromServer(Publish(subject: replyTo, reply: nil, headerLength: nil, payload: response),
+                                         uncached: true, toServices: true)
                 router.flushPending()
             }
         }

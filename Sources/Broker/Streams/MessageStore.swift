@@ -54,6 +54,9 @@ public protocol MessageStore: AnyObject {
     func flushWrites() throws(StoreError)
     var state: StoreState { get }
     func close() throws(StoreError)
+    /// The next append gets `sequence` (a mirror keeps its origin's sequences over the origin's gaps); the
+    /// sequences passed over hold nothing. No-op when `sequence` is not ahead.
+    func skip(to sequence: UInt64) throws(StoreError)
 }
 
 /// Messages in memory: the same behaviour as the file store, without durability.
@@ -101,6 +104,13 @@ public final class MemoryStore: MessageStore {
     public func sync() throws(StoreError) {}
     public func flushWrites() throws(StoreError) {}
     public func close() throws(StoreError) {}
+
+    public func skip(to sequence: UInt64) throws(StoreError) {
+        guard sequence > next else { return }
+        next = sequence
+        current.lastSequence = sequence - 1
+        if messages.isEmpty { current.firstSequence = sequence }
+    }
 
     private func nextFirst(after sequence: UInt64) -> UInt64 {
         if messages.isEmpty { return current.lastSequence + 1 }

@@ -7,11 +7,14 @@ struct StreamEntry {
     /// The configuration as the client sent it, with defaults filled in (echoed in responses).
     var config: APIStreamConfig
     var created: Date
+    /// subject_transform and republish (StreamIngest.swift); nil when the stream has neither.
+    let ingest: StreamIngest?
 
     init(stream: DurableStream, config: APIStreamConfig, created: Date) {
         self.stream = stream
         self.config = config
         self.created = created
+        ingest = StreamIngest(config: config)
     }
 }
 
@@ -29,6 +32,8 @@ final class StreamRegistry {
     /// Server-wide byte limits for memory and file streams (`max_memory_store`, `max_file_store`); nil = none.
     var maxMemory: Int64?
     var maxStore: Int64?
+    /// Each mirror's or sourcing stream's origins and positions (StreamRegistry+Sources.swift).
+    var sourcing: [String: StreamSourcing] = [:]
 
     init(storage: any JetStreamStorage, now: @escaping @Sendable () -> Int64) {
         self.storage = storage
@@ -42,6 +47,7 @@ final class StreamRegistry {
         var restored: [String] = []
         for (name, record) in storage.savedStreams() {
             streams[name] = try openStream(name: name, config: record.config, created: Date(timeIntervalSince1970: record.created))
+            attachSourcing(name)
             restoreConsumers(of: name)
             restored.append(name)
         }
@@ -61,8 +67,10 @@ final class StreamRegistry {
         var config = request
         if !config.name.isEmpty, config.name != name { return .failure(.streamNameMismatch) }
         config.name = name
-        if config.subjects.isEmpty { config.subjects = [name] }
+        // A mirror or a stream with sources has no subjects unless given (nats-server).
+        if config.subjects.isEmpty && config.mirror == nil && config.sources == nil { config.subjects = [name] }
         guard config.subjects.allSatisfy(Subject.isValidSubscription) else { return .failure(.invalidSubject) }
+        if let refusal = sourcesRefusal(config, existing: streams[name]?.config) { return .failure(refusal) }
         if let existing = streams[name] {
             // nats-server: creating an identical stream again is not an error.
             if existing.config == config { return .success(info(name, didCreate: false)) }
@@ -74,6 +82,7 @@ final class StreamRegistry {
                 try stream.enforceLimits(at: now())
                 let entry = StreamEntry(stream: stream, config: config, created: existing.created)
                 streams[name] = entry
+                attachSourcing(name)
                 try storage.saveStream(name, StreamRecord(config: config, created: entry.created.timeIntervalSince1970))
                 return .success(info(name, didCreate: nil))
             } catch {
@@ -91,6 +100,7 @@ final class StreamRegistry {
         do {
             let entry = try openStream(name: name, config: config, created: currentDate)
             streams[name] = entry
+            attachSourcing(name)
             try storage.saveStream(name, StreamRecord(config: config, created: entry.created.timeIntervalSince1970))
             return .success(info(name, didCreate: true))
         } catch {
@@ -107,6 +117,7 @@ final class StreamRegistry {
     func deleteStream(_ name: String) -> Result<StreamDeleteResponse, JetStreamAPIError> {
         guard let entry = streams.removeValue(forKey: name) else { return .failure(.streamNotFound) }
         consumers[name] = nil
+        sourcing[name] = nil
         try? entry.stream.store.close()
         storage.removeStream(name)
         return .success(StreamDeleteResponse())
@@ -203,11 +214,12 @@ final class StreamRegistry {
             if let first = try? entry.stream.store.load(state.firstSequence) { firstTime = APITime(nanoseconds: first.timestamp) }
             if let last = try? entry.stream.store.load(state.lastSequence) { lastTime = APITime(nanoseconds: last.timestamp) }
         }
+        let origins = sourcing[name]?.info(now: now())
         return StreamInfo(
             config: entry.config, created: APITime(entry.created),
             state: StreamState(messages: state.messages, bytes: state.bytes, firstSeq: state.firstSequence, firstTime: firstTime,
                                lastSeq: state.lastSequence, lastTime: lastTime, consumerCount: consumers[name]?.count ?? 0),
-            didCreate: didCreate)
+            mirror: origins?.mirror, sources: origins?.sources, didCreate: didCreate)
     }
 
     static func isValidStreamName(_ name: String) -> Bool {
