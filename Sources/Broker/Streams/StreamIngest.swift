@@ -46,6 +46,8 @@ struct StreamIngest: Sendable {
     static func validate(source: String, destination: String) -> String? {
         let source = source.isEmpty ? ">" : source
         guard !destination.isEmpty else { return nil }
+        // nats-server: a source ending in '>' needs a destination ending in '>', and the other way round.
+        guard source.hasSuffix(">") == destination.hasSuffix(">") else { return "invalid subject" }
         var mapper = SubjectMapper()
         do {
             try mapper.add(source: source, destinations: [(destination, 100)])

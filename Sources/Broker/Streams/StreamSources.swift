@@ -272,6 +272,7 @@ final class StreamSourcing {
         origin.deliverySequence = ack.consumerSequence
         origin.sourceSequence = ack.streamSequence
         origin.lag = ack.pending == 0 ? 0 : ack.pending - 1
+        let original = subject
         var subject = subject
         if !origin.transforms.isEmpty {
             // The origin may deliver more than the transforms take (filter_subjects): those are passed over.
@@ -288,7 +289,7 @@ final class StreamSourcing {
                 headers = HeaderLines.removing(prefix: "Nats-Expected-", from: headers)
                 headers = HeaderLines.removing(prefix: "Nats-Batch-", from: headers)
             }
-            let value = SourceHeader.make(indexName: origin.indexName, sequence: ack.streamSequenceText, original: subject)
+            let value = SourceHeader.make(indexName: origin.indexName, sequence: ack.streamSequenceText, original: original)
             return .source(subject: subject, headers: HeaderLines.adding(name: SourceHeader.name, value: value, to: headers), payload: payload)
         }
     }
