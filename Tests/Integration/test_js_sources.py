@@ -67,6 +67,8 @@ async def test_mirror_keeps_origin_sequences_and_refuses_publishes(server_factor
         assert (info.state.messages, info.state.first_seq, info.state.last_seq) == (4, 2, 5)
         assert info.mirror.name == "O"
         assert info.mirror.lag == 0
+        # The mirror's consumer on the origin is not listed (nats-server hides direct consumers).
+        assert (await js.stream_info("O")).state.consumer_count == 0
         origin = await contents(js, "O")
         assert await contents(js, "M") == origin
         # The mirror keeps the origin's times.

@@ -20,6 +20,12 @@ extension StreamRegistry {
         sourcing[name] = fresh
     }
 
+    /// The consumers clients see (names, lists, counts): not the ones mirrors and sources asked for, as
+    /// nats-server hides its direct consumers (recognised here by the metadata the request carries).
+    func publicConsumers(of stream: String) -> [ConsumerEntry] {
+        (consumers[stream] ?? [:]).values.filter { !$0.isSourcing }
+    }
+
     /// nats-server's refusal of a mirror, sources, subject transform or republish configuration, in its order.
     func sourcesRefusal(_ config: APIStreamConfig, existing: APIStreamConfig?) -> JetStreamAPIError? {
         if let existing, existing.mirror != config.mirror { return .mirrorNotUpdatable }
@@ -154,4 +160,12 @@ extension JetStreamAPIError {
 
     /// nats-server's JSStreamInvalidConfigF: 500, 10052, the reason as the description.
     static func invalidConfig(_ reason: String) -> Self { Self(code: 500, errCode: 10052, description: reason) }
+}
+
+extension ConsumerEntry {
+    /// Asked for by a mirror or a source (StreamSourcing's request carries this metadata).
+    var isSourcing: Bool {
+        guard let metadata = config.metadata else { return false }
+        return metadata["_nats.mirror.stream"] != nil || metadata["_nats.src.stream"] != nil
+    }
 }

@@ -58,7 +58,7 @@ final class StreamRegistry {
 
     func accountInfo(api: AccountInfoResponse.APIStats) -> AccountInfoResponse {
         AccountInfoResponse(memory: usage(of: .memory), storage: usage(of: .file), streams: streams.count,
-                            consumers: consumers.values.reduce(0) { $0 + $1.count }, api: api)
+                            consumers: streams.keys.reduce(0) { $0 + publicConsumers(of: $1).count }, api: api)
     }
 
     /// STREAM.CREATE and STREAM.UPDATE. Creating the same stream again is no error (`did_create` false).
@@ -218,7 +218,7 @@ final class StreamRegistry {
         return StreamInfo(
             config: entry.config, created: APITime(entry.created),
             state: StreamState(messages: state.messages, bytes: state.bytes, firstSeq: state.firstSequence, firstTime: firstTime,
-                               lastSeq: state.lastSequence, lastTime: lastTime, consumerCount: consumers[name]?.count ?? 0),
+                               lastSeq: state.lastSequence, lastTime: lastTime, consumerCount: publicConsumers(of: name).count),
             mirror: origins?.mirror, sources: origins?.sources, didCreate: didCreate)
     }
 
