@@ -13,4 +13,14 @@ protocol InternalSubscriber: AnyObject, Sendable {
     /// it is nil and the answer, if any, goes to `publish.reply`. Returns true when this subscriber will answer
     /// the publish (a stream's PubAck), so no "no responders" status is sent for it.
     func receive(_ publish: Publish, via router: Router, answer: PublishAnswer?) -> Bool
+
+    /// Whether the server's own replies and deliveries (JetStream's, `SubjectSpace.publish`, `Router.reply`)
+    /// reach it too, as they reach nats-server's internal subscriptions: a mirror's or a source's deliver and
+    /// reply subjects. Features that take client traffic (stream capture) leave it false, so a stream never
+    /// captures the server's replies or deliveries. Asked only when a server message matches the feature.
+    var receivesServerMessages: Bool { get }
+}
+
+extension InternalSubscriber {
+    var receivesServerMessages: Bool { false }
 }

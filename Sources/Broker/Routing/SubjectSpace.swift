@@ -46,11 +46,13 @@ final class SubjectSpace: Sendable {
         sublist.remove(sub)
     }
 
-    /// Whether anyone (a client or a feature: a mirror's deliver subject) is subscribed to the literal
-    /// `subject` (push consumers wait for interest).
+    /// Whether a client (or a feature that takes the server's messages: a mirror's deliver subject) is
+    /// subscribed to the literal `subject` (push consumers wait for interest; what the server publishes from
+    /// here reaches clients and only those features).
     func hasInterest(_ subject: String) -> Bool {
         let result = sublist.match(subject)
-        return !result.plain.isEmpty || !result.queues.isEmpty
+        func isClient(_ sub: Subscription) -> Bool { sub.outbound != nil || sub.service?.receivesServerMessages == true }
+        return result.plain.contains(where: isClient) || result.queues.contains { $0.contains(where: isClient) }
     }
 
     /// The router of `eventLoop`, when it is one of the server's loops.
@@ -71,10 +73,7 @@ final class SubjectSpace: Sendable {
                 let publish = Publish(subject: ByteBuffer(bytes: message.shown ?? message.route),
                                       reply: message.reply.map { ByteBuffer(bytes: $0) },
                                       headerLength: message.headers.isEmpty ? nil : message.headers.count, payload: body)
-                // Features get them too, as nats-server's internal subscriptions do (a mirror's deliveries,
-                // the JetStream API requests of a sourcing stream).
-                router.publishFromServer(publish, matchSubject: message.shown == nil ? nil : ByteBuffer(bytes: message.route),
-                                         toServices: true)
+                router.publishFromServer(publish, matchSubject: message.shown == nil ? nil : ByteBuffer(bytes: message.route))
             }
             router.flushPending()
         }

@@ -176,6 +176,9 @@ final class SourceDeliverySubscriber: InternalSubscriber, @unchecked Sendable {
         self.origin = origin
     }
 
+    /// JetStream's deliveries are server messages.
+    var receivesServerMessages: Bool { true }
+
     func receive(_ publish: Publish, via router: Router, answer: PublishAnswer?) -> Bool {
         // Heartbeats and flow control have no $JS.ACK reply: brokerd's consumers send none, an origin across
         // a leaf may (they are passed over: flow control is not answered yet).
@@ -205,6 +208,9 @@ final class SourceReplySubscriber: InternalSubscriber, @unchecked Sendable {
         self.origin = origin
         self.consumer = consumer
     }
+
+    /// The API's replies are server messages.
+    var receivesServerMessages: Bool { true }
 
     func receive(_ publish: Publish, via router: Router, answer: PublishAnswer?) -> Bool {
         let bytes = publish.payload.readableBytesView

@@ -7,6 +7,9 @@ final class JetStreamAPISubscriber: InternalSubscriber {
 
     init(jetStream: JetStream) { self.jetStream = jetStream }
 
+    /// A mirror's or a source's consumer requests are published by the server (JetStream+Sources.swift).
+    var receivesServerMessages: Bool { true }
+
     func receive(_ publish: Publish, via router: Router, answer: PublishAnswer?) -> Bool {
         // nats-server drops an API request without a reply subject: there is nobody to answer.
         guard let reply = publish.reply else { return false }
@@ -14,9 +17,7 @@ final class JetStreamAPISubscriber: InternalSubscriber {
         jetStream.handleAPI(subject: String(buffer: publish.subject), payload: Array(publish.payload.readableBytesView),
                             reply: String(buffer: reply)) { response in
             router.eventLoop.execute {
-                // To features too: a sourcing stream's consumer requests wait for their replies.
-                router.publishFromServer(Publish(subject: replyTo, reply: nil, headerLength: nil, payload: response),
-                                         uncached: true, toServices: true)
+                router.reply(to: replyTo, response)
                 router.flushPending()
             }
         }
