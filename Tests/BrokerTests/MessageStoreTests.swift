@@ -76,6 +76,22 @@ final class MessageStoreTests: XCTestCase {
         XCTAssertEqual(try reopened.append(subject: bytes("x"), headers: [], payload: [], timestamp: 0), 101)
     }
 
+    /// A mirror's skip over its origin's gap is a record: after a restart the sequences continue past it.
+    func testSkipSurvivesReopen() throws {
+        let dir = temporaryDirectory()
+        do {
+            let store = try FileStore(directory: dir)
+            try store.skip(to: 4)
+            XCTAssertEqual(try store.append(subject: bytes("a"), headers: [], payload: [], timestamp: 1), 4)
+            try store.skip(to: 9)
+            try store.sync()
+            try store.close()
+        }
+        let reopened = try FileStore(directory: dir)
+        XCTAssertEqual(reopened.state, StoreState(messages: 1, bytes: 17, firstSequence: 4, lastSequence: 8))
+        XCTAssertEqual(try reopened.append(subject: bytes("a"), headers: [], payload: [], timestamp: 1), 9)
+    }
+
     func testSealedBlocksAreCompressedAndReadable() throws {
         let dir = temporaryDirectory()
         var config = FileStore.Configuration()

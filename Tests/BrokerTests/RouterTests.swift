@@ -92,6 +92,15 @@ final class RouterTests: XCTestCase {
         }
     }
 
+    final class ServerMessageRecorder: InternalSubscriber, @unchecked Sendable {
+        var received: [String] = []
+        var receivesServerMessages: Bool { true }
+        func receive(_ publish: Publish, via router: Router, answer: PublishAnswer?) -> Bool {
+            received.append(String(buffer: publish.subject))
+            return false
+        }
+    }
+
     func testInternalSubscribersGetTheMessageOnceAndCountAsResponders() throws {
         let space = SubjectSpace(sublist: sublist, routers: [router])
         let stream = Recorder(answers: true)
@@ -118,6 +127,12 @@ final class RouterTests: XCTestCase {
         router.reply(to: ByteBuffer(string: "deliver.x"), ByteBuffer(string: "ack"))
         XCTAssertEqual(stream.received, [], "a stream does not capture the server's replies or deliveries")
         XCTAssertEqual(text(a), "MSG deliver.x 3 3\r\nack\r\n")
+        // A feature that asks for them (a mirror's deliver subject) gets them and counts as interest.
+        let mirror = ServerMessageRecorder()
+        try space.subscribe("mirror.x", mirror)
+        XCTAssertTrue(space.hasInterest("mirror.x"))
+        router.reply(to: ByteBuffer(string: "mirror.x"), ByteBuffer(string: "m"))
+        XCTAssertEqual(mirror.received, ["mirror.x"])
     }
 
     func testOnlyAClientPublishMarksAStalledSubscriber() throws {

@@ -18,8 +18,15 @@ protocol InternalSubscriber: AnyObject, Sendable {
     /// of its subjects to others (JetStream's API leaves `$JS.API.DIRECT.GET.` to the streams that allow it)
     /// says no for those, so a requester nobody answers gets "no responders", as on nats-server.
     func isResponder(for subject: ByteBuffer) -> Bool
+
+    /// Whether the server's own replies and deliveries (JetStream's, `SubjectSpace.publish`, `Router.reply`)
+    /// reach it too, as they reach nats-server's internal subscriptions: a mirror's or a source's deliver and
+    /// reply subjects. Features that take client traffic (stream capture) leave it false, so a stream never
+    /// captures the server's replies or deliveries. Asked only when a server message matches the feature.
+    var receivesServerMessages: Bool { get }
 }
 
 extension InternalSubscriber {
     func isResponder(for subject: ByteBuffer) -> Bool { true }
+    var receivesServerMessages: Bool { false }
 }

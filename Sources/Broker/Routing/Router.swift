@@ -106,7 +106,7 @@ final class Router: @unchecked Sendable {
                 if target === origin && !echo { continue }
                 if deliver(publish, to: sub, target, from: origin) { delivered = true }
             case .service(let service):
-                guard toServices else { continue }
+                guard toServices || service.receivesServerMessages else { continue }
                 // One feature subscribed to overlapping subjects gets the message once.
                 if position > 0, Self.seen(service, in: result.plain[..<position]) { continue }
                 if service.receive(publish, via: self, answer: answer) { answered = true }
@@ -123,7 +123,7 @@ final class Router: @unchecked Sendable {
                     if target === origin && !echo { continue }
                     guard deliver(publish, to: sub, target, from: origin) else { continue }
                 case .service(let service):
-                    guard toServices else { continue }
+                    guard toServices || service.receivesServerMessages else { continue }
                     if service.receive(publish, via: self, answer: answer) { answered = true }
                 }
                 delivered = true

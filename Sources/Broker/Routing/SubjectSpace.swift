@@ -46,11 +46,12 @@ final class SubjectSpace: Sendable {
         sublist.remove(sub)
     }
 
-    /// Whether a client is subscribed to the literal `subject` (push consumers wait for interest; what the
-    /// server publishes from here reaches clients only).
+    /// Whether a client (or a feature that takes the server's messages: a mirror's deliver subject) is
+    /// subscribed to the literal `subject` (push consumers wait for interest; what the server publishes from
+    /// here reaches clients and only those features).
     func hasInterest(_ subject: String) -> Bool {
         let result = sublist.match(subject)
-        func isClient(_ sub: Subscription) -> Bool { sub.outbound != nil }
+        func isClient(_ sub: Subscription) -> Bool { sub.outbound != nil || sub.service?.receivesServerMessages == true }
         return result.plain.contains(where: isClient) || result.queues.contains { $0.contains(where: isClient) }
     }
 

@@ -492,6 +492,24 @@ public final class DurableStream {
         }
     }
 
+    // MARK: - Mirrors and republish (StreamSources.swift)
+
+    /// Stores a mirrored message at its origin's `sequence` and time, passing over the sequences the origin
+    /// no longer has. The stream's own limits apply; no de-duplication (the origin did it).
+    public func storeMirrored(sequence: UInt64, timestamp: Int64, subject: [UInt8], headers: [UInt8], payload: [UInt8]) throws(PublishError) {
+        do {
+            try store.skip(to: sequence)
+            let stored = try store.append(subject: subject, headers: headers, payload: payload, timestamp: timestamp)
+            perSubject[subject, default: []].append(stored)
+            try enforceLimits(at: now())
+        } catch {
+            throw .store(error)
+        }
+    }
+
+    /// The newest sequence stored on exactly `subject` (0 when none): a republished message's Nats-Last-Sequence.
+    func lastSequence(on subject: [UInt8]) -> UInt64 { perSubject[subject]?.last ?? 0 }
+
     /// The `Nats-Msg-Id` header's value in a NATS header block, if any.
     public static func messageID(in headers: [UInt8]) -> String? {
         // On the bytes: this runs for every captured message and for every stored one at start-up.

@@ -45,6 +45,8 @@ public final class FileStore: MessageStore {
         case message = 0
         case delete = 1
         case purge = 2
+        /// The next sequence is the record's (a mirror passing over its origin's gap).
+        case skip = 3
     }
 
     /// kind(1) seq(8) ts(8) subjectLength(2) headersLength(4) payloadLength(4)
@@ -127,15 +129,13 @@ public final class FileStore: MessageStore {
         try sync()
     }
 
-    /// Removes everything and continues at `sequence` (a stream's `first_seq`); a purge record carries it.
     public func skip(to sequence: UInt64) throws(StoreError) {
         guard activeFD >= 0 else { throw .closed }
-        let next = max(nextSequence, sequence)
-        _ = try write(Self.encode(kind: .purge, sequence: next, timestamp: 0, subject: [], headers: [], payload: []))
-        index.removeAll()
-        nextSequence = next
-        current = StoreState(messages: 0, bytes: 0, firstSequence: next, lastSequence: next - 1)
-        try sync()
+        guard sequence > nextSequence else { return }
+        _ = try write(Self.encode(kind: .skip, sequence: sequence, timestamp: 0, subject: [], headers: [], payload: []))
+        nextSequence = sequence
+        current.lastSequence = sequence - 1
+        if current.messages == 0 { current.firstSequence = sequence }
     }
 
     public func sync() throws(StoreError) {
@@ -403,6 +403,9 @@ public final class FileStore: MessageStore {
                     sizes.removeAll()
                     current.messages = 0
                     current.bytes = 0
+                    nextSequence = max(nextSequence, message.sequence)
+                    current.lastSequence = max(current.lastSequence, message.sequence - 1)
+                case .skip:
                     nextSequence = max(nextSequence, message.sequence)
                     current.lastSequence = max(current.lastSequence, message.sequence - 1)
                 }

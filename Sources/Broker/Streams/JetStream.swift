@@ -13,7 +13,7 @@ import Synchronization
 public final class JetStream: @unchecked Sendable {
     let storeDirectory: URL
     let logger: Logger
-    private let queue = DispatchQueue(label: "brokerd.jetstream")
+    let queue = DispatchQueue(label: "brokerd.jetstream")
     let now: @Sendable () -> Int64
 
     // Touched only on `queue`.
@@ -35,6 +35,9 @@ public final class JetStream: @unchecked Sendable {
     /// Per stream: the last sequence known to be on disk (consumers deliver nothing beyond it, so a message
     /// a crash could still take is never handed out, and no consumer state can point past the stream).
     var durableLast: [String: UInt64] = [:]
+    /// The mirrors and sources being run, by stream (JetStream+Sources.swift).
+    var runningSourcing: [String: StreamSourcing] = [:]
+    var subjectSpace: SubjectSpace? { space }
     private var apiTotal = 0
     private var apiErrors = 0
 
@@ -84,6 +87,7 @@ public final class JetStream: @unchecked Sendable {
             guard ticking else { return }
             expireMessages()
             tick()
+            tickSources()
             if syncPolicy == .interval, now() - lastIntervalSync >= syncInterval {
                 lastIntervalSync = now()
                 for entry in streams.values { try? entry.stream.store.sync() }
@@ -168,10 +172,17 @@ public final class JetStream: @unchecked Sendable {
                 answer?.send(.failed(code: 503, errorCode: 10023, description: "insufficient resources"))
                 return
             }
+            // subject_transform and republish (StreamIngest.swift): one nil check when the stream has neither.
+            let subject = entry.ingest?.storedSubject(subject) ?? subject
+            let previous = entry.ingest?.republishes == true ? entry.stream.lastSequence(on: subject) : 0
             do {
                 switch try entry.stream.publish(subject: subject, headers: headers, payload: payload, parsed: PublishHeaders(headers: headers)) {
                 case .stored(let sequence):
                     response = .stored(stream: name, sequence: sequence, duplicate: false)
+                    if entry.ingest?.republishes == true {
+                        let time = (try? entry.stream.store.load(sequence))?.timestamp ?? now()
+                        republish(entry, subject: subject, sequence: sequence, timestamp: time, previous: previous, headers: headers, payload: payload)
+                    }
                 case .duplicate(let sequence):
                     response = .stored(stream: name, sequence: sequence, duplicate: true)
                 }
@@ -325,6 +336,7 @@ public final class JetStream: @unchecked Sendable {
                 }
             }
         }
+        reconcileSources()
     }
 
     /// Totals for /jsz.

@@ -14,6 +14,9 @@ final class JetStreamAPISubscriber: InternalSubscriber {
         !subject.readableBytesView.starts(with: Self.directGetPrefix)
     }
 
+    /// A mirror's or a source's consumer requests are published by the server (JetStream+Sources.swift).
+    var receivesServerMessages: Bool { true }
+
     func receive(_ publish: Publish, via router: Router, answer: PublishAnswer?) -> Bool {
         // nats-server drops an API request without a reply subject: there is nobody to answer.
         guard let reply = publish.reply, isResponder(for: publish.subject) else { return false }

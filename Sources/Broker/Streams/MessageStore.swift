@@ -47,8 +47,6 @@ public protocol MessageStore: AnyObject {
     func remove(_ sequence: UInt64) throws(StoreError) -> Bool
     /// Removes everything; sequences continue from where they were.
     func purge() throws(StoreError)
-    /// Removes everything; the next message gets `sequence` (when it is beyond the current one).
-    func skip(to sequence: UInt64) throws(StoreError)
     /// Makes every append so far durable (group commit: one fsync for a batch).
     func sync() throws(StoreError)
     /// Hands buffered appends to the operating system without waiting for the disk (a no-op where nothing
@@ -56,6 +54,9 @@ public protocol MessageStore: AnyObject {
     func flushWrites() throws(StoreError)
     var state: StoreState { get }
     func close() throws(StoreError)
+    /// The next append gets `sequence` (a mirror keeps its origin's sequences over the origin's gaps); the
+    /// sequences passed over hold nothing. No-op when `sequence` is not ahead.
+    func skip(to sequence: UInt64) throws(StoreError)
 }
 
 /// Messages in memory: the same behaviour as the file store, without durability.
@@ -100,15 +101,16 @@ public final class MemoryStore: MessageStore {
         current.firstSequence = current.lastSequence + 1
     }
 
-    public func skip(to sequence: UInt64) throws(StoreError) {
-        messages.removeAll()
-        next = max(next, sequence)
-        current = StoreState(messages: 0, bytes: 0, firstSequence: next, lastSequence: next - 1)
-    }
-
     public func sync() throws(StoreError) {}
     public func flushWrites() throws(StoreError) {}
     public func close() throws(StoreError) {}
+
+    public func skip(to sequence: UInt64) throws(StoreError) {
+        guard sequence > next else { return }
+        next = sequence
+        current.lastSequence = sequence - 1
+        if messages.isEmpty { current.firstSequence = sequence }
+    }
 
     private func nextFirst(after sequence: UInt64) -> UInt64 {
         if messages.isEmpty { return current.lastSequence + 1 }

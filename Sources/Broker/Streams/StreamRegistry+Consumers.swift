@@ -75,12 +75,12 @@ extension StreamRegistry {
     }
 
     func consumerNames(stream: String) -> ConsumerNamesResponse {
-        let names = (consumers[stream] ?? [:]).keys.sorted()
+        let names = publicConsumers(of: stream).map(\.name).sorted()
         return ConsumerNamesResponse(total: names.count, consumers: names)
     }
 
     func consumerList(stream: String) -> ConsumerListResponse {
-        let infos = (consumers[stream] ?? [:]).values.sorted { $0.name < $1.name }.map(info(of:))
+        let infos = publicConsumers(of: stream).sorted { $0.name < $1.name }.map(info(of:))
         return ConsumerListResponse(total: infos.count, consumers: infos)
     }
 

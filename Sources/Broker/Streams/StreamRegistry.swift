@@ -7,11 +7,14 @@ struct StreamEntry {
     /// The configuration as the client sent it, with defaults filled in (echoed in responses).
     var config: APIStreamConfig
     var created: Date
+    /// subject_transform and republish (StreamIngest.swift); nil when the stream has neither.
+    let ingest: StreamIngest?
 
     init(stream: DurableStream, config: APIStreamConfig, created: Date) {
         self.stream = stream
         self.config = config
         self.created = created
+        ingest = StreamIngest(config: config)
     }
 }
 
@@ -29,9 +32,8 @@ final class StreamRegistry {
     /// Server-wide byte limits for memory and file streams (`max_memory_store`, `max_file_store`); nil = none.
     var maxMemory: Int64?
     var maxStore: Int64?
-    /// The account's limits on streams and consumers (`jetstream { max_streams, max_consumers }`); nil = none.
-    var maxStreams: Int?
-    var maxConsumers: Int?
+    /// Each mirror's or sourcing stream's origins and positions (StreamRegistry+Sources.swift).
+    var sourcing: [String: StreamSourcing] = [:]
 
     init(storage: any JetStreamStorage, now: @escaping @Sendable () -> Int64) {
         self.storage = storage
@@ -45,6 +47,7 @@ final class StreamRegistry {
         var restored: [String] = []
         for (name, record) in storage.savedStreams() {
             streams[name] = try openStream(name: name, config: record.config, created: Date(timeIntervalSince1970: record.created))
+            attachSourcing(name)
             restoreConsumers(of: name)
             restored.append(name)
         }
@@ -55,7 +58,7 @@ final class StreamRegistry {
 
     func accountInfo(api: AccountInfoResponse.APIStats) -> AccountInfoResponse {
         AccountInfoResponse(memory: usage(of: .memory), storage: usage(of: .file), streams: streams.count,
-                            consumers: consumers.values.reduce(0) { $0 + $1.count }, api: api)
+                            consumers: streams.keys.reduce(0) { $0 + publicConsumers(of: $1).count }, api: api)
     }
 
     /// STREAM.CREATE and STREAM.UPDATE. Creating the same stream again is no error (`did_create` false).
@@ -64,8 +67,10 @@ final class StreamRegistry {
         var config = request
         if !config.name.isEmpty, config.name != name { return .failure(.streamNameMismatch) }
         config.name = name
-        if config.subjects.isEmpty, config.mirror == nil, config.sources == nil { config.subjects = [name] }
+        // A mirror or a stream with sources has no subjects unless given (nats-server).
+        if config.subjects.isEmpty && config.mirror == nil && config.sources == nil { config.subjects = [name] }
         guard config.subjects.allSatisfy(Subject.isValidSubscription) else { return .failure(.invalidSubject) }
+        if let refusal = sourcesRefusal(config, existing: streams[name]?.config) { return .failure(refusal) }
         if let refusal = Self.configRefusal(&config) { return .failure(refusal) }
         if let existing = streams[name] {
             // nats-server: creating an identical stream again is not an error.
@@ -79,6 +84,7 @@ final class StreamRegistry {
                 try stream.enforceLimits(at: now())
                 let entry = StreamEntry(stream: stream, config: config, created: existing.created)
                 streams[name] = entry
+                attachSourcing(name)
                 try storage.saveStream(name, StreamRecord(config: config, created: entry.created.timeIntervalSince1970))
                 return .success(info(name, didCreate: nil))
             } catch {
@@ -87,7 +93,6 @@ final class StreamRegistry {
         }
         if update { return .failure(.streamNotFound) }
         if config.sealed { return .failure(.invalidConfig("stream configuration for create can not be sealed")) }
-        if let maxStreams, maxStreams >= 0, streams.count >= maxStreams { return .failure(.maximumStreams) }
         // Overlapping subjects with another stream: nats-server refuses.
         for entry in streams.values {
             for a in entry.stream.config.subjects {
@@ -101,6 +106,7 @@ final class StreamRegistry {
                 try entry.stream.store.skip(to: first)
             }
             streams[name] = entry
+            attachSourcing(name)
             try storage.saveStream(name, StreamRecord(config: config, created: entry.created.timeIntervalSince1970))
             return .success(info(name, didCreate: true))
         } catch {
@@ -117,6 +123,7 @@ final class StreamRegistry {
     func deleteStream(_ name: String) -> Result<StreamDeleteResponse, JetStreamAPIError> {
         guard let entry = streams.removeValue(forKey: name) else { return .failure(.streamNotFound) }
         consumers[name] = nil
+        sourcing[name] = nil
         try? entry.stream.store.close()
         storage.removeStream(name)
         return .success(StreamDeleteResponse())
@@ -176,6 +183,7 @@ final class StreamRegistry {
             if let first = try? entry.stream.store.load(state.firstSequence) { firstTime = APITime(nanoseconds: first.timestamp) }
             if let last = try? entry.stream.store.load(state.lastSequence) { lastTime = APITime(nanoseconds: last.timestamp) }
         }
+        let origins = sourcing[name]?.info(now: now())
         return StreamInfo(
             config: entry.config, created: APITime(entry.created),
             state: StreamState(messages: state.messages, bytes: state.bytes, firstSeq: state.firstSequence, firstTime: firstTime,
@@ -183,8 +191,8 @@ final class StreamRegistry {
                                numSubjects: entry.stream.subjectCount > 0 ? entry.stream.subjectCount : nil,
                                numDeleted: state.messages > 0 && state.lastSequence + 1 - state.firstSequence > state.messages
                                    ? Int(state.lastSequence + 1 - state.firstSequence - state.messages) : nil,
-                               consumerCount: consumers[name]?.count ?? 0),
-            didCreate: didCreate)
+                               consumerCount: publicConsumers(of: name).count),
+            mirror: origins?.mirror, sources: origins?.sources, didCreate: didCreate)
     }
 
     /// nats-server's checks of a stream configuration (checkStreamCfg) that brokerd applies, with its texts, and

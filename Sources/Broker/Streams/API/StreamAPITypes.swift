@@ -26,12 +26,12 @@ struct APIStreamConfig: Codable, Equatable, Sendable {
     /// Nanoseconds; 0 or absent = the default.
     var duplicateWindow: Int64 = defaultDuplicateWindow
     var placement: JSONValue?
-    var mirror: JSONValue?
-    var sources: JSONValue?
+    var mirror: StreamSource?
+    var sources: [StreamSource]?
     var compression: String?
     var firstSeq: UInt64?
-    var subjectTransform: JSONValue?
-    var republish: JSONValue?
+    var subjectTransform: SubjectTransformConfig?
+    var republish: RePublishConfig?
     var allowDirect = false
     var mirrorDirect = false
     var discardNewPerSubject: Bool?
@@ -90,12 +90,12 @@ struct APIStreamConfig: Codable, Equatable, Sendable {
         let window = try c.decodeIfPresent(Int64.self, forKey: .duplicateWindow) ?? 0
         duplicateWindow = window == 0 ? Self.defaultDuplicateWindow : window
         placement = try c.decodeIfPresent(JSONValue.self, forKey: .placement)
-        mirror = try c.decodeIfPresent(JSONValue.self, forKey: .mirror)
-        sources = try c.decodeIfPresent(JSONValue.self, forKey: .sources)
+        mirror = try c.decodeIfPresent(StreamSource.self, forKey: .mirror)
+        sources = try c.decodeIfPresent([StreamSource].self, forKey: .sources).flatMap { $0.isEmpty ? nil : $0 }
         compression = try c.decodeIfPresent(String.self, forKey: .compression)
         firstSeq = try c.decodeIfPresent(UInt64.self, forKey: .firstSeq)
-        subjectTransform = try c.decodeIfPresent(JSONValue.self, forKey: .subjectTransform)
-        republish = try c.decodeIfPresent(JSONValue.self, forKey: .republish)
+        subjectTransform = try c.decodeIfPresent(SubjectTransformConfig.self, forKey: .subjectTransform)
+        republish = try c.decodeIfPresent(RePublishConfig.self, forKey: .republish)
         allowDirect = try c.decodeIfPresent(Bool.self, forKey: .allowDirect) ?? false
         mirrorDirect = try c.decodeIfPresent(Bool.self, forKey: .mirrorDirect) ?? false
         discardNewPerSubject = try c.decodeIfPresent(Bool.self, forKey: .discardNewPerSubject)
@@ -281,11 +281,14 @@ struct StreamInfo: Codable, Equatable {
     var config: APIStreamConfig
     var created: APITime
     var state: StreamState
+    /// A mirror's and the sources' positions (StreamSources.swift).
+    var mirror: StreamSourceInfo?
+    var sources: [StreamSourceInfo]?
     /// Only in CREATE replies: false when the same stream already existed.
     var didCreate: Bool?
 
     enum CodingKeys: String, CodingKey {
-        case config, created, state
+        case config, created, state, mirror, sources
         case didCreate = "did_create"
     }
 }
