@@ -58,7 +58,7 @@ extension StreamRegistry {
     }
 
     /// STREAM.PURGE, whole or with a filter, a sequence bound or a number to keep.
-    func purgeStream(_ name: String, _ request: StreamPurgeRequest?) -> Result<StreamPurgeResponse, JetStreamAPIError> {
+    func purgeStream(_ name: String, _ request: StreamPurgeRequest? = nil) -> Result<StreamPurgeResponse, JetStreamAPIError> {
         if let request, (request.seq ?? 0) > 0, (request.keep ?? 0) > 0 { return .failure(.badRequest) }
         guard let entry = streams[name] else { return .failure(.streamNotFound) }
         if entry.config.sealed { return .failure(.streamSealed) }
@@ -75,7 +75,7 @@ extension StreamRegistry {
 
     /// STREAM.INFO with options: per-subject counts for a filter (at most 100,000 per page, as nats-server)
     /// and the deleted sequences.
-    func streamInfo(_ name: String, _ request: StreamInfoRequest) -> Result<StreamInfoResponse, JetStreamAPIError> {
+    func streamInfo(_ name: String, _ request: StreamInfoRequest = StreamInfoRequest()) -> Result<StreamInfoResponse, JetStreamAPIError> {
         guard streams[name] != nil else { return .failure(.streamNotFound) }
         var info = info(name, didCreate: nil)
         let stream = streams[name]!.stream

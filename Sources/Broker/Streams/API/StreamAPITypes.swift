@@ -159,7 +159,11 @@ struct StreamMsgGetRequest: Decodable, Equatable {
     var upToTime: String?
     var noHeaders: Bool?
 
-    init() {}
+    init(seq: UInt64? = nil, lastBySubject: String? = nil, nextBySubject: String? = nil) {
+        self.seq = seq
+        self.lastBySubject = lastBySubject
+        self.nextBySubject = nextBySubject
+    }
 
     enum CodingKeys: String, CodingKey {
         case seq, batch
@@ -192,6 +196,12 @@ struct StreamInfoRequest: Decodable {
     var subjectsFilter: String?
     var deletedDetails: Bool?
     var offset: Int?
+
+    init(subjectsFilter: String? = nil, deletedDetails: Bool? = nil, offset: Int? = nil) {
+        self.subjectsFilter = subjectsFilter
+        self.deletedDetails = deletedDetails
+        self.offset = offset
+    }
 
     enum CodingKeys: String, CodingKey {
         case offset
