@@ -237,12 +237,21 @@ async def test_purge_options_first_seq_sealed_and_denials(js_server):
         await nc.close()
 
 
-async def test_account_info_reports_limits_and_api_level(js_server):
+async def test_account_info_and_stream_consumer_limit(js_server):
     nc, js = await _connect(js_server)
     try:
         r = json.loads((await nc.request("$JS.API.INFO", b"")).data)
         assert r["limits"]["max_streams"] == -1 and r["limits"]["max_consumers"] == -1
         assert r["api"]["level"] >= 1
+        # A stream's own max_consumers.
+        await js.add_stream(name="MC", subjects=["mc.>"], max_consumers=2)
+        await js.add_consumer("MC", durable_name="one")
+        await js.add_consumer("MC", durable_name="two")
+        assert await _error(js.add_consumer("MC", durable_name="three")) == (400, 10026, "maximum consumers limit reached")
+        await js.delete_consumer("MC", "one")
+        await js.add_consumer("MC", durable_name="three")
+        r = json.loads((await nc.request("$JS.API.INFO", b"")).data)
+        assert (r["streams"], r["consumers"]) == (1, 2)
     finally:
         await nc.close()
 

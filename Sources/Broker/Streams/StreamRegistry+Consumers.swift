@@ -26,6 +26,10 @@ extension StreamRegistry {
         if entry.stream.config.retention == .workqueue, config.ackPolicy != .explicit {
             return .failure(.workqueueNeedsExplicitAck)
         }
+        // The stream's max_consumers (nats-server counts the consumers clients see, not a mirror's or source's).
+        if entry.config.maxConsumers > 0, restoredBound == nil, publicConsumers(of: streamName).count >= entry.config.maxConsumers {
+            return .failure(.maximumConsumers)
+        }
         let state = entry.stream.state
         var start: UInt64
         switch config.deliverPolicy {
