@@ -178,7 +178,8 @@ final class JetStreamAPIResponderTests: XCTestCase {
         XCTAssertEqual((created["delivered"] as? [String: Any])?["stream_seq"] as? Int, 0)
         XCTAssertEqual(created["created"] as? String, "2026-01-01T00:00:00.000000000Z")
         XCTAssertNil(errCode(request("CONSUMER.DURABLE.CREATE.A.D", body)))
-        XCTAssertEqual(errCode(request("CONSUMER.DURABLE.CREATE.A.D", #"{"config":{"durable_name":"D","ack_policy":"none"}}"#)), 10148)
+        XCTAssertEqual(errCode(request("CONSUMER.DURABLE.CREATE.A.D", #"{"config":{"durable_name":"D","ack_policy":"none"}}"#)), 10012)
+        XCTAssertEqual(errCode(request("CONSUMER.DURABLE.CREATE.A.D", #"{"config":{"durable_name":"D","ack_policy":"none"},"action":"create"}"#)), 10148)
         XCTAssertEqual(errCode(request("CONSUMER.DURABLE.CREATE.A.D", #"{"config":{"durable_name":"E"}}"#)), 10017)
         XCTAssertEqual(errCode(request("CONSUMER.DURABLE.CREATE.A.D", #"{"config":{"ack_wait":"soon"}}"#)), 10025)
 

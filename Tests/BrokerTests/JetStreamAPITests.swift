@@ -30,6 +30,8 @@ final class JetStreamAPITests: XCTestCase {
         XCTAssertEqual(api("CONSUMER.NAMES.S"), .consumerNames("S"))
         XCTAssertEqual(api("CONSUMER.LIST.S"), .consumerList("S"))
         XCTAssertEqual(api("CONSUMER.MSG.NEXT.S.C"), .consumerMsgNext(stream: "S", consumer: "C"))
+        XCTAssertEqual(api("CONSUMER.PAUSE.S.C"), .consumerPause(stream: "S", consumer: "C"))
+        XCTAssertEqual(api("STREAM.MSG.DELETE.S"), .streamMsgDelete("S"))
         // A missing consumer name is a consumer that is not found, as before.
         XCTAssertEqual(api("CONSUMER.INFO.S"), .consumerInfo(stream: "S", consumer: ""))
         XCTAssertEqual(api("CONSUMER.MSG.NEXT.S"), .consumerMsgNext(stream: "S", consumer: ""))
@@ -38,7 +40,7 @@ final class JetStreamAPITests: XCTestCase {
     func testAnythingElseIsABadRequest() {
         for subject in ["", "NOPE", "INFO.X", "STREAM", "STREAM.CREATE", "STREAM.NAMES.X", "STREAM.MSG.GET", "STREAM.MSG.PUT.S",
                         "CONSUMER", "CONSUMER.CREATE", "CONSUMER.DURABLE.CREATE.S", "CONSUMER.NAMES",
-                        "CONSUMER.PAUSE.S.C", "ACCOUNT.INFO"] {
+                        "CONSUMER.PAUSE.S", "ACCOUNT.INFO"] {
             XCTAssertNil(api(subject), subject)
         }
         XCTAssertNil(JetStreamAPI(subject: "$JS.ACK.S.C.1.1.1.1.0"))

@@ -177,14 +177,20 @@ final class StreamRegistryTests: XCTestCase {
         XCTAssertTrue(durable.durable)
         XCTAssertEqual(durable.config.name, "D")
         XCTAssertEqual(storage.consumers["A"]?["D"]?.config, durable.config)
-        // Binding again with another deliver subject is the same consumer; another ack wait is not.
+        // Binding again with another deliver subject is the same consumer, now delivering there.
         c.deliverSubject = "inbox.2"
         XCTAssertTrue(try registry.createConsumer(stream: "A", nameInSubject: "D", durableForm: true, ConsumerCreateRequest(config: c)).get() === durable)
+        XCTAssertEqual(durable.deliverSubject, "inbox.2")
+        // Another ack wait: "create" refuses, create-or-update (no action, or "") and "update" change it.
         c.ackWait = 1
-        XCTAssertEqual(error(registry.createConsumer(stream: "A", nameInSubject: "D", durableForm: true, ConsumerCreateRequest(config: c))), 10148)
-        // nats.go's create-or-update (action "") gets the consumer as it is.
+        XCTAssertEqual(error(registry.createConsumer(stream: "A", nameInSubject: "D", durableForm: true,
+                                                     ConsumerCreateRequest(config: c, action: "create"))), 10148)
         XCTAssertTrue(try registry.createConsumer(stream: "A", nameInSubject: "D", durableForm: true,
                                                   ConsumerCreateRequest(config: c, action: "")).get() === durable)
+        XCTAssertEqual(durable.machine.configuration.ackWait, 1)
+        c.ackPolicy = .none
+        XCTAssertEqual(error(registry.createConsumer(stream: "A", nameInSubject: "D", durableForm: true, ConsumerCreateRequest(config: c))), 10012)
+        c.ackPolicy = .explicit
         c.durableName = "E"
         XCTAssertEqual(error(registry.createConsumer(stream: "A", nameInSubject: "D", durableForm: true, ConsumerCreateRequest(config: c))), 10017)
     }
@@ -193,7 +199,7 @@ final class StreamRegistryTests: XCTestCase {
         _ = try registry.createStream("A", config("A", ["a.>"]) { $0.retention = .workqueue }).get()
         let filtered = try registry.createConsumer(stream: "A", nameInSubject: "C", filterInSubject: "a.x.>", durableForm: false, ConsumerCreateRequest()).get()
         XCTAssertEqual(filtered.config.filterSubject, "a.x.>")
-        XCTAssertEqual(filtered.filter, Array("a.x.>".utf8))
+        XCTAssertEqual(filtered.filters, [Array("a.x.>".utf8)])
         var c = APIConsumerConfig()
         c.ackPolicy = .none
         XCTAssertEqual(error(registry.createConsumer(stream: "A", nameInSubject: "N", durableForm: false, ConsumerCreateRequest(config: c))), 10098)

@@ -30,7 +30,7 @@ struct ConsumerStateMachine: Equatable {
         var deliveryCount: Int
     }
 
-    let configuration: Configuration
+    var configuration: Configuration
     /// The last stream sequence handed out for the first time.
     private(set) var deliveredStream: UInt64
     /// Consumer sequences count every delivery, redeliveries included.
@@ -165,6 +165,16 @@ struct ConsumerStateMachine: Equatable {
         earliestDeadline = min(earliestDeadline, now + max(0, delay))
     }
 
+    /// A delivery that never left (a pull request too small for it): under ack none, it is handed out again
+    /// as the next new message; otherwise the -NAK before this made it due at once.
+    mutating func forgetDelivery(_ delivery: Delivery) {
+        guard configuration.ackPolicy == .none, delivery.deliveryCount == 1,
+              deliveredStream == delivery.streamSequence else { return }
+        deliveredStream = delivery.streamSequence - 1
+        deliveredConsumer -= 1
+        ackFloorStream = min(ackFloorStream, deliveredStream)
+    }
+
     /// +WPI: still working on it; the ack wait starts again.
     mutating func inProgress(_ sequence: UInt64, now: Int64) {
         guard pending[sequence] != nil else { return }
@@ -192,6 +202,12 @@ struct ConsumerStateMachine: Equatable {
         var next = ackFloorStream + 1
         while next <= deliveredStream, pending[next] == nil { next += 1 }
         ackFloorStream = max(ackFloorStream, next - 1)
+    }
+
+    /// The consumer sequence of the ack floor: everything delivered before the oldest pending delivery.
+    var ackFloorConsumer: UInt64 {
+        guard let oldest = pending.values.map(\.consumerSequence).min() else { return deliveredConsumer }
+        return oldest - 1
     }
 
     /// After a restart: nothing can be delivered or pending beyond the stream's last sequence.

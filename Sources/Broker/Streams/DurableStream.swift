@@ -162,10 +162,10 @@ public final class DurableStream {
     /// acknowledges.
     /// For deliver policy last_per_subject: the newest sequence at or below `bound` of every subject that
     /// passes `filter` (nil = all).
-    func lastSequencesPerSubject(filter: [UInt8]?, upTo bound: UInt64) -> Set<UInt64> {
+    func lastSequencesPerSubject(filters: [[UInt8]], upTo bound: UInt64) -> Set<UInt64> {
         var result: Set<UInt64> = []
         for (subject, sequences) in perSubject {
-            if let filter, !Subject.matches(filter: filter, subject: subject) { continue }
+            if !filters.isEmpty, !filters.contains(where: { Subject.matches(filter: $0, subject: subject) }) { continue }
             if let last = sequences.last(where: { $0 <= bound }) { result.insert(last) }
         }
         return result

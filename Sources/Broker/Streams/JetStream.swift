@@ -73,6 +73,7 @@ public final class JetStream: @unchecked Sendable {
             self.space = space
             try space.subscribe("$JS.API.>", JetStreamAPISubscriber(jetStream: self))
             try space.subscribe("$JS.ACK.>", JetStreamAckSubscriber(jetStream: self))
+            try space.subscribe("$JS.FC.>", FlowControlSubscriber(jetStream: self))
             subscribeCaptures()
         }
         queue.async { [self] in
@@ -151,6 +152,11 @@ public final class JetStream: @unchecked Sendable {
     }
 
     private let ackInbox = HandOff<(String, [UInt8], String?)>()
+
+    /// A flow-control answer (`$JS.FC.…`), handled on the queue.
+    func flowControlReply(subject: String) {
+        queue.async { [self] in flowControlAnswered(subject) }
+    }
 
     // MARK: - Publish path
 

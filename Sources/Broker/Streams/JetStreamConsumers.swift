@@ -10,6 +10,11 @@ final class ConsumerEntry {
         var remaining: Int
         var expires: Int64?
         var noWait: Bool
+        /// Bytes the request may still take (max_bytes); nil = no limit.
+        var remainingBytes: Int? = nil
+        /// idle_heartbeat: nanoseconds between heartbeats while the request waits; nil = none.
+        var heartbeat: Int64? = nil
+        var lastActivity: Int64 = 0
     }
 
     let stream: String
@@ -17,11 +22,19 @@ final class ConsumerEntry {
     let durable: Bool
     var config: APIConsumerConfig
     var machine: ConsumerStateMachine
-    let filter: [UInt8]?
-    let deliverSubject: String?
+    /// filter_subject / filter_subjects as bytes; empty = every message.
+    var filters: [[UInt8]]
+    var deliverSubject: String?
     let created: Date
     var waiting: [PullRequest] = []
     var dirty = false
+    /// When the consumer last sent something to its deliver subject (idle heartbeats count from it).
+    var lastActivity: Int64 = 0
+    /// Flow control (push): the reply subject of the request not yet answered, and bytes sent since it.
+    var flowControlPending: String?
+    var bytesSinceFlowControl = 0
+    /// pause_until in nanoseconds (nil: not paused).
+    var pausedUntil: Int64?
     /// How many of `machine.exhausted` have had their max-deliveries advisory.
     var advised = 0
     /// Deliver policy last_per_subject: up to `lastPerSubjectBound` (the stream's last sequence when the
@@ -34,13 +47,13 @@ final class ConsumerEntry {
     private(set) var lastPerSubjectSorted: [UInt64] = []
 
     init(stream: String, name: String, durable: Bool, config: APIConsumerConfig, machine: ConsumerStateMachine,
-         filter: [UInt8]?, deliverSubject: String?, created: Date) {
+         filters: [[UInt8]], deliverSubject: String?, created: Date) {
         self.stream = stream
         self.name = name
         self.durable = durable
         self.config = config
         self.machine = machine
-        self.filter = filter
+        self.filters = filters
         self.deliverSubject = deliverSubject
         self.created = created
     }
@@ -50,10 +63,21 @@ extension ConsumerEntry {
     /// Messages the consumer has still to deliver (its filter; under last_per_subject, only the newest of each
     /// subject up to its bound): the `pending` of each delivery's ack subject, which clients read to know when
     /// they have caught up (a KV watch's "done" marker).
+    /// Whether a message on `subject` passes the consumer's filters.
+    @inline(__always)
+    func accepts(_ subject: [UInt8]) -> Bool {
+        if filters.isEmpty { return true }
+        for filter in filters where Subject.matches(filter: filter, subject: subject) { return true }
+        return false
+    }
+
     func pending(in stream: DurableStream) -> UInt64 {
         let delivered = machine.deliveredStream
         let bound = lastPerSubjectBound
-        var pending = stream.countMatching(filter: filter, after: max(delivered, bound))
+        let after = max(delivered, bound)
+        // The filters never overlap (a create refuses that), so their counts add up.
+        var pending = filters.isEmpty ? stream.countMatching(filter: nil, after: after)
+            : filters.reduce(0) { $0 + stream.countMatching(filter: $1, after: after) }
         if delivered < bound {
             let sorted = lastPerSubjectSorted
             var lo = 0, hi = sorted.count
@@ -84,8 +108,11 @@ extension JetStream {
             deliverStatus(to: reply, code: 404, description: "No Messages")
             return
         }
-        let expires = request.expires.map { now() + $0 }
-        consumer.waiting.append(.init(reply: reply, remaining: request.batch, expires: expires, noWait: request.noWait))
+        let time = now()
+        let expires = request.expires.map { time + $0 }
+        consumer.waiting.append(.init(reply: reply, remaining: request.batch, expires: expires, noWait: request.noWait,
+                                      remainingBytes: request.maxBytes.flatMap { $0 > 0 ? $0 : nil },
+                                      heartbeat: request.idleHeartbeat.flatMap { $0 > 0 ? $0 : nil }, lastActivity: time))
         pump(consumer)
     }
 
@@ -111,7 +138,7 @@ extension JetStream {
                     let store = entry.stream.store
                     done = (floorBefore + 1...min(floor, floorBefore + 100_000)).filter { s in
                         guard s != sequence, let m = try? store.load(s) else { return s == sequence }
-                        return consumer.filter.map { Subject.matches(filter: $0, subject: m.subject) } ?? true
+                        return consumer.accepts(m.subject)
                     }
                     if !done.contains(sequence) { done.append(sequence) }
                 }
@@ -155,9 +182,12 @@ extension JetStream {
         guard let entry = streamEntry(consumer.stream) else { return }
         let store = entry.stream.store
         let time = now()
+        if let until = consumer.pausedUntil {
+            guard time >= until else { return }  // paused: the tick pumps again once the pause is over
+            consumer.pausedUntil = nil
+        }
         // Only what is on disk is handed out (see durableLast).
         let lastDurable = min(store.state.lastSequence, durableLast[consumer.stream] ?? store.state.lastSequence)
-        let filter = consumer.filter
         let bound = consumer.lastPerSubjectBound
         let only = consumer.lastPerSubject
         // The message `available` loaded is the one `send` delivers next: load it once.
@@ -167,7 +197,7 @@ extension JetStream {
             guard let message = try? store.load(sequence) else { return false }
             loaded.sequence = sequence
             loaded.message = message
-            return filter.map { Subject.matches(filter: $0, subject: message.subject) } ?? true
+            return consumer.accepts(message.subject)
         }
         if let deliverSubject = consumer.deliverSubject {
             // As nats-server: a push consumer delivers only while someone listens on its deliver subject
@@ -175,9 +205,20 @@ extension JetStream {
             guard hasInterest(deliverSubject) else { return }
             // Bounded per call, so one consumer cannot hold the JetStream queue; the tick continues.
             var budget = 10_000
-            while budget > 0, let delivery = consumer.machine.next(now: time, lastSequence: lastDurable, available: available) {
-                send(delivery, of: consumer, to: deliverSubject, store: store, loaded: loaded)
+            let flowControl = consumer.config.flowControl == true
+            while budget > 0 {
+                // Flow control: past the window with the last request unanswered, wait for the client.
+                if flowControl, consumer.flowControlPending != nil, consumer.bytesSinceFlowControl >= Self.flowControlWindow { break }
+                guard let delivery = consumer.machine.next(now: time, lastSequence: lastDurable, available: available) else { break }
+                let size = send(delivery, of: consumer, to: deliverSubject, store: store, loaded: loaded)
+                consumer.lastActivity = time
                 budget -= 1
+                if flowControl {
+                    consumer.bytesSinceFlowControl += size
+                    if consumer.flowControlPending == nil, consumer.bytesSinceFlowControl >= Self.flowControlWindow / 2 {
+                        sendFlowControl(consumer, to: deliverSubject)
+                    }
+                }
             }
         } else {
             while !consumer.waiting.isEmpty {
@@ -190,9 +231,30 @@ extension JetStream {
                     }
                     break
                 }
+                if let left = consumer.waiting[0].remainingBytes {
+                    let size = loaded.sequence == delivery.streamSequence ? loaded.message.map(Self.size) ?? 0
+                        : (try? store.load(delivery.streamSequence)).map(Self.size) ?? 0
+                    if size > left {
+                        // As nats-server: the request ends; the message goes to the next one.
+                        let request = consumer.waiting.removeFirst()
+                        consumer.machine.nak(delivery.streamSequence, now: time)
+                        consumer.machine.forgetDelivery(delivery)
+                        deliverStatus(to: request.reply, code: 409, description: "Message Size Exceeds MaxBytes",
+                                      pending: (request.remaining, left))
+                        continue
+                    }
+                    consumer.waiting[0].remainingBytes = left - size
+                    if left - size == 0 { consumer.waiting[0].remaining = 1 }
+                }
                 send(delivery, of: consumer, to: consumer.waiting[0].reply, store: store, loaded: loaded)
                 consumer.waiting[0].remaining -= 1
-                if consumer.waiting[0].remaining == 0 { consumer.waiting.removeFirst() }
+                consumer.waiting[0].lastActivity = time
+                if consumer.waiting[0].remaining == 0 {
+                    let request = consumer.waiting.removeFirst()
+                    if let bytes = request.remainingBytes, bytes > 0 {
+                        deliverStatus(to: request.reply, code: 409, description: "Batch Completed", pending: (0, bytes))
+                    }
+                }
             }
         }
         adviseExhausted(consumer)
@@ -212,18 +274,60 @@ extension JetStream {
         }
     }
 
+    /// The size a pull request's max_bytes counts (nats-server: subject, headers and payload).
+    static func size(_ m: StoredMessage) -> Int { m.subject.count + m.headers.count + m.payload.count }
+
+    /// Push flow control: bytes a consumer sends past an unanswered request before it waits.
+    static let flowControlWindow = 4 * 1024 * 1024
+
+    @discardableResult
     private func send(_ delivery: ConsumerStateMachine.Delivery, of consumer: ConsumerEntry, to subject: String,
-                      store: any MessageStore, loaded: LoadedMessage) {
+                      store: any MessageStore, loaded: LoadedMessage) -> Int {
         let cached = loaded.sequence == delivery.streamSequence ? loaded.message : nil
-        guard let message = cached ?? (try? store.load(delivery.streamSequence)) else { return }
+        guard let message = cached ?? (try? store.load(delivery.streamSequence)) else { return 0 }
         let pending = streamEntry(consumer.stream).map { consumer.pending(in: $0.stream) } ?? 0
         let ack = "$JS.ACK.\(consumer.stream).\(consumer.name).\(delivery.deliveryCount).\(delivery.streamSequence)."
             + "\(delivery.consumerSequence).\(message.timestamp).\(pending)"
-        publish(subject, ack, message.headers, message.payload, originalSubject: message.subject)
+        if consumer.config.headersOnly == true {
+            // headers_only: the payload's size instead of the payload.
+            var headers = message.headers.isEmpty ? Array("NATS/1.0\r\n".utf8) : Array(message.headers.dropLast(2))
+            headers += Array("Nats-Msg-Size: \(message.payload.count)\r\n\r\n".utf8)
+            publish(subject, ack, headers, [], originalSubject: message.subject)
+        } else {
+            publish(subject, ack, message.headers, message.payload, originalSubject: message.subject)
+        }
+        return Self.size(message)
     }
 
-    func deliverStatus(to subject: String, code: Int, description: String) {
-        publish(subject, nil, Array("NATS/1.0 \(code) \(description)\r\n\r\n".utf8), [])
+    /// `NATS/1.0 100 FlowControl Request` with a reply the client answers (`$JS.FC.<stream>.<consumer>.<id>`).
+    private func sendFlowControl(_ consumer: ConsumerEntry, to deliverSubject: String) {
+        let reply = "$JS.FC.\(consumer.stream).\(consumer.name).\(NATSInboxToken.make().prefix(4))"
+        consumer.flowControlPending = reply
+        publish(deliverSubject, reply, Array("NATS/1.0 100 FlowControl Request\r\n\r\n".utf8), [])
+    }
+
+    /// A client answered a flow-control request: delivery goes on.
+    func flowControlAnswered(_ subject: String) {
+        let tokens = subject.split(separator: ".")
+        guard tokens.count >= 5, let consumer = consumers[String(tokens[2])]?[String(tokens[3])],
+              consumer.flowControlPending == subject else { return }
+        consumer.flowControlPending = nil
+        consumer.bytesSinceFlowControl = 0
+        pump(consumer)
+    }
+
+    /// `NATS/1.0 100 Idle Heartbeat` with the last consumer and stream sequences (and the stalled flow control).
+    private func sendHeartbeat(_ consumer: ConsumerEntry, to subject: String) {
+        var text = "NATS/1.0 100 Idle Heartbeat\r\nNats-Last-Consumer: \(consumer.machine.deliveredConsumer)\r\n"
+            + "Nats-Last-Stream: \(consumer.machine.deliveredStream)\r\n"
+        if let pending = consumer.flowControlPending { text += "Nats-Consumer-Stalled: \(pending)\r\n" }
+        publish(subject, nil, Array((text + "\r\n").utf8), [])
+    }
+
+    func deliverStatus(to subject: String, code: Int, description: String, pending: (messages: Int, bytes: Int)? = nil) {
+        var text = "NATS/1.0 \(code) \(description)\r\n"
+        if let pending { text += "Nats-Pending-Messages: \(pending.messages)\r\nNats-Pending-Bytes: \(pending.bytes)\r\n" }
+        publish(subject, nil, Array((text + "\r\n").utf8), [])
     }
 
     /// Every 100 ms: redeliveries that fell due, expired pull requests (408), and consumer state to disk.
@@ -233,10 +337,24 @@ extension JetStream {
             for consumer in byName.values {
                 consumer.waiting.removeAll { request in
                     guard let expires = request.expires, expires <= time else { return false }
-                    deliverStatus(to: request.reply, code: 408, description: "Request Timeout")
+                    deliverStatus(to: request.reply, code: 408, description: "Request Timeout",
+                                  pending: (request.remaining, request.remainingBytes ?? 0))
                     return true
                 }
                 if consumer.deliverSubject != nil || !consumer.waiting.isEmpty { pump(consumer) }
+                // Idle heartbeats: to a push consumer's deliver subject (while someone listens), and to each
+                // waiting pull request that asked for them.
+                if let deliverSubject = consumer.deliverSubject, let hb = consumer.config.idleHeartbeat, hb > 0,
+                   time - consumer.lastActivity >= hb, hasInterest(deliverSubject) {
+                    sendHeartbeat(consumer, to: deliverSubject)
+                    consumer.lastActivity = time
+                }
+                for i in consumer.waiting.indices {
+                    if let hb = consumer.waiting[i].heartbeat, time - consumer.waiting[i].lastActivity >= hb {
+                        sendHeartbeat(consumer, to: consumer.waiting[i].reply)
+                        consumer.waiting[i].lastActivity = time
+                    }
+                }
                 if consumer.dirty && consumer.durable {
                     consumer.dirty = false
                     persistConsumerState(consumer)

@@ -45,6 +45,18 @@ final class JetStreamAckSubscriber: InternalSubscriber {
     }
 }
 
+/// `$JS.FC.>`: a client's answer to a push consumer's flow-control request.
+final class FlowControlSubscriber: InternalSubscriber {
+    unowned let jetStream: JetStream
+
+    init(jetStream: JetStream) { self.jetStream = jetStream }
+
+    func receive(_ publish: Publish, via router: Router, answer: PublishAnswer?) -> Bool {
+        jetStream.flowControlReply(subject: String(buffer: publish.subject))
+        return false
+    }
+}
+
 /// A stream's subjects: the message is stored in `stream`, and the PubAck goes to the publisher's reply subject
 /// (or to `answer`, for the server's own publishes) once it is durable.
 final class StreamCaptureSubscriber: InternalSubscriber {

@@ -1,4 +1,5 @@
 import Foundation
+import Protocol
 
 /// The consumer half of the registry: create (with its idempotence rules), info, delete, names, list, and the
 /// durable consumers' records.
@@ -17,12 +18,20 @@ extension StreamRegistry {
         if durableName != nil { config.durableName = name }
         // CONSUMER.CREATE.<stream>.<name>.<filter>: the filter may come in the subject.
         if let filterInSubject, (config.filterSubject ?? "").isEmpty { config.filterSubject = filterInSubject }
+        if let refusal = filterRefusal(config) { return .failure(refusal) }
         if let existing = consumers[streamName]?[name] {
-            // Same configuration again: fine (nats-py re-binds durables this way), and nats.go's
-            // create-or-update (action "") gets the consumer as it is; otherwise an error.
-            if existing.config.identity == config.identity || request.action == "" { return .success(existing) }
-            return .failure(.consumerExists)
+            // Same configuration again: fine (nats-py re-binds durables this way). "create" with another
+            // configuration is refused; "update" and create-or-update (no action, or "") change what may change.
+            if existing.config.identity == config.identity {
+                if existing.config != config { apply(config, to: existing) }
+                return .success(existing)
+            }
+            if request.action == "create" { return .failure(.consumerExists) }
+            if let refusal = Self.updateRefusal(from: existing.config, to: config) { return .failure(refusal) }
+            apply(config, to: existing)
+            return .success(existing)
         }
+        if request.action == "update" { return .failure(.consumerDoesNotExist) }
         if entry.stream.config.retention == .workqueue, config.ackPolicy != .explicit {
             return .failure(.workqueueNeedsExplicitAck)
         }
@@ -44,20 +53,21 @@ extension StreamRegistry {
             while s <= state.lastSequence, let m = try? entry.stream.store.load(s), m.timestamp < since { s += 1 }
             start = s
         }
-        let filter = config.filterSubject.flatMap { $0.isEmpty ? nil : Array($0.utf8) }
+        let filters = config.subjectFilters
         var bound: UInt64 = 0
         var lastPerSubject: Set<UInt64> = []
         if config.deliverPolicy == .lastPerSubject {
             // The newest message of each subject, then everything new. A restored durable keeps its bound.
             bound = restoredBound ?? state.lastSequence
-            lastPerSubject = entry.stream.lastSequencesPerSubject(filter: filter, upTo: bound)
+            lastPerSubject = entry.stream.lastSequencesPerSubject(filters: filters, upTo: bound)
             start = lastPerSubject.min() ?? bound + 1
         }
         let consumer = ConsumerEntry(stream: streamName, name: name, durable: durableName != nil, config: config,
                                      machine: ConsumerStateMachine(configuration: config.machineConfiguration, startSequence: start),
-                                     filter: filter, deliverSubject: config.deliverSubject, created: currentDate)
+                                     filters: filters, deliverSubject: config.deliverSubject, created: currentDate)
         consumer.lastPerSubjectBound = bound
         consumer.lastPerSubject = lastPerSubject
+        consumer.pausedUntil = config.pauseUntil.flatMap(APITime.parse)
         consumers[streamName, default: [:]][name] = consumer
         if consumer.durable {
             storage.saveConsumer(stream: streamName, name: name, ConsumerRecord(
@@ -65,6 +75,72 @@ extension StreamRegistry {
             saveState(of: consumer)
         }
         return .success(consumer)
+    }
+
+    /// nats-server's checks of filter_subject / filter_subjects (as nats-server 2.15, a filter outside the stream's
+    /// subjects is allowed: it matches nothing).
+    private func filterRefusal(_ config: APIConsumerConfig) -> JetStreamAPIError? {
+        let many = config.filterSubjects ?? []
+        if !(config.filterSubject ?? "").isEmpty, !many.isEmpty { return .consumerDuplicateFilterSubjects }
+        if many.contains(where: \.isEmpty) { return .consumerEmptyFilter }
+        for (i, a) in many.enumerated() {
+            for b in many[(i + 1)...] where Subject.overlaps(a, b) { return .consumerOverlappingFilters }
+        }
+        return nil
+    }
+
+    /// What an update may not change (nats-server's checkNewConsumerConfig), as its 500 10012 errors.
+    static func updateRefusal(from old: APIConsumerConfig, to new: APIConsumerConfig) -> JetStreamAPIError? {
+        func refuse(_ text: String) -> JetStreamAPIError { JetStreamAPIError(code: 500, errCode: 10012, description: text) }
+        if old.deliverPolicy != new.deliverPolicy { return refuse("deliver policy can not be updated") }
+        if (old.memStorage ?? false) != (new.memStorage ?? false) { return refuse("storage type can not be updated") }
+        if (old.optStartSeq ?? 0) != (new.optStartSeq ?? 0) { return refuse("start sequence can not be updated") }
+        if old.optStartTime.flatMap(APITime.parse) != new.optStartTime.flatMap(APITime.parse) {
+            return refuse("start time can not be updated")
+        }
+        if old.ackPolicy != new.ackPolicy { return refuse("ack policy can not be updated") }
+        if old.replayPolicy != new.replayPolicy { return refuse("replay policy can not be updated") }
+        if (old.idleHeartbeat ?? 0) != (new.idleHeartbeat ?? 0) { return refuse("heart beats can not be updated") }
+        if (old.flowControl ?? false) != (new.flowControl ?? false) { return refuse("flow control can not be updated") }
+        if (old.deliverSubject ?? "").isEmpty != (new.deliverSubject ?? "").isEmpty {
+            return refuse((old.deliverSubject ?? "").isEmpty ? "can not update pull consumer to push based"
+                                                             : "can not update push consumer to pull based")
+        }
+        if old.maxWaiting != new.maxWaiting { return refuse("max waiting can not be updated") }
+        if let backoff = new.backoff, !backoff.isEmpty, new.maxDeliver != -1, backoff.count > new.maxDeliver {
+            return JetStreamAPIError(code: 400, errCode: 10116, description: "max deliver is required to be > length of backoff values")
+        }
+        return nil
+    }
+
+    /// An update: the new configuration, its delivery rules, filters and deliver subject; saved for a durable.
+    private func apply(_ config: APIConsumerConfig, to consumer: ConsumerEntry) {
+        var config = config
+        config.name = consumer.name
+        consumer.config = config
+        consumer.machine.configuration = config.machineConfiguration
+        consumer.filters = config.subjectFilters
+        consumer.deliverSubject = config.deliverSubject
+        consumer.pausedUntil = config.pauseUntil.flatMap(APITime.parse)
+        if consumer.durable {
+            storage.saveConsumer(stream: consumer.stream, name: consumer.name, ConsumerRecord(
+                config: config, created: consumer.created.timeIntervalSince1970,
+                lastPerSubjectBound: consumer.lastPerSubjectBound > 0 ? consumer.lastPerSubjectBound : nil))
+        }
+    }
+
+    /// CONSUMER.PAUSE: pauses deliveries until `until` (RFC 3339), or resumes (nil or past); kept in the config.
+    func pauseConsumer(stream: String, name: String, until: String?) -> Result<ConsumerPauseResponse, JetStreamAPIError> {
+        guard streams[stream] != nil else { return .failure(.streamNotFound) }
+        guard let consumer = consumers[stream]?[name] else { return .failure(.consumerNotFound) }
+        let time = now()
+        let nanoseconds = until.flatMap(APITime.parse)
+        var config = consumer.config
+        config.pauseUntil = nanoseconds.map { JetStream.timestamp(nanoseconds: $0) }
+        apply(config, to: consumer)
+        let paused = nanoseconds.map { $0 > time } ?? false
+        return .success(ConsumerPauseResponse(paused: paused, pauseUntil: APITime(nanoseconds: nanoseconds),
+                                              pauseRemaining: paused ? nanoseconds! - time : nil))
     }
 
     func consumer(stream: String, name: String) -> Result<ConsumerEntry, JetStreamAPIError> {
@@ -93,10 +169,16 @@ extension StreamRegistry {
         return ConsumerInfo(
             streamName: c.stream, name: c.name, created: APITime(c.created), config: c.config,
             delivered: SequencePair(consumerSeq: m.deliveredConsumer, streamSeq: m.deliveredStream),
-            // The consumer sequence of the ack floor is not tracked: the stream's, as brokerd has always sent.
-            ackFloor: SequencePair(consumerSeq: m.ackFloorStream, streamSeq: m.ackFloorStream),
+            ackFloor: SequencePair(consumerSeq: m.ackFloorConsumer, streamSeq: m.ackFloorStream),
             numAckPending: m.pending.count, numRedelivered: m.deliveryCounts.values.filter { $0 > 1 }.count,
-            numWaiting: c.waiting.count, numPending: streams[c.stream].map { c.pending(in: $0.stream) } ?? 0)
+            numWaiting: c.waiting.count, numPending: streams[c.stream].map { c.pending(in: $0.stream) } ?? 0,
+            paused: pauseRemaining(c).map { _ in true }, pauseRemaining: pauseRemaining(c))
+    }
+
+    private func pauseRemaining(_ c: ConsumerEntry) -> Int64? {
+        guard let until = c.pausedUntil ?? c.config.pauseUntil.flatMap(APITime.parse) else { return nil }
+        let time = now()
+        return until > time ? until - time : nil
     }
 
     /// A durable consumer's delivery state to storage (after deliveries and acks, on the tick, at close).

@@ -112,6 +112,13 @@ struct APIConsumerConfig: Codable, Equatable, Sendable {
         return c
     }
 
+    /// The filters as bytes: filter_subject, or filter_subjects; empty = every message (">" too).
+    var subjectFilters: [[UInt8]] {
+        let all = (filterSubject.map { [$0] } ?? []) + (filterSubjects ?? [])
+        let filters = all.filter { !$0.isEmpty }
+        return filters.contains(">") ? [] : filters.map { Array($0.utf8) }
+    }
+
     /// The delivery rules the consumer's state machine applies.
     var machineConfiguration: ConsumerStateMachine.Configuration {
         var m = ConsumerStateMachine.Configuration()
@@ -145,10 +152,13 @@ struct PullNextRequest: Decodable, Equatable {
     /// Nanoseconds from now; absent or 0 = no expiry.
     var expires: Int64?
     var noWait = false
+    var maxBytes: Int?
+    /// Nanoseconds between idle heartbeats while the request waits.
+    var idleHeartbeat: Int64?
 
     enum CodingKeys: String, CodingKey {
         case batch, expires
-        case noWait = "no_wait"
+        case noWait = "no_wait", maxBytes = "max_bytes", idleHeartbeat = "idle_heartbeat"
     }
 
     init(batch: Int = 1, expires: Int64? = nil, noWait: Bool = false) {
@@ -162,6 +172,8 @@ struct PullNextRequest: Decodable, Equatable {
         batch = max(try c.decodeIfPresent(Int.self, forKey: .batch) ?? 1, 1)
         expires = try c.decodeIfPresent(Int64.self, forKey: .expires).flatMap { $0 > 0 ? $0 : nil }
         noWait = try c.decodeIfPresent(Bool.self, forKey: .noWait) ?? false
+        maxBytes = try c.decodeIfPresent(Int.self, forKey: .maxBytes)
+        idleHeartbeat = try c.decodeIfPresent(Int64.self, forKey: .idleHeartbeat)
     }
 
     /// The body as nats-py and nats.go send it, or a plain number; anything else is one message.
@@ -176,7 +188,29 @@ struct PullNextRequest: Decodable, Equatable {
     }
 }
 
+/// CONSUMER.PAUSE: until when (RFC 3339); absent or in the past resumes.
+struct ConsumerPauseRequest: Decodable {
+    var pauseUntil: String?
+
+    enum CodingKeys: String, CodingKey {
+        case pauseUntil = "pause_until"
+    }
+}
+
 // MARK: - Responses
+
+struct ConsumerPauseResponse: JetStreamAPIResponse, Equatable {
+    static let type = "consumer_pause_response"
+    var paused: Bool
+    var pauseUntil: APITime
+    /// Nanoseconds; absent when not paused.
+    var pauseRemaining: Int64?
+
+    enum CodingKeys: String, CodingKey {
+        case paused
+        case pauseUntil = "pause_until", pauseRemaining = "pause_remaining"
+    }
+}
 
 struct SequencePair: Codable, Equatable {
     var consumerSeq: UInt64
@@ -199,9 +233,12 @@ struct ConsumerInfo: Codable, Equatable {
     var numRedelivered: Int
     var numWaiting: Int
     var numPending: UInt64
+    var paused: Bool?
+    var pauseRemaining: Int64?
 
     enum CodingKeys: String, CodingKey {
-        case name, created, config, delivered
+        case name, created, config, delivered, paused
+        case pauseRemaining = "pause_remaining"
         case streamName = "stream_name", ackFloor = "ack_floor", numAckPending = "num_ack_pending"
         case numRedelivered = "num_redelivered", numWaiting = "num_waiting", numPending = "num_pending"
     }

@@ -19,6 +19,7 @@ enum JetStreamAPI: Equatable, Sendable {
     case consumerNames(String)
     case consumerList(String)
     case consumerMsgNext(stream: String, consumer: String)
+    case consumerPause(stream: String, consumer: String)
 
     static let prefix = "$JS.API."
 
@@ -57,6 +58,7 @@ enum JetStreamAPI: Equatable, Sendable {
             case "DELETE" where tokens.count > 2: self = .consumerDelete(stream: tokens[2], consumer: rest(3) ?? "")
             case "NAMES" where tokens.count > 2: self = .consumerNames(rest(2)!)
             case "LIST" where tokens.count > 2: self = .consumerList(rest(2)!)
+            case "PAUSE" where tokens.count > 3: self = .consumerPause(stream: tokens[2], consumer: rest(3)!)
             case "MSG" where tokens.count > 3 && tokens[2] == "NEXT":
                 self = .consumerMsgNext(stream: tokens[3], consumer: rest(4) ?? "")
             default: return nil

@@ -25,6 +25,10 @@ struct JetStreamAPIError: Error, Codable, Equatable, Sendable {
     static let noMessageFound = Self(code: 404, errCode: 10037, description: "no message found")
     static let consumerNameMismatch = Self(code: 400, errCode: 10017, description: "consumer name in subject does not match durable name in request")
     static let consumerExists = Self(code: 400, errCode: 10148, description: "consumer already exists")
+    static let consumerDoesNotExist = Self(code: 400, errCode: 10149, description: "consumer does not exist")
+    static let consumerDuplicateFilterSubjects = Self(code: 400, errCode: 10136, description: "consumer cannot have both FilterSubject and FilterSubjects specified")
+    static let consumerEmptyFilter = Self(code: 400, errCode: 10139, description: "consumer filter in FilterSubjects cannot be empty")
+    static let consumerOverlappingFilters = Self(code: 400, errCode: 10138, description: "consumer subject filters cannot overlap")
     static let workqueueNeedsExplicitAck = Self(code: 400, errCode: 10098, description: "workqueue stream requires explicit ack")
 
     static let streamSealed = Self(code: 400, errCode: 10109, description: "invalid operation on sealed stream")

@@ -90,6 +90,11 @@ struct JetStreamAPIResponder {
             return reply(.success(registry.consumerNames(stream: stream)))
         case .consumerList(let stream):
             return reply(.success(registry.consumerList(stream: stream)))
+        case .consumerPause(let stream, let consumer):
+            let result = decode(ConsumerPauseRequest.self, payload).flatMap { registry.pauseConsumer(stream: stream, name: consumer, until: $0.pauseUntil) }
+            let resumed = (try? result.get()).map { !$0.paused } ?? false
+            let entry = resumed ? try? registry.consumer(stream: stream, name: consumer).get() : nil
+            return reply(result, change: entry.map(Change.consumerReady) ?? .none)
         case .consumerMsgNext(let stream, let consumer):
             return .pull(try? registry.consumer(stream: stream, name: consumer).get(), PullNextRequest(payload: payload))
         }

@@ -1,0 +1,229 @@
+"""Consumer features through nats-py, against brokerd and nats-server (-js), same assertions: several filter
+subjects, the CREATE action (create / update / create-or-update) and what an update may change, pull
+requests with idle heartbeats and max_bytes, push idle heartbeats and flow control, ordered consumers,
+headers_only, pause and resume (kept over SIGKILL), ack floors with their consumer sequence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import json
+import signal
+
+import nats
+import nats.js.errors
+import pytest
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+WAIT = 10
+
+
+@pytest.fixture
+def js_server(server_factory, tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    return server_factory("-js", "-sd", str(store))
+
+
+async def _connect(server):
+    nc = await nats.connect(server.url)
+    return nc, nc.jetstream(timeout=WAIT)
+
+
+async def _error(coro):
+    with pytest.raises(nats.js.errors.APIError) as e:
+        await coro
+    return (e.value.code, e.value.err_code, e.value.description)
+
+
+async def _api(nc, subject, body):
+    return json.loads((await nc.request(subject, json.dumps(body).encode(), timeout=WAIT)).data)
+
+
+async def test_filter_subjects_and_their_checks(js_server):
+    nc, js = await _connect(js_server)
+    try:
+        await js.add_stream(name="F", subjects=["f.>"])
+        for subject in ["f.a", "f.b", "f.c", "f.a", "f.c"]:
+            await js.publish(subject, subject.encode())
+        await js.add_consumer("F", ConsumerConfig(durable_name="ac", filter_subjects=["f.a", "f.c"], ack_policy=AckPolicy.EXPLICIT))
+        info = await js.consumer_info("F", "ac")
+        assert info.num_pending == 4
+        sub = await js.pull_subscribe_bind("ac", "F")
+        msgs = await sub.fetch(10, timeout=2)
+        assert [m.subject for m in msgs] == ["f.a", "f.c", "f.a", "f.c"]
+        assert [m.metadata.num_pending for m in msgs] == [3, 2, 1, 0]
+        for m in msgs:
+            await m.ack_sync()
+        info = await js.consumer_info("F", "ac")
+        assert (info.num_pending, info.num_ack_pending) == (0, 0)
+        assert (info.ack_floor.consumer_seq, info.ack_floor.stream_seq) == (4, 5)
+        assert await _error(js.add_consumer("F", ConsumerConfig(durable_name="x", filter_subject="f.a",
+                                                                 filter_subjects=["f.b"]))) == \
+            (400, 10136, "consumer cannot have both FilterSubject and FilterSubjects specified")
+        assert await _error(js.add_consumer("F", ConsumerConfig(durable_name="x", filter_subjects=["f.*", "f.a"]))) == \
+            (400, 10138, "consumer subject filters cannot overlap")
+        # A filter outside the stream's subjects is allowed (nats-server 2.15): it matches nothing.
+        await js.add_consumer("F", ConsumerConfig(durable_name="x", filter_subjects=["g.a"]))
+        assert (await js.consumer_info("F", "x")).num_pending == 0
+    finally:
+        await nc.close()
+
+
+async def test_create_update_actions(js_server):
+    nc, js = await _connect(js_server)
+    try:
+        await js.add_stream(name="A", subjects=["a.>"])
+        base = {"durable_name": "d", "ack_policy": "explicit", "ack_wait": 30_000_000_000}
+        r = await _api(nc, "$JS.API.CONSUMER.CREATE.A.d", {"stream_name": "A", "config": base, "action": "update"})
+        assert (r["error"]["err_code"], r["error"]["description"]) == (10149, "consumer does not exist")
+        r = await _api(nc, "$JS.API.CONSUMER.CREATE.A.d", {"stream_name": "A", "config": base, "action": "create"})
+        assert r["name"] == "d"
+        # create again, same config: fine; another config: "already exists".
+        r = await _api(nc, "$JS.API.CONSUMER.CREATE.A.d", {"stream_name": "A", "config": base, "action": "create"})
+        assert r["name"] == "d"
+        changed = dict(base, ack_wait=10_000_000_000)
+        r = await _api(nc, "$JS.API.CONSUMER.CREATE.A.d", {"stream_name": "A", "config": changed, "action": "create"})
+        assert (r["error"]["code"], r["error"]["err_code"]) == (400, 10148)
+        # update (and create-or-update, no action) changes what may change...
+        r = await _api(nc, "$JS.API.CONSUMER.CREATE.A.d", {"stream_name": "A", "config": changed, "action": "update"})
+        assert r["config"]["ack_wait"] == 10_000_000_000
+        r = await _api(nc, "$JS.API.CONSUMER.CREATE.A.d", {"stream_name": "A", "config": dict(changed, max_ack_pending=5)})
+        assert r["config"]["max_ack_pending"] == 5
+        assert (await js.consumer_info("A", "d")).config.max_ack_pending == 5
+        # ... and refuses what may not.
+        r = await _api(nc, "$JS.API.CONSUMER.CREATE.A.d", {"stream_name": "A", "config": dict(changed, ack_policy="none")})
+        assert (r["error"]["code"], r["error"]["err_code"], r["error"]["description"]) == \
+            (500, 10012, "ack policy can not be updated")
+        r = await _api(nc, "$JS.API.CONSUMER.CREATE.A.d", {"stream_name": "A", "config": dict(changed, deliver_policy="new")})
+        assert r["error"]["description"] == "deliver policy can not be updated"
+        r = await _api(nc, "$JS.API.CONSUMER.CREATE.A.d", {"stream_name": "A", "config": dict(changed, deliver_subject="push.d")})
+        assert r["error"]["description"] == "can not update pull consumer to push based"
+    finally:
+        await nc.close()
+
+
+async def test_pull_heartbeats_timeouts_and_max_bytes(js_server):
+    nc, js = await _connect(js_server)
+    try:
+        await js.add_stream(name="P", subjects=["p.>"])
+        await js.add_consumer("P", ConsumerConfig(durable_name="w", ack_policy=AckPolicy.EXPLICIT))
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox)
+        body = {"batch": 2, "expires": 1_500_000_000, "idle_heartbeat": 300_000_000}
+        await nc.publish("$JS.API.CONSUMER.MSG.NEXT.P.w", json.dumps(body).encode(), reply=inbox)
+        statuses = []
+        while True:
+            m = await sub.next_msg(timeout=WAIT)
+            statuses.append((m.headers.get("Status"), m.headers.get("Description")))
+            if m.headers.get("Status") != "100":
+                break
+        assert ("100", "Idle Heartbeat") in statuses
+        assert statuses[-1] == ("408", "Request Timeout")
+        assert m.headers.get("Nats-Pending-Messages") == "2"
+
+        await js.publish("p.x", b"x" * 100)
+        await nc.publish("$JS.API.CONSUMER.MSG.NEXT.P.w", json.dumps({"batch": 1, "max_bytes": 10}).encode(), reply=inbox)
+        m = await sub.next_msg(timeout=WAIT)
+        assert (m.headers.get("Status"), m.headers.get("Description")) == ("409", "Message Size Exceeds MaxBytes")
+        # The message is still there for the next request.
+        psub = await js.pull_subscribe_bind("w", "P")
+        got = await psub.fetch(1, timeout=5)
+        assert got[0].data == b"x" * 100
+        # nats-py's fetch with a heartbeat works end to end.
+        await js.publish("p.y", b"y")
+        await got[0].ack()
+        got = await psub.fetch(1, timeout=3, heartbeat=0.5)
+        assert got[0].data == b"y"
+    finally:
+        await nc.close()
+
+
+async def test_push_heartbeats_flow_control_headers_only(js_server):
+    nc, js = await _connect(js_server)
+    try:
+        await js.add_stream(name="H", subjects=["h.>"])
+        await js.publish("h.a", b"payload", headers={"K": "v"})
+        deliver = "deliver.h"
+        sub = await nc.subscribe(deliver)
+        await nc.flush()
+        await js.add_consumer("H", ConsumerConfig(durable_name="hb", deliver_subject=deliver, ack_policy=AckPolicy.NONE,
+                                                  idle_heartbeat=0.5, flow_control=True, headers_only=True))
+        m = await sub.next_msg(timeout=WAIT)
+        assert m.data == b"" and m.headers["Nats-Msg-Size"] == "7" and m.headers["K"] == "v"
+        hb = await sub.next_msg(timeout=WAIT)
+        while hb.headers.get("Status") == "100" and hb.headers.get("Description") == "FlowControl Request":
+            await nc.publish(hb.reply, b"")
+            hb = await sub.next_msg(timeout=WAIT)
+        assert (hb.headers.get("Status"), hb.headers.get("Description")) == ("100", "Idle Heartbeat")
+        assert (hb.headers.get("Nats-Last-Consumer"), hb.headers.get("Nats-Last-Stream")) == ("1", "1")
+
+        # Flow control: requests come with a $JS.FC reply; answering them gets every message through.
+        await js.add_stream(name="FC", subjects=["fc.>"])
+        chunk = b"z" * 100_000
+        for _ in range(100):
+            await js.publish("fc.x", chunk)
+        fsub = await nc.subscribe("deliver.fc")
+        await nc.flush()
+        await js.add_consumer("FC", ConsumerConfig(durable_name="fc", deliver_subject="deliver.fc", ack_policy=AckPolicy.NONE,
+                                                   idle_heartbeat=1, flow_control=True))
+        data, requests = 0, 0
+        while data < 100:
+            m = await fsub.next_msg(timeout=WAIT)
+            if m.headers and m.headers.get("Status") == "100":
+                if m.reply:
+                    assert m.reply.startswith("$JS.FC.")
+                    requests += 1
+                    await nc.publish(m.reply, b"")
+                continue
+            data += 1
+        assert requests >= 1
+    finally:
+        await nc.close()
+
+
+async def test_ordered_consumer_gets_everything_in_order(js_server):
+    nc, js = await _connect(js_server)
+    try:
+        await js.add_stream(name="O", subjects=["o.>"])
+        for i in range(300):
+            await js.publish(f"o.{i % 3}", b"%d" % i)
+        sub = await js.subscribe("o.>", ordered_consumer=True)
+        got = [int((await sub.next_msg(timeout=WAIT)).data) for _ in range(300)]
+        assert got == list(range(300))
+    finally:
+        await nc.close()
+
+
+async def test_pause_and_resume_survive_sigkill(server_factory, tmp_path):
+    store = tmp_path / "store"
+    store.mkdir()
+    s = server_factory("-js", "-sd", str(store))
+    nc, js = await _connect(s)
+    await js.add_stream(name="Z", subjects=["z.>"])
+    await js.add_consumer("Z", ConsumerConfig(durable_name="p", ack_policy=AckPolicy.EXPLICIT))
+    until = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    r = await js.pause_consumer("Z", "p", until)
+    assert r.paused is True
+    await js.publish("z.a", b"1")
+    psub = await js.pull_subscribe_bind("p", "Z")
+    with pytest.raises(nats.errors.TimeoutError):
+        await psub.fetch(1, timeout=1)
+    info = await js.consumer_info("Z", "p")
+    assert info.paused is True and info.pause_remaining > 0
+    await nc.close()
+    s.proc.send_signal(signal.SIGKILL)
+    s.proc.wait(timeout=10)
+    s2 = server_factory("-js", "-sd", str(store))
+    nc, js = await _connect(s2)
+    try:
+        info = await js.consumer_info("Z", "p")
+        assert info.paused is True
+        r = await js.resume_consumer("Z", "p")
+        assert r.paused is False
+        psub = await js.pull_subscribe_bind("p", "Z")
+        got = await psub.fetch(1, timeout=5)
+        assert got[0].data == b"1"
+    finally:
+        await nc.close()
