@@ -227,3 +227,37 @@ async def test_pause_and_resume_survive_sigkill(server_factory, tmp_path):
         assert got[0].data == b"1"
     finally:
         await nc.close()
+
+
+async def test_pull_request_limits(js_server):
+    nc, js = await _connect(js_server)
+    try:
+        await js.add_stream(name="L", subjects=["l.>"])
+        # nats-py's ConsumerConfig has no max_batch / max_expires / max_bytes: a raw create.
+        cfg = {"durable_name": "lim", "ack_policy": "explicit", "max_batch": 2, "max_expires": 1_500_000_000,
+               "max_bytes": 100, "max_waiting": 1}
+        r = await _api(nc, "$JS.API.CONSUMER.CREATE.L.lim", {"stream_name": "L", "config": cfg})
+        assert r["config"]["max_batch"] == 2
+        assert (await js.consumer_info("L", "lim")).config.max_waiting == 1
+        await js.add_consumer("L", ConsumerConfig(durable_name="dflt", ack_policy=AckPolicy.EXPLICIT))
+        assert (await js.consumer_info("L", "dflt")).config.max_waiting == 512
+        await js.add_consumer("L", ConsumerConfig(durable_name="push", deliver_subject="push.l", ack_policy=AckPolicy.NONE))
+
+        async def status(consumer, body):
+            m = await nc.request(f"$JS.API.CONSUMER.MSG.NEXT.L.{consumer}", json.dumps(body).encode(), timeout=WAIT)
+            return (m.headers.get("Status"), m.headers.get("Description"))
+
+        assert await status("lim", {"batch": 3}) == ("409", "Exceeded MaxRequestBatch of 2")
+        assert await status("lim", {"batch": 1, "expires": 2_000_000_000}) == ("409", "Exceeded MaxRequestExpires of 1.5s")
+        assert await status("lim", {"batch": 1, "max_bytes": 1000}) == ("409", "Exceeded MaxRequestMaxBytes of 100")
+        assert await status("push", {"batch": 1}) == ("409", "Consumer is push based")
+        # One request may wait; a second one is refused.
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox)
+        await nc.publish("$JS.API.CONSUMER.MSG.NEXT.L.lim", json.dumps({"batch": 1, "expires": 1_000_000_000}).encode(), reply=inbox)
+        await nc.flush()
+        assert await status("lim", {"batch": 1, "expires": 1_000_000_000}) == ("409", "Exceeded MaxWaiting")
+        m = await sub.next_msg(timeout=WAIT)
+        assert m.headers.get("Status") == "408"
+    finally:
+        await nc.close()

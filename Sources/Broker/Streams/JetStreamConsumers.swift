@@ -108,6 +108,28 @@ extension JetStream {
             deliverStatus(to: reply, code: 404, description: "No Messages")
             return
         }
+        if consumer.deliverSubject != nil {
+            deliverStatus(to: reply, code: 409, description: "Consumer is push based")
+            return
+        }
+        // The consumer's limits on requests, with nats-server's statuses.
+        let config = consumer.config
+        if let max = config.maxBatch, max > 0, request.batch > max {
+            deliverStatus(to: reply, code: 409, description: "Exceeded MaxRequestBatch of \(max)")
+            return
+        }
+        if let max = config.maxExpires, max > 0, let expires = request.expires, expires > max {
+            deliverStatus(to: reply, code: 409, description: "Exceeded MaxRequestExpires of \(MessageTTL.goDurationText(nanoseconds: max))")
+            return
+        }
+        if let max = config.maxBytes, max > 0, let bytes = request.maxBytes, bytes > max {
+            deliverStatus(to: reply, code: 409, description: "Exceeded MaxRequestMaxBytes of \(max)")
+            return
+        }
+        if let max = config.maxWaiting, max > 0, consumer.waiting.count >= max {
+            deliverStatus(to: reply, code: 409, description: "Exceeded MaxWaiting")
+            return
+        }
         let time = now()
         let expires = request.expires.map { time + $0 }
         consumer.waiting.append(.init(reply: reply, remaining: request.batch, expires: expires, noWait: request.noWait,

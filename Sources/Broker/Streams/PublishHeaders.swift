@@ -132,6 +132,25 @@ enum MessageTTL: Equatable, Sendable {
         self = .seconds(nanoseconds / 1_000_000_000)
     }
 
+    /// Go's time.Duration text ("1.5s", "500ms", "2m0s", "1h0m0s"), as nats-server prints durations in statuses.
+    static func goDurationText(nanoseconds n: Int64) -> String {
+        if n == 0 { return "0s" }
+        if n < 1_000 { return "\(n)ns" }
+        func trimmed(_ value: Int64, _ scale: Int64, _ unit: String) -> String {
+            var fraction = String(value % scale)
+            fraction = String(repeating: "0", count: String(scale).count - 1 - fraction.count) + fraction
+            while fraction.hasSuffix("0") { fraction.removeLast() }
+            return "\(value / scale)" + (fraction.isEmpty ? "" : "." + fraction) + unit
+        }
+        if n < 1_000_000 { return trimmed(n, 1_000, "µs") }
+        if n < 1_000_000_000 { return trimmed(n, 1_000_000, "ms") }
+        let seconds = trimmed(n % 60_000_000_000, 1_000_000_000, "s")
+        let minutes = n / 60_000_000_000
+        if minutes == 0 { return seconds }
+        if minutes < 60 { return "\(minutes)m" + seconds }
+        return "\(minutes / 60)h\(minutes % 60)m" + seconds
+    }
+
     /// Go's time.ParseDuration for the units a TTL uses (ns, us, ms, s, m, h), in nanoseconds.
     static func goDuration(_ text: String) -> Int64? {
         var s = Substring(text)

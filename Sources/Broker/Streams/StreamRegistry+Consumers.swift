@@ -19,6 +19,8 @@ extension StreamRegistry {
         // CONSUMER.CREATE.<stream>.<name>.<filter>: the filter may come in the subject.
         if let filterInSubject, (config.filterSubject ?? "").isEmpty { config.filterSubject = filterInSubject }
         if let refusal = filterRefusal(config) { return .failure(refusal) }
+        // nats-server's default for pull consumers, applied before any comparison (so a re-create matches).
+        if (config.deliverSubject ?? "").isEmpty, (config.maxWaiting ?? 0) == 0 { config.maxWaiting = 512 }
         if let existing = consumers[streamName]?[name] {
             // Same configuration again: fine (nats-py re-binds durables this way). "create" with another
             // configuration is refused; "update" and create-or-update (no action, or "") change what may change.
