@@ -146,6 +146,8 @@ public final class DurableStream {
     private var expiries: [UInt64: Int64] = [:]
     /// No entry of `expiries` is due before this (so the tick scans only when one can be).
     private var earliestExpiry: Int64 = .max
+    /// Every removal ever (consumers' cached pending counts are valid while it and the last sequence stay).
+    private(set) var removals = 0
     /// Messages removed by a rollup, a TTL or the age limit since the caller last looked (consumers skip them).
     public private(set) var removedSinceLastLook = 0
 
@@ -348,6 +350,7 @@ public final class DurableStream {
             perSubject.removeAll()
             expiries.removeAll()
             earliestExpiry = .max
+            removals &+= 1
             return purged
         }
         var candidates = sequences(matching: filter)
@@ -452,6 +455,7 @@ public final class DurableStream {
             if let index = perSubject[message.subject]?.firstIndex(of: sequence) { perSubject[message.subject]?.remove(at: index) }
             if perSubject[message.subject]?.isEmpty == true { perSubject[message.subject] = nil }
             expiries[sequence] = nil
+            removals &+= 1
             if counted { removedSinceLastLook += 1 }
         }
         return removed

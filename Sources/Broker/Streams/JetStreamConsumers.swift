@@ -35,6 +35,10 @@ final class ConsumerEntry {
     var bytesSinceFlowControl = 0
     /// pause_until in nanoseconds (nil: not paused).
     var pausedUntil: Int64?
+    /// The last pending count, valid while the stream's last sequence and removals and the consumer's
+    /// delivered sequence are as recorded: each first delivery takes one off, so a long catch-up (a KV watch
+    /// over many keys) counts once instead of once per message.
+    var pendingCache: (delivered: UInt64, last: UInt64, removals: Int, value: UInt64)?
     /// How many of `machine.exhausted` have had their max-deliveries advisory.
     var advised = 0
     /// Deliver policy last_per_subject: up to `lastPerSubjectBound` (the stream's last sequence when the
@@ -72,6 +76,23 @@ extension ConsumerEntry {
     }
 
     func pending(in stream: DurableStream) -> UInt64 {
+        let last = stream.state.lastSequence
+        if let c = pendingCache, c.delivered == machine.deliveredStream, c.last == last, c.removals == stream.removals {
+            return c.value
+        }
+        let value = countPending(in: stream)
+        pendingCache = (machine.deliveredStream, last, stream.removals, value)
+        return value
+    }
+
+    /// After a first delivery of `sequence` (the next matching one after the cached position): one less.
+    func delivered(_ sequence: UInt64, in stream: DurableStream) {
+        guard let c = pendingCache, c.last == stream.state.lastSequence, c.removals == stream.removals,
+              c.delivered < sequence, machine.deliveredStream == sequence else { return }
+        pendingCache = (sequence, c.last, c.removals, c.value > 0 ? c.value - 1 : 0)
+    }
+
+    private func countPending(in stream: DurableStream) -> UInt64 {
         let delivered = machine.deliveredStream
         let bound = lastPerSubjectBound
         let after = max(delivered, bound)
@@ -307,7 +328,11 @@ extension JetStream {
                       store: any MessageStore, loaded: LoadedMessage) -> Int {
         let cached = loaded.sequence == delivery.streamSequence ? loaded.message : nil
         guard let message = cached ?? (try? store.load(delivery.streamSequence)) else { return 0 }
-        let pending = streamEntry(consumer.stream).map { consumer.pending(in: $0.stream) } ?? 0
+        var pending: UInt64 = 0
+        if let stream = streamEntry(consumer.stream)?.stream {
+            if delivery.deliveryCount == 1 { consumer.delivered(delivery.streamSequence, in: stream) }
+            pending = consumer.pending(in: stream)
+        }
         let ack = "$JS.ACK.\(consumer.stream).\(consumer.name).\(delivery.deliveryCount).\(delivery.streamSequence)."
             + "\(delivery.consumerSequence).\(message.timestamp).\(pending)"
         if consumer.config.headersOnly == true {
