@@ -261,3 +261,26 @@ async def test_pull_request_limits(js_server):
         assert m.headers.get("Status") == "408"
     finally:
         await nc.close()
+
+
+async def test_inactive_consumers_are_removed(js_server):
+    nc, js = await _connect(js_server)
+    try:
+        await js.add_stream(name="I", subjects=["i.>"])
+        await js.publish("i.a", b"1")
+        # An ephemeral pull consumer with a 1 s threshold, a durable with one, and a durable without.
+        await _api(nc, "$JS.API.CONSUMER.CREATE.I", {"stream_name": "I", "config": {"name": "eph", "inactive_threshold": 1_000_000_000}})
+        await js.add_consumer("I", ConsumerConfig(durable_name="dur1", inactive_threshold=1))
+        await js.add_consumer("I", ConsumerConfig(durable_name="keep"))
+        # nats-py's ephemeral (ordered) push consumer goes once it is unsubscribed (5 s after, by default).
+        sub = await js.subscribe("i.>", ordered_consumer=True)
+        assert (await sub.next_msg(timeout=WAIT)).data == b"1"
+        await sub.unsubscribe()
+        for _ in range(100):
+            names = sorted((await _api(nc, "$JS.API.CONSUMER.NAMES.I", {}))["consumers"] or [])
+            if names == ["keep"]:
+                break
+            await asyncio.sleep(0.2)
+        assert names == ["keep"]
+    finally:
+        await nc.close()

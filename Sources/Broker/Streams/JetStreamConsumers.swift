@@ -33,6 +33,14 @@ final class ConsumerEntry {
     /// Flow control (push): the reply subject of the request not yet answered, and bytes sent since it.
     var flowControlPending: String?
     var bytesSinceFlowControl = 0
+    /// When the consumer was last seen in use (interest on its deliver subject, a waiting pull request).
+    var lastSeen: Int64 = 0
+    /// Nanoseconds of inactivity after which the consumer is deleted: inactive_threshold, or nats-server's 5 s
+    /// for ephemerals; nil = never.
+    var inactiveThreshold: Int64? {
+        if let t = config.inactiveThreshold, t > 0 { return t }
+        return durable ? nil : 5_000_000_000
+    }
     /// pause_until in nanoseconds (nil: not paused).
     var pausedUntil: Int64?
     /// The last pending count, valid while the stream's last sequence and removals and the consumer's
@@ -152,6 +160,7 @@ extension JetStream {
             return
         }
         let time = now()
+        consumer.lastSeen = time
         let expires = request.expires.map { time + $0 }
         consumer.waiting.append(.init(reply: reply, remaining: request.batch, expires: expires, noWait: request.noWait,
                                       remainingBytes: request.maxBytes.flatMap { $0 > 0 ? $0 : nil },
@@ -380,8 +389,20 @@ extension JetStream {
     /// Every 100 ms: redeliveries that fell due, expired pull requests (408), and consumer state to disk.
     func tick() {
         let time = now()
+        var inactive: [ConsumerEntry] = []
         for (_, byName) in consumers {
             for consumer in byName.values {
+                // inactive_threshold (ephemerals: 5 s by default, as nats-server): a push consumer nobody listens
+                // to, or a pull consumer nobody asks, for that long is deleted.
+                if let threshold = consumer.inactiveThreshold {
+                    let active = consumer.deliverSubject.map(hasInterest) ?? !consumer.waiting.isEmpty
+                    if active || consumer.lastSeen == 0 {
+                        consumer.lastSeen = time
+                    } else if time - consumer.lastSeen >= threshold {
+                        inactive.append(consumer)
+                        continue
+                    }
+                }
                 consumer.waiting.removeAll { request in
                     guard let expires = request.expires, expires <= time else { return false }
                     deliverStatus(to: request.reply, code: 408, description: "Request Timeout",
@@ -407,6 +428,15 @@ extension JetStream {
                     persistConsumerState(consumer)
                 }
             }
+        }
+        removeInactive(inactive)
+    }
+
+    /// Deletes consumers that passed their inactive threshold (after the tick's pass over them).
+    func removeInactive(_ inactive: [ConsumerEntry]) {
+        for consumer in inactive {
+            _ = registry.deleteConsumer(stream: consumer.stream, name: consumer.name)
+            logger.debug("JetStream consumer removed after inactivity", metadata: ["stream": "\(consumer.stream)", "consumer": "\(consumer.name)"])
         }
     }
 
