@@ -268,8 +268,16 @@ async def test_options_brokerd_does_not_have_are_refused(server_factory, tmp_pat
         await js.add_stream(name="PLAIN", subjects=["plain.>"])
         assert await _error(js.publish("plain.a", b"", headers={"Nats-Incr": "1"})) == \
             (400, 10168, "message counters is disabled")
+        # no_ack: the stream stores, the publisher gets no PubAck.
+        await js.add_stream(name="NOACK", subjects=["noack.>"], no_ack=True)
+        with pytest.raises(nats.errors.TimeoutError):
+            await nc.request("noack.a", b"x", timeout=0.5)
+        assert (await js.stream_info("NOACK")).state.messages == 1
         if target.name != "brokerd":
             return
+        r = json.loads((await nc.request("$JS.API.STREAM.CREATE.Y", json.dumps(
+            {"name": "Y", "subjects": ["y.>"], "consumer_limits": {"max_ack_pending": 5}}).encode())).data)
+        assert r["error"]["description"] == "consumer_limits are not supported by brokerd"
         for option, text in [("allow_msg_counter", "message counters are not supported by brokerd"),
                              ("allow_atomic", "atomic batch publishing is not supported by brokerd"),
                              ("allow_msg_schedules", "message schedules are not supported by brokerd")]:

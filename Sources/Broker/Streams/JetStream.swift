@@ -164,6 +164,9 @@ public final class JetStream: @unchecked Sendable {
     /// the message is durable.
     func capture(into name: String, subject: [UInt8], headers: [UInt8], payload: [UInt8], answer: PublishAnswer?) {
         queue.async { [self] in
+            var answer = answer
+            // no_ack: clients get no PubAck (the server's own publishers still get their typed answer).
+            if case .reply? = answer, streams[name]?.config.noAck == true { answer = nil }
             guard let entry = streams[name] else {
                 // The stream went away between the publisher's match and now: say so rather than stay silent.
                 answer?.send(.failed(code: 503, errorCode: 10077, description: "no stream captures this subject"))

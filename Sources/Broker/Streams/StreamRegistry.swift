@@ -210,6 +210,12 @@ final class StreamRegistry {
         if config.allowAtomic == true { return .invalidConfig("atomic batch publishing is not supported by brokerd") }
         if config.allowBatched == true { return .invalidConfig("batch publishing is not supported by brokerd") }
         if config.allowMsgSchedules == true { return .invalidConfig("message schedules are not supported by brokerd") }
+        if let mode = config.persistMode, !mode.isEmpty, mode != "default" {
+            return .invalidConfig("persist mode \"\(mode)\" is not supported by brokerd (every publish is acknowledged after fsync)")
+        }
+        if case .object(let limits)? = config.consumerLimits, !limits.isEmpty {
+            return .invalidConfig("consumer_limits are not supported by brokerd")
+        }
         if config.maxAge < 0 { return .invalidConfig("max age can not be negative") }
         if config.maxAge != 0 && config.maxAge < 100_000_000 { return .invalidConfig("max age needs to be >= 100ms") }
         if config.maxAge != 0 && config.duplicateWindow > config.maxAge {

@@ -48,6 +48,7 @@ struct APIStreamConfig: Codable, Equatable, Sendable {
     var allowAtomic: Bool?
     var allowBatched: Bool?
     var allowMsgSchedules: Bool?
+    var persistMode: String?
 
     init(name: String, subjects: [String] = []) {
         self.name = name
@@ -66,7 +67,7 @@ struct APIStreamConfig: Codable, Equatable, Sendable {
         case consumerLimits = "consumer_limits", allowMsgTTL = "allow_msg_ttl"
         case subjectDeleteMarkerTTL = "subject_delete_marker_ttl"
         case allowMsgCounter = "allow_msg_counter", allowAtomic = "allow_atomic", allowBatched = "allow_batched"
-        case allowMsgSchedules = "allow_msg_schedules"
+        case allowMsgSchedules = "allow_msg_schedules", persistMode = "persist_mode"
     }
 
     /// Absent or null fields take nats-server's defaults.
@@ -111,6 +112,7 @@ struct APIStreamConfig: Codable, Equatable, Sendable {
         allowAtomic = try c.decodeIfPresent(Bool.self, forKey: .allowAtomic)
         allowBatched = try c.decodeIfPresent(Bool.self, forKey: .allowBatched)
         allowMsgSchedules = try c.decodeIfPresent(Bool.self, forKey: .allowMsgSchedules)
+        persistMode = try c.decodeIfPresent(String.self, forKey: .persistMode)
     }
 
     /// The part of the configuration the stream itself enforces.
