@@ -284,3 +284,23 @@ async def test_inactive_consumers_are_removed(js_server):
         assert names == ["keep"]
     finally:
         await nc.close()
+
+
+async def test_consumer_options_brokerd_does_not_have_are_refused(server_factory, tmp_path, target):
+    """Priority groups, rate limits and replay original: nats-server has them; brokerd refuses the consumer
+    rather than ignore the option."""
+    if target.name != "brokerd":
+        pytest.skip("nats-server implements these options")
+    store = tmp_path / "store"
+    store.mkdir()
+    s = server_factory("-js", "-sd", str(store))
+    nc, js = await _connect(s)
+    try:
+        await js.add_stream(name="U", subjects=["u.>"])
+        for option, text in [({"priority_groups": ["g"], "priority_policy": "pinned_client"}, "priority groups are not supported by brokerd"),
+                             ({"rate_limit_bps": 1000}, "rate_limit_bps is not supported by brokerd"),
+                             ({"replay_policy": "original"}, "replay policy original is not supported by brokerd")]:
+            r = await _api(nc, "$JS.API.CONSUMER.CREATE.U.c", {"stream_name": "U", "config": dict({"durable_name": "c"}, **option)})
+            assert (r["error"]["code"], r["error"]["err_code"], r["error"]["description"]) == (500, 10012, text)
+    finally:
+        await nc.close()

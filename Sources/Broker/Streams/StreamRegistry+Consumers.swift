@@ -8,7 +8,7 @@ extension StreamRegistry {
     /// CONSUMER.DURABLE.CREATE.<stream>.<durable> (true). Returns the consumer (new or the same one again).
     func createConsumer(stream streamName: String, nameInSubject: String?, filterInSubject: String? = nil,
                         durableForm: Bool, _ request: ConsumerCreateRequest,
-                        restoredBound: UInt64? = nil) -> Result<ConsumerEntry, JetStreamAPIError> {
+                        restoredBound: UInt64? = nil, restoring: Bool = false) -> Result<ConsumerEntry, JetStreamAPIError> {
         guard let entry = streams[streamName] else { return .failure(.streamNotFound) }
         var config = request.config ?? APIConsumerConfig()
         let durableName = config.durableName ?? (durableForm ? nameInSubject : nil)
@@ -18,7 +18,8 @@ extension StreamRegistry {
         if durableName != nil { config.durableName = name }
         // CONSUMER.CREATE.<stream>.<name>.<filter>: the filter may come in the subject.
         if let filterInSubject, (config.filterSubject ?? "").isEmpty { config.filterSubject = filterInSubject }
-        if let refusal = filterRefusal(config) { return .failure(refusal) }
+        // A consumer saved by an older brokerd comes back whatever it asked for.
+        if !restoring, let refusal = filterRefusal(config) { return .failure(refusal) }
         // nats-server's default for pull consumers, applied before any comparison (so a re-create matches).
         if (config.deliverSubject ?? "").isEmpty, (config.maxWaiting ?? 0) == 0 { config.maxWaiting = 512 }
         if let existing = consumers[streamName]?[name] {
@@ -38,7 +39,7 @@ extension StreamRegistry {
             return .failure(.workqueueNeedsExplicitAck)
         }
         // The stream's max_consumers (nats-server counts the consumers clients see, not a mirror's or source's).
-        if entry.config.maxConsumers > 0, restoredBound == nil, publicConsumers(of: streamName).count >= entry.config.maxConsumers {
+        if entry.config.maxConsumers > 0, !restoring, publicConsumers(of: streamName).count >= entry.config.maxConsumers {
             return .failure(.maximumConsumers)
         }
         let state = entry.stream.state
@@ -82,6 +83,15 @@ extension StreamRegistry {
     /// nats-server's checks of filter_subject / filter_subjects (as nats-server 2.15, a filter outside the stream's
     /// subjects is allowed: it matches nothing).
     private func filterRefusal(_ config: APIConsumerConfig) -> JetStreamAPIError? {
+        // Options brokerd does not implement are refused, never silently ignored.
+        func unsupported(_ what: String) -> JetStreamAPIError {
+            JetStreamAPIError(code: 500, errCode: 10012, description: "\(what) not supported by brokerd")
+        }
+        if !(config.priorityGroups ?? []).isEmpty || !["", "none"].contains(config.priorityPolicy ?? "") {
+            return unsupported("priority groups are")
+        }
+        if (config.rateLimitBps ?? 0) > 0 { return unsupported("rate_limit_bps is") }
+        if config.replayPolicy == "original" { return unsupported("replay policy original is") }
         let many = config.filterSubjects ?? []
         if !(config.filterSubject ?? "").isEmpty, !many.isEmpty { return .consumerDuplicateFilterSubjects }
         if many.contains(where: \.isEmpty) { return .consumerEmptyFilter }
@@ -194,7 +204,7 @@ extension StreamRegistry {
             // Creating it writes a fresh state, so the saved one was read before.
             guard case .success(let consumer) = createConsumer(
                 stream: stream, nameInSubject: name, durableForm: true, ConsumerCreateRequest(config: record.config),
-                restoredBound: record.lastPerSubjectBound) else { continue }
+                restoredBound: record.lastPerSubjectBound, restoring: true) else { continue }
             if let saved, var restored = ConsumerStateMachine(configuration: consumer.machine.configuration, decoding: saved) {
                 // State saved after a delivery whose message a crash then took (it was not fsynced yet) must not
                 // point past the stream: that sequence will be used again by the next message.
