@@ -130,6 +130,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+                // objput/objget: the object's SHA-256 digest, as NATS clients compute and check it (ADR-20).
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             path: "Benchmarks/LoadTool"
         ),

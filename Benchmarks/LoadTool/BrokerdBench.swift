@@ -49,6 +49,41 @@ struct BrokerdBench: AsyncParsableCommand {
                     an inbox, and acks every delivery (an empty publish to its
                     $JS.ACK reply subject) while timing the drain. Deletes the
                     stream at the end (unless --keep-stream).
+          kvput     Key-Value put: creates bucket 'bench' as nats.go and
+                    nats-py do (stream KV_bench on $KV.bench.>, history 1,
+                    file storage, rollups, deny_delete, allow_direct,
+                    discard new, duplicate window 2 min, allow_msg_ttl),
+                    then puts --msgs stamped values of --size bytes to
+                    $KV.bench.k<i mod --keys>, at most --window PubAcks
+                    outstanding (1: kv.put, one at a time). Latency: put to
+                    PubAck. Deletes the bucket's stream at the end.
+          kvget     Key-Value get: puts --keys values (not timed), then
+                    --msgs direct gets round-robin over them, one at a time
+                    ($JS.API.DIRECT.GET.KV_bench.$KV.bench.<key>, empty body,
+                    as kv.get does on an allow_direct bucket); each reply
+                    must be the stored message (Nats-Sequence header, the
+                    key's value), else it counts as lost. Latency: the round
+                    trip.
+          kvwatch   Key-Value watch: puts --msgs values, each under its own
+                    key (not timed), then an ephemeral push consumer as
+                    kv.watch(">") makes it (deliver last_per_subject, ack
+                    none, max_deliver 1, memory storage, no flow control)
+                    delivers them all: values/s from its creation.
+          objput    Object Store put of one object of --msgs chunks of --size
+                    bytes (run_bench.py: 400 x 128 KiB = 50 MiB) into bucket
+                    'bench' (stream OBJ_bench on $O.bench.C.> and
+                    $O.bench.M.>), as nats.go's Put: GetInfo (a direct get of
+                    the meta subject), the chunks to $O.bench.C.<nuid> with
+                    at most --window PubAcks outstanding (nats.go's
+                    PublishAsyncMaxPending defaults to 4000), the SHA-256
+                    digest computed on the way, then the meta message with
+                    Nats-Rollup: sub to $O.bench.M.<base64url name>, then
+                    the wait for every PubAck. Latency: the one object's put.
+          objget    Object Store get: puts the object as objput (not timed),
+                    then GetInfo and an ephemeral push consumer on the chunk
+                    subject (deliver all, ack none, no flow control)
+                    receiving every chunk; the digest must match the meta's.
+                    Latency: the one object's get (GetInfo to last chunk).
 
           falcohttp Falco's http_output against brokerd's Falco HTTP endpoint
                     (brokerd --falco_http_port; --http-url http://HOST:PORT):
@@ -96,7 +131,10 @@ struct BrokerdBench: AsyncParsableCommand {
                         counts every copy: msgs x subs); jspub: messages with
                         a good PubAck per second (first publish to last
                         PubAck); jsconsume: distinct stream sequences delivered
-                        per second (consumer creation to last delivery)
+                        per second (consumer creation to last delivery);
+                        kvput: good PubAcks/s; kvget: gets/s; kvwatch:
+                        values delivered/s; objput, objget: chunks acked /
+                        received per second (MB/s is the object's rate)
           mb_per_sec    msgs_per_sec x payload bytes / 10^6 (falco: the mean
                         alert length)
           latency       end to end (receive time - send stamp) of every
@@ -140,7 +178,11 @@ struct BrokerdBench: AsyncParsableCommand {
           publish_seconds, publish_msgs_per_sec, latency_max_us, notes; jspub
           also window, pub_ack_errors, stream; jsconsume also fill_seconds
           (publish_seconds is the fill too), acks_sent, redelivered,
-          max_ack_pending; falcohttp also conns, pipeline, batch, requests,
+          max_ack_pending; kvput also window, keys, pub_ack_errors, stream;
+          kvget also keys, fill_seconds; kvwatch also fill_seconds,
+          redelivered; objput also window, object_bytes, object_seconds,
+          meta_ok; objget also object_bytes, object_seconds, put_seconds,
+          digest_ok; falcohttp also conns, pipeline, batch, requests,
           http_status ({"200": requests, ...}), non_200_alerts; falcopipe
           also pipe_accepted, pipe_rejected, pipe_dropped, pipe_undelivered,
           pipe_retries, pipe_exit_status, pipe_seconds (first line to the
@@ -164,6 +206,9 @@ struct BrokerdBench: AsyncParsableCommand {
           brokerd-bench --scenario jspub --window 1 --size 128 --msgs 5000
           brokerd-bench --scenario jspub --window 256 --alerts alerts.jsonl --cycle --msgs 100000
           brokerd-bench --scenario jsconsume --size 128 --msgs 200000
+          brokerd-bench --scenario kvput --window 1 --size 128 --keys 1000 --msgs 3000
+          brokerd-bench --scenario kvget --size 128 --keys 1000 --msgs 20000
+          brokerd-bench --scenario objput --size 131072 --msgs 400 --window 4000
           brokerd-bench --scenario falcohttp --http-url http://127.0.0.1:2801 --alerts alerts.jsonl --conns 4 --msgs 200000
           brokerd-bench --scenario falcohttp --http-url http://127.0.0.1:2801 --alerts alerts.jsonl --batch 100
           brokerd-bench --scenario falcopipe --brokerd .build/release/brokerd --alerts alerts.jsonl --msgs 100000
@@ -212,7 +257,10 @@ struct BrokerdBench: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Bytes a publisher may have buffered in its client before publish waits (ClientLib's maxPendingOutboundBytes; default: the client's, 32 MiB).", valueName: "bytes"))
     var pendingBytes: Int?
 
-    @Option(help: ArgumentHelp("jspub, jsconsume: PubAcks a publisher may wait for at once (1 = synchronous publish).", valueName: "w"))
+    @Option(help: ArgumentHelp("kvput, kvget: keys in the bucket, used round-robin.", valueName: "k"))
+    var keys = 1000
+
+    @Option(help: ArgumentHelp("jspub, jsconsume, kvput, objput: PubAcks a publisher may wait for at once (1 = synchronous publish).", valueName: "w"))
     var window = 256
 
     @Flag(help: "jspub, jsconsume: leave the stream (and its messages) in place at the end.")
@@ -249,6 +297,8 @@ struct BrokerdBench: AsyncParsableCommand {
         guard conns > 0, pipeline > 0, batch > 0 else { throw ValidationError("--conns, --pipeline and --batch must be positive") }
         if let pipeWindow, pipeWindow <= 0 { throw ValidationError("--pipe-window must be positive") }
         guard window > 0 else { throw ValidationError("--window must be positive") }
+        guard keys > 0 else { throw ValidationError("--keys must be positive") }
+        if [.objput, .objget].contains(scenario), msgs > 32768 { throw ValidationError("--msgs (chunks of the object) must be at most 32768") }
         guard drainTimeout > 0, requestTimeout > 0 else { throw ValidationError("timeouts must be positive") }
         guard url.hasPrefix("nats://") || url.hasPrefix("tls://") || !url.contains("://") else {
             throw ValidationError("--url must be nats://HOST:PORT or tls://HOST:PORT")
@@ -258,8 +308,8 @@ struct BrokerdBench: AsyncParsableCommand {
 
     var benchConfig: BenchConfig {
         let subscribers = switch scenario {
-        case .pub, .jspub: 0
-        case .pubsub, .reqrep, .falco, .jsconsume, .falcohttp, .falcopipe: 1
+        case .pub, .jspub, .kvput, .objput: 0
+        case .pubsub, .reqrep, .falco, .jsconsume, .falcohttp, .falcopipe, .kvget, .kvwatch, .objget: 1
         case .wildcard: 2
         case .fanout, .queue: subs ?? 4
         }
@@ -268,7 +318,8 @@ struct BrokerdBench: AsyncParsableCommand {
                            requestTimeout: .milliseconds(Int64(requestTimeout * 1000)), progress: !quiet,
                            maxPendingBytes: pendingBytes, window: window, keepStream: keepStream,
                            httpURL: httpUrl, conns: conns, pipeline: pipeline, batch: batch,
-                           brokerdPath: brokerd ?? Self.siblingBrokerd, pipeWindow: pipeWindow, tls: tlsOptions)
+                           brokerdPath: brokerd ?? Self.siblingBrokerd, pipeWindow: pipeWindow, tls: tlsOptions,
+                           keys: keys)
     }
 
     var tlsOptions: NATSTLSOptions {

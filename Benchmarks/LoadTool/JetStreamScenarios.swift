@@ -285,10 +285,14 @@ extension Runner {
 
     /// Deletes the stream if it exists (a leftover of an earlier run), then creates it with file storage.
     func recreateStream(_ client: NATSClient, name: String, subjects: [String]) async throws {
-        _ = try await jsAPI(client, "STREAM.DELETE.\(name)")
         let subjectList = subjects.map { "\"\($0)\"" }.joined(separator: ",")
-        let response = try await jsAPI(client, "STREAM.CREATE.\(name)",
-                                       "{\"name\":\"\(name)\",\"subjects\":[\(subjectList)],\"storage\":\"file\"}")
+        try await recreateStream(client, name: name, body: "{\"name\":\"\(name)\",\"subjects\":[\(subjectList)],\"storage\":\"file\"}")
+    }
+
+    /// Deletes the stream if it exists, then creates it from `body` (a whole STREAM.CREATE request).
+    func recreateStream(_ client: NATSClient, name: String, body: String) async throws {
+        _ = try await jsAPI(client, "STREAM.DELETE.\(name)")
+        let response = try await jsAPI(client, "STREAM.CREATE.\(name)", body)
         if response.contains("\"error\"") || !response.contains("\"config\"") {
             throw BenchError.failed("cannot create stream \(name): \(response.prefix(300))")
         }
@@ -308,6 +312,8 @@ extension Runner {
     enum JSSource {
         case sized(subject: String)
         case alerts([Alerts.Alert])
+        /// Sized stamped messages going round these subjects (kvput, kvget, kvwatch: `$KV.<bucket>.<key>`).
+        case keys([String])
     }
 
     /// Publishes `n` messages, each with the reply subject `<prefix>.<index>`, keeping at most `window`
@@ -352,6 +358,10 @@ extension Runner {
                     if alertIndex == alerts.count { alertIndex = 0 }
                     try await client.publish(alert.subject, payload: alert.payload, reply: "\(prefix).\(index)")
                     bytes += alert.payload.readableBytes
+                case .keys(let subjects):
+                    Stamp.write(seq: UInt64(index), sentAt: monotonicNanos(), into: &payload)
+                    try await client.publish(subjects[index % subjects.count], payload: payload, reply: "\(prefix).\(index)")
+                    bytes += payload.readableBytes
                 }
             } catch {
                 throw BenchError.failed("publishing message \(index + 1) of \(n) failed: \(Self.describe(error))")

@@ -78,6 +78,11 @@ struct BenchResult {
         case .pub: "no subscribers"
         case .jspub: "window \(extras.first { $0.0 == "window" }?.1 ?? "?") PubAcks"
         case .jsconsume: "1 durable push consumer, explicit acks"
+        case .kvput: "window \(extras.first { $0.0 == "window" }?.1 ?? "?") PubAcks, \(extras.first { $0.0 == "keys" }?.1 ?? "?") keys"
+        case .kvget: "direct gets, one at a time"
+        case .kvwatch: "1 watcher (push consumer, last_per_subject, ack none)"
+        case .objput: "one object in chunks, window \(extras.first { $0.0 == "window" }?.1 ?? "?") PubAcks"
+        case .objget: "one object, 1 push consumer on its chunks"
         case .reqrep: "1 responder"
         case .falcohttp: "\(extras.first { $0.0 == "conns" }?.1 ?? "?") HTTP connections, 1 subscriber on FALCO.*"
         case .falcopipe: "brokerd falco-pipe, 1 subscriber on FALCO.*"
@@ -89,17 +94,18 @@ struct BenchResult {
         lines.append("  \(verb)    \(Self.grouped(published)) in \(Self.fixed(publishSeconds, 3)) s "
                      + "(\(Self.grouped(Int(publishRate.rounded()))) msgs/s, to the end of the flush)")
         if scenario != .pub {
-            let what = scenario == .reqrep ? "replies  " : (scenario == .jspub ? "acked    " : "delivered")
+            let what = [.reqrep, .kvget].contains(scenario) ? "replies  " : ([.jspub, .kvput, .objput].contains(scenario) ? "acked    " : "delivered")
             lines.append("  \(what)    \(Self.grouped(delivered)) in \(Self.fixed(seconds, 3)) s")
         }
         lines.append("  throughput   \(Self.grouped(Int(msgsPerSec.rounded()))) msgs/s, \(Self.fixed(mbPerSec, 2)) MB/s"
-                     + (scenario == .pub ? " (published)" : (scenario == .jspub ? " (acked)" : " (delivered)")))
+                     + (scenario == .pub ? " (published)" : ([.jspub, .kvput, .objput].contains(scenario) ? " (acked)" : " (delivered)")))
         var integrity = "lost \(Self.grouped(lost)), duplicated \(Self.grouped(duplicated)), reordered \(Self.grouped(reordered))"
         if failures > 0 { integrity += ", other failures \(Self.grouped(failures)) (see the notes)" }
         lines.append("  integrity    \(integrityFailed ? "FAILED" : "ok"): \(integrity)")
         if let p50 = percentile(50), let p90 = percentile(90), let p99 = percentile(99), let p999 = percentile(99.9),
            let max = percentile(100) {
-            let label = scenario == .reqrep ? "round trip" : (scenario == .jspub ? "pub->ack  " : "latency   ")
+            let label = [.reqrep, .kvget].contains(scenario) ? "round trip"
+                : ([.jspub, .kvput].contains(scenario) ? "pub->ack  " : ([.objput, .objget].contains(scenario) ? "object    " : "latency   "))
             lines.append("  \(label)   p50 \(Self.fixed(p50, 1)) us, p90 \(Self.fixed(p90, 1)) us, p99 \(Self.fixed(p99, 1)) us, "
                          + "p99.9 \(Self.fixed(p999, 1)) us, max \(Self.fixed(max, 1)) us")
         }

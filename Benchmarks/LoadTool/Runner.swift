@@ -7,6 +7,7 @@ import Synchronization
 
 enum Scenario: String, CaseIterable, Sendable {
     case pub, pubsub, fanout, queue, wildcard, reqrep, falco, jspub, jsconsume, falcohttp, falcopipe
+    case kvput, kvget, kvwatch, objput, objget
 }
 
 enum BenchError: Error, CustomStringConvertible {
@@ -48,6 +49,8 @@ struct BenchConfig: Sendable {
     var pipeWindow: Int? = nil
     /// TLS for every connection (a tls:// URL turns it on too).
     var tls = NATSTLSOptions()
+    /// kvput, kvget: the keys of the bucket, used round-robin.
+    var keys: Int = 1000
 }
 
 /// Runs one scenario: connects every publisher and subscriber on its own `NATSClient`, publishes, drains,
@@ -56,8 +59,8 @@ final class Runner: @unchecked Sendable {
     let config: BenchConfig
     private var clients: [NATSClient] = []
     private var watchers: [Task<Void, Never>] = []
-    /// Event loop groups of our own (reqrep), shut down after the clients close.
-    private var groups: [MultiThreadedEventLoopGroup] = []
+    /// Event loop groups of our own (reqrep, kvget), shut down after the clients close.
+    var groups: [MultiThreadedEventLoopGroup] = []
     /// Published so far (read by the progress reporter).
     let publishedCount = Atomic<Int>(0)
     let notes = Mutex<[String]>([])
@@ -90,6 +93,11 @@ final class Runner: @unchecked Sendable {
         case .jsconsume: return try await runJetStreamConsume()
         case .falcohttp: return try await runFalcoHTTP()
         case .falcopipe: return try await runFalcoPipe()
+        case .kvput: return try await runKVPut()
+        case .kvget: return try await runKVGet()
+        case .kvwatch: return try await runKVWatch()
+        case .objput: return try await runObjectPut()
+        case .objget: return try await runObjectGet()
         }
     }
 

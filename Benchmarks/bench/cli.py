@@ -8,8 +8,9 @@ import sys
 from .config import (ALL_SCENARIOS, BRIDGE_ALERTS, BRIDGE_MIN_QUICK, BUDGET, DEFAULT_SIZES, EXIT_USAGE,
                      FALCO_BUDGET, FALCOHTTP_BATCH_BUDGET, FALCOHTTP_BUDGET, FALCOPIPE_BUDGET, HOST,
                      JS_ASYNC_BUDGET, JS_ASYNC_WINDOW, JS_CONSUME_BUDGET, JS_DISK_ALERTS, JS_DISK_MIN_QUICK,
-                     JS_FALCO_BUDGET, JS_RECOVERY_MSGS, JS_SIZE, JS_SYNC_BUDGET, MIN_MSGS, QUICK_SCALE,
-                     REQREP_BUDGET, ROOT, SERVERS)
+                     JS_FALCO_BUDGET, JS_RECOVERY_MSGS, JS_SIZE, JS_SYNC_BUDGET, KV_GET_BUDGET, KV_KEYS,
+                     KV_PUT_BUDGET, KV_SIZE, KV_WATCH_BUDGET, MIN_MSGS, OBJ_CHUNK, OBJ_CHUNKS, OBJ_MIN_CHUNKS,
+                     OBJ_PUT_WINDOW, QUICK_SCALE, REQREP_BUDGET, ROOT, SERVERS)
 
 HELP_EPILOG = f"""\
 what it does
@@ -45,8 +46,8 @@ what it does
      --settle seconds after it exits, and reports CPU seconds per million messages: delivered
      messages (the tool's "delivered"), or published ones for pub. The tool's own CPU time is
      recorded in the JSON too (client_cpu_seconds).
-  4. JetStream (scenarios jspub, jsconsume, jsrecovery, jsdisk): after the core rows the plain servers
-     are stopped and a second pair is started as `BIN -a {HOST} -p PORT -js -sd DIR`, each with a
+  4. JetStream (scenarios jspub, jsconsume, kvput, kvget, kvwatch, objput, objget, jsrecovery, jsdisk):
+     after the core rows the plain servers are stopped and a second pair is started as `BIN -a {HOST} -p PORT -js -sd DIR`, each with a
      fresh store DIR under <dir of --out>/jsstore/. Rows (same A B A B rounds):
        jspub/1      --scenario jspub --window 1 --size {JS_SIZE}: synchronous publish, one PubAck awaited
                     at a time ({JS_SYNC_BUDGET:,} msgs); latency = publish -> PubAck
@@ -55,6 +56,20 @@ what it does
                     ({JS_FALCO_BUDGET:,} alerts)
        jsconsume    fill {JS_CONSUME_BUDGET:,} x {JS_SIZE} B (not timed), then a durable push consumer with
                     explicit acks drains it: delivered msgs/s
+       Key-Value and Object Store rows, on the same pair, each run on a fresh bucket made as nats.go makes it
+       (KV_bench: history 1, rollups, deny_delete, allow_direct, discard new; OBJ_bench: $O.bench.C.> and
+       $O.bench.M.>), deleted at the end of the run:
+       kvput        --scenario kvput --window 1 --size {KV_SIZE} --keys {KV_KEYS}: kv.put one at a time to
+                    $KV.bench.k<i mod {KV_KEYS}> ({KV_PUT_BUDGET:,} puts); latency = put -> PubAck
+       kvget        put {KV_KEYS:,} keys (not timed), then {KV_GET_BUDGET:,} direct gets one at a time
+                    ($JS.API.DIRECT.GET.KV_bench.$KV.bench.<key>, empty body); latency = the round trip
+       kvwatch      put {KV_WATCH_BUDGET:,} values, one key each (not timed), then a watcher (push consumer,
+                    last_per_subject, ack none, no flow control) receives them all: values/s
+       objput/50M   one object of {OBJ_CHUNKS} x {OBJ_CHUNK // 1024} KiB chunks as nats.go's Put: chunk PubAcks
+                    up to {OBJ_PUT_WINDOW:,} outstanding (PublishAsyncMaxPending), SHA-256 digest, meta message with
+                    Nats-Rollup: sub; msgs = chunks, MB/s = the object's rate, p50/p99 = seconds per object
+       objget/50M   the object put (not timed), then GetInfo (direct get) and a push consumer on its chunk
+                    subject receives every chunk; the digest is checked; columns as objput
      brokerd fsyncs before every PubAck (group commit); nats-server by default does not (it syncs every
      2 minutes), so the rows compare fsync-per-ack against page-cache-only.
      One-off figures (round 1 only, each server on its own fresh store, stores deleted afterwards):
@@ -90,7 +105,9 @@ message counts (N per run, --scale 1)
   falcohttp/4x100 {FALCOHTTP_BATCH_BUDGET:,}, falcopipe {FALCOPIPE_BUDGET:,} alerts. N = max({MIN_MSGS:,}, budget x scale).
   --quick is --scale {QUICK_SCALE} (unless --scale is given): a ~1 minute smoke run.
   JetStream: jspub/1 {JS_SYNC_BUDGET:,}, jspub/256 {JS_ASYNC_BUDGET:,}, jsfalco/256 {JS_FALCO_BUDGET:,},
-  jsconsume {JS_CONSUME_BUDGET:,} (scaled likewise, --msgs overrides them too, not jsrecovery/jsdisk).
+  jsconsume {JS_CONSUME_BUDGET:,}, kvput {KV_PUT_BUDGET:,}, kvget {KV_GET_BUDGET:,}, kvwatch {KV_WATCH_BUDGET:,}
+  (scaled likewise, --msgs overrides them too, not jsrecovery/jsdisk). objput/objget: {OBJ_CHUNKS} chunks
+  (one 50 MiB object) x scale, at least {OBJ_MIN_CHUNKS} ({OBJ_MIN_CHUNKS * OBJ_CHUNK // 2**20} MiB); --msgs does not apply.
 
 reading the table
   msgs/s     messages published per second (pub) or delivered per second (all others; fanout counts
@@ -119,6 +136,7 @@ examples
   python3 Benchmarks/run_bench.py --scenarios pubsub,fanout --sizes 128 --rounds 4
   python3 Benchmarks/run_bench.py --servers brokerd --scenarios reqrep --dry-run
   python3 Benchmarks/run_bench.py --scenarios jspub,jsconsume,jsrecovery,jsdisk   # JetStream only
+  python3 Benchmarks/run_bench.py --scenarios kvput,kvget,kvwatch,objput,objget    # Key-Value, Object Store
   python3 Benchmarks/run_bench.py --scenarios falcohttp,falcopipe                  # Falco ingest (brokerd)
   python3 Benchmarks/run_bench.py --scenarios bridge                               # Pub/Sub bridge (brokerd)
   python3 Benchmarks/run_bench.py --scenarios pubsub,tlspubsub,tlsfanout --sizes 128,1024   # TLS vs plain

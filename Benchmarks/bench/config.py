@@ -10,7 +10,10 @@ ROOT = Path(__file__).resolve().parent.parent.parent  # the repository root (Ben
 HOST = "127.0.0.1"  # loopback only, never 0.0.0.0
 SERVERS = ("brokerd", "nats-server")  # A, B: the order of every round
 SIZED_SCENARIOS = ("pub", "pubsub", "fanout", "queue", "wildcard")
-JS_ROW_SCENARIOS = ("jspub", "jsconsume")  # tool rows against the JetStream-enabled servers
+# Key-Value and Object Store rows, built on JetStream as nats.go / nats-py use them (same servers as jspub).
+KV_OBJ_SCENARIOS = ("kvput", "kvget", "kvwatch", "objput", "objget")
+OBJ_SCENARIOS = ("objput", "objget")
+JS_ROW_SCENARIOS = ("jspub", "jsconsume") + KV_OBJ_SCENARIOS  # tool rows against the JetStream-enabled servers
 JS_EXTRA_SCENARIOS = ("jsrecovery", "jsdisk")  # one-off measurements, not table rows
 JS_SCENARIOS = JS_ROW_SCENARIOS + JS_EXTRA_SCENARIOS
 FALCO_INGEST_SCENARIOS = ("falcohttp", "falcopipe")  # brokerd only: its Falco HTTP endpoint and falco-pipe
@@ -53,6 +56,20 @@ JS_CONSUME_BUDGET = 100_000
 JS_RECOVERY_MSGS = 1_000_000  # x 128 B, filled with window 256, then SIGTERM and restart
 JS_DISK_ALERTS = 100_000  # the alerts file cycled to this many
 JS_DISK_MIN_QUICK = 20_000  # at least two brokerd blocks of 8 MiB are sealed (compressed)
+# Key-Value (bucket KV_bench, history 1): synchronous puts (one PubAck at a time, so bounded by brokerd's fsync
+# per put like jspub/1), direct gets one at a time (a round trip each, like reqrep), a watch of N values.
+KV_SIZE = 128
+KV_KEYS = 1_000  # kvput, kvget: keys used round-robin (kvwatch: one key per value)
+KV_PUT_BUDGET = 3_000
+KV_GET_BUDGET = 20_000
+KV_WATCH_BUDGET = 100_000  # kvwatch: one key per value
+# Object Store (bucket OBJ_bench): one object of OBJ_CHUNKS x 128 KiB = 50 MiB per run (x --scale, at least
+# OBJ_MIN_CHUNKS; --msgs does not apply); put with up to 4,000 chunk PubAcks outstanding (nats.go's default
+# PublishAsyncMaxPending, so all 400 chunks are in flight), get through a push consumer on the chunks.
+OBJ_CHUNK = 131_072
+OBJ_CHUNKS = 400
+OBJ_MIN_CHUNKS = 8
+OBJ_PUT_WINDOW = 4_000
 # Pub/Sub bridge (brokerd only): alerts per phase (plain client 1 and 4 in flight, bridge pre-filled, live), each on
 # a fresh emulator; ~15-20k alerts/s at batch 100, so ~40-50 s in all with the emulators' starts and warm-ups.
 BRIDGE_ALERTS = 50_000

@@ -9,7 +9,8 @@ from typing import Optional
 from .config import (ALL_SCENARIOS, BUDGET, BUDGET_BYTES, FALCO_BUDGET, FALCO_INGEST_SCENARIOS,
                      FALCOHTTP_BATCH_BUDGET, FALCOHTTP_BUDGET, FALCOPIPE_BUDGET, HOST, JS_ASYNC_BUDGET,
                      JS_ASYNC_WINDOW, JS_CONSUME_BUDGET, JS_FALCO_BUDGET, JS_ROW_SCENARIOS, JS_SIZE, JS_SYNC_BUDGET,
-                     MIN_MSGS, PERM_SCENARIOS, PERM_TOOL_SCENARIO, REQREP_BUDGET, SIZED_SCENARIOS, TLS_SCENARIOS,
+                     KV_GET_BUDGET, KV_KEYS, KV_PUT_BUDGET, KV_SIZE, KV_WATCH_BUDGET, MIN_MSGS, OBJ_CHUNK, OBJ_CHUNKS,
+                     OBJ_MIN_CHUNKS, OBJ_PUT_WINDOW, OBJ_SCENARIOS, PERM_SCENARIOS, PERM_TOOL_SCENARIO, REQREP_BUDGET, SIZED_SCENARIOS, TLS_SCENARIOS,
                      TLS_TOOL_SCENARIO)
 from .servers import Server
 
@@ -24,6 +25,7 @@ class Row:
     alerts: bool = False  # jspub: publish the Falco alerts (--alerts --cycle)
     conns: Optional[int] = None  # falcohttp: --conns
     batch: Optional[int] = None  # falcohttp: --batch
+    keys: Optional[int] = None  # kvput, kvget: --keys
 
     @property
     def brokerd_only(self) -> bool:
@@ -64,6 +66,8 @@ class Row:
             return f"{'jsfalco' if self.alerts else 'jspub'}/{self.window}"
         if self.scenario == "falcohttp":
             return f"falcohttp/{self.conns}" + (f"x{self.batch}" if self.batch > 1 else "")
+        if self.scenario in OBJ_SCENARIOS:
+            return f"{self.scenario}/{self.msgs * self.size / 2**20:g}M"  # the object's size in MiB
         return f"{self.scenario}/{self.subs}" if self.subs else self.scenario
 
 
@@ -115,6 +119,16 @@ def plan(a: argparse.Namespace, falco_size: int) -> list[Row]:
                             alerts=True))
         elif sc == "jsconsume":
             rows.append(Row(sc, JS_SIZE, msgs_for(JS_CONSUME_BUDGET, 1, a), None))
+        elif sc == "kvput":
+            rows.append(Row(sc, KV_SIZE, msgs_for(KV_PUT_BUDGET, 1, a), None, window=1, keys=KV_KEYS))
+        elif sc == "kvget":
+            rows.append(Row(sc, KV_SIZE, msgs_for(KV_GET_BUDGET, 1, a), None, keys=KV_KEYS))
+        elif sc == "kvwatch":
+            rows.append(Row(sc, KV_SIZE, msgs_for(KV_WATCH_BUDGET, 1, a), None))
+        elif sc in OBJ_SCENARIOS:
+            # msgs = the object's chunks (one object per run); --msgs does not apply, --scale does.
+            chunks = max(OBJ_MIN_CHUNKS, int(OBJ_CHUNKS * a.scale))
+            rows.append(Row(sc, OBJ_CHUNK, chunks, None, window=OBJ_PUT_WINDOW))
     return rows
 
 
@@ -137,6 +151,8 @@ def tool_argv(a: argparse.Namespace, tool: str, row: Row, url: str, server: Opti
         argv += ["--alerts", a.alerts, "--cycle"]
     if row.window:
         argv += ["--window", str(row.window)]
+    if row.keys:
+        argv += ["--keys", str(row.keys)]
     if row.scenario in FALCO_INGEST_SCENARIOS:
         argv += ["--alerts", a.alerts]
     if row.scenario == "falcohttp":

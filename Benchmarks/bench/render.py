@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Optional
 
-from .config import CLK_TCK, FALCO_INGEST_SCENARIOS, JS_SIZE, ROOT
+from .config import CLK_TCK, FALCO_INGEST_SCENARIOS, JS_SIZE, KV_OBJ_SCENARIOS, OBJ_CHUNK, ROOT
 from .plan import Row
 from .servers import Server
 from .stats import failure_counts
@@ -169,6 +169,10 @@ def render_report(a: argparse.Namespace, doc: dict, rows: list[Row], summary: li
                    "per request (JSON lines); falcopipe: `brokerd falco-pipe` fed on stdin. Alerts delivered to a "
                    "FALCO.* subscriber; latency = POST sent / line written -> delivery. brokerd only: nats-server "
                    "has no Falco ingest (\"-\"); falcopipe's cpu/1M is brokerd's alone, not the pipe process's")
+    if any(r.scenario in KV_OBJ_SCENARIOS for r in rows):
+        out.append("# kvput: kv.put one at a time (latency put -> PubAck); kvget: direct gets one at a time (latency = "
+                   "round trip); kvwatch: values delivered/s to a watcher; objput/objget: msgs = the "
+                   f"{OBJ_CHUNK // 1024} KiB chunks of one object, MB/s its rate, p50/p99 = seconds per object")
     if measured:
         out.append("")
         out.append(table)

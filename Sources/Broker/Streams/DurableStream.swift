@@ -304,6 +304,8 @@ public final class DurableStream {
     /// Exact through the per-subject index (a binary search per matching subject); for an unfiltered count over
     /// more than 1,024 subjects, the sequence span (which counts interior deletes) bounded by the message count.
     func countMatching(filter: [UInt8]?, after: UInt64) -> UInt64 {
+        // Nothing lies above the last sequence: no walk over every subject (a KV watch asks this per delivery).
+        if after >= store.state.lastSequence { return 0 }
         func above(_ sequences: [UInt64]) -> UInt64 {
             var lo = 0, hi = sequences.count
             while lo < hi {
