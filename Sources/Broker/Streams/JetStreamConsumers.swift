@@ -33,6 +33,8 @@ final class ConsumerEntry {
     /// Flow control (push): the reply subject of the request not yet answered, and bytes sent since it.
     var flowControlPending: String?
     var bytesSinceFlowControl = 0
+    /// A pump that ran out of its budget scheduled the next one.
+    var continuationScheduled = false
     /// When the consumer was last seen in use (interest on its deliver subject, a waiting pull request).
     var lastSeen: Int64 = 0
     /// Nanoseconds of inactivity after which the consumer is deleted: inactive_threshold, or nats-server's 5 s
@@ -270,6 +272,17 @@ extension JetStream {
                     if consumer.flowControlPending == nil, consumer.bytesSinceFlowControl >= Self.flowControlWindow / 2 {
                         sendFlowControl(consumer, to: deliverSubject)
                     }
+                }
+            }
+            if budget == 0, !consumer.continuationScheduled {
+                // More to send: go on in a task of its own (other work on the queue runs in between), rather
+                // than wait for the tick (which capped a backlog without acks at 100,000 messages a second).
+                consumer.continuationScheduled = true
+                let (stream, name) = (consumer.stream, consumer.name)
+                queue.async { [self] in
+                    guard let again = consumers[stream]?[name] else { return }
+                    again.continuationScheduled = false
+                    pump(again)
                 }
             }
         } else {
