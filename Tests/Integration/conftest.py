@@ -106,6 +106,14 @@ def reference_factory(reference, tmp_path, request):
 
 
 @pytest.fixture
+def js_server(server_factory, tmp_path) -> Server:
+    """A server with JetStream on a store of its own (`-js -sd DIR`)."""
+    store = tmp_path / "store"
+    store.mkdir()
+    return server_factory("-js", "-sd", str(store))
+
+
+@pytest.fixture
 def server(server_factory) -> Server:
     """A target server with default options."""
     return server_factory()

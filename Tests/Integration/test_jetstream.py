@@ -16,12 +16,6 @@ from nats.js.api import StreamConfig
 WAIT = 10
 
 
-@pytest.fixture
-def js_server(server_factory, tmp_path):
-    store = tmp_path / "store"
-    store.mkdir()
-    return server_factory("-js", "-sd", str(store))
-
 
 async def test_info_advertises_jetstream(js_server):
     nc = await nats.connect(js_server.url)

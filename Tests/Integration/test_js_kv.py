@@ -14,21 +14,12 @@ import signal
 import nats
 import nats.js.errors
 import pytest
+from jetstream_helpers import api as _api, api_error as _error, connect as _connect
 from nats.js.api import KeyValueConfig
 
 WAIT = 10
 
 
-@pytest.fixture
-def js_server(server_factory, tmp_path):
-    store = tmp_path / "store"
-    store.mkdir()
-    return server_factory("-js", "-sd", str(store))
-
-
-async def _connect(server):
-    nc = await nats.connect(server.url)
-    return nc, nc.jetstream(timeout=WAIT)
 
 
 @pytest.mark.parametrize("direct", [True, False])

@@ -16,21 +16,16 @@ import signal
 import nats
 import nats.js.errors
 import pytest
+from jetstream_helpers import connect
 from nats.js.api import ObjectMeta
 
 WAIT = 30
 
 
-@pytest.fixture
-def js_server(server_factory, tmp_path):
-    store = tmp_path / "store"
-    store.mkdir()
-    return server_factory("-js", "-sd", str(store))
-
-
 async def _connect(server):
-    nc = await nats.connect(server.url, max_reconnect_attempts=0)
-    return nc, nc.jetstream(timeout=WAIT)
+    return await connect(server, timeout=WAIT, max_reconnect_attempts=0)
+
+
 
 
 async def test_put_get_info_list_update_link_delete(js_server):

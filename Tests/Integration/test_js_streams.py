@@ -11,27 +11,13 @@ import json
 import nats
 import nats.js.errors
 import pytest
+from jetstream_helpers import api as _api, api_error as _error, connect as _connect
 from nats.js.api import StreamConfig
 
 WAIT = 10
 
 
-@pytest.fixture
-def js_server(server_factory, tmp_path):
-    store = tmp_path / "store"
-    store.mkdir()
-    return server_factory("-js", "-sd", str(store))
 
-
-async def _connect(server):
-    nc = await nats.connect(server.url)
-    return nc, nc.jetstream(timeout=WAIT)
-
-
-async def _error(coro):
-    with pytest.raises(nats.js.errors.APIError) as e:
-        await coro
-    return (e.value.code, e.value.err_code, e.value.description)
 
 
 async def test_publish_expectations(js_server):

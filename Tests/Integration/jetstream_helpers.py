@@ -1,0 +1,27 @@
+"""What the JetStream test files share: a connection with its JetStream context, an API error as a
+(code, err_code, description) tuple, and a raw API request as JSON."""
+
+from __future__ import annotations
+
+import json
+
+import nats
+import nats.js.errors
+import pytest
+
+WAIT = 10
+
+
+async def connect(server, timeout: float = WAIT, **options):
+    nc = await nats.connect(server.url, **options)
+    return nc, nc.jetstream(timeout=timeout)
+
+
+async def api_error(coro):
+    with pytest.raises(nats.js.errors.APIError) as e:
+        await coro
+    return (e.value.code, e.value.err_code, e.value.description)
+
+
+async def api(nc, subject, body):
+    return json.loads((await nc.request(subject, json.dumps(body).encode(), timeout=WAIT)).data)
