@@ -287,3 +287,27 @@ async def test_consumer_options_brokerd_does_not_have_are_refused(server_factory
             assert (r["error"]["code"], r["error"]["err_code"], r["error"]["description"]) == (500, 10012, text)
     finally:
         await nc.close()
+
+
+async def test_rebinding_a_push_consumer_needs_the_old_deliver_subject_free(js_server):
+    nc, js = await _connect(js_server)
+    try:
+        await js.add_stream(name="RB", subjects=["rb.>"])
+        await js.publish("rb.a", b"1")
+        old = await nc.subscribe("deliver.old")
+        await nc.flush()
+        await js.add_consumer("RB", ConsumerConfig(durable_name="d", deliver_subject="deliver.old", ack_policy=AckPolicy.NONE))
+        assert (await old.next_msg(timeout=WAIT)).data == b"1"
+        assert await _error(js.add_consumer("RB", ConsumerConfig(durable_name="d", deliver_subject="deliver.new",
+                                                                  ack_policy=AckPolicy.NONE))) == \
+            (400, 10013, "consumer name already in use")
+        await old.unsubscribe()
+        await nc.flush()
+        new = await nc.subscribe("deliver.new")
+        await nc.flush()
+        info = await js.add_consumer("RB", ConsumerConfig(durable_name="d", deliver_subject="deliver.new", ack_policy=AckPolicy.NONE))
+        assert info.config.deliver_subject == "deliver.new"
+        await js.publish("rb.a", b"2")
+        assert (await new.next_msg(timeout=WAIT)).data == b"2"
+    finally:
+        await nc.close()

@@ -71,6 +71,7 @@ public final class JetStream: @unchecked Sendable {
     func attach(to space: SubjectSpace) throws {
         try queue.sync { () throws in
             self.space = space
+            registry.hasInterest = { [unowned self] subject in hasInterest(subject) }
             try space.subscribe("$JS.API.>", JetStreamAPISubscriber(jetStream: self))
             try space.subscribe("$JS.ACK.>", JetStreamAckSubscriber(jetStream: self))
             try space.subscribe("$JS.FC.>", FlowControlSubscriber(jetStream: self))

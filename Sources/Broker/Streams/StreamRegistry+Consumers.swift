@@ -23,6 +23,10 @@ extension StreamRegistry {
         // nats-server's default for pull consumers, applied before any comparison (so a re-create matches).
         if (config.deliverSubject ?? "").isEmpty, (config.maxWaiting ?? 0) == 0 { config.maxWaiting = 512 }
         if let existing = consumers[streamName]?[name] {
+            // A push consumer moves to another deliver subject only once nobody listens on the old one.
+            if let old = existing.deliverSubject, let new = config.deliverSubject, !new.isEmpty, old != new, hasInterest(old) {
+                return .failure(.consumerNameExists)
+            }
             // Same configuration again: fine (nats-py re-binds durables this way). "create" with another
             // configuration is refused; "update" and create-or-update (no action, or "") change what may change.
             if existing.config.identity == config.identity {

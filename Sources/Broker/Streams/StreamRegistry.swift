@@ -29,6 +29,8 @@ final class StreamRegistry {
     let now: @Sendable () -> Int64
     /// Names for consumers the client left unnamed (random; tests make them predictable).
     var makeConsumerName: () -> String = NATSInboxToken.make
+    /// Whether anyone listens on a subject (JetStream sets it once attached; a rebind checks the old deliver subject).
+    var hasInterest: (String) -> Bool = { _ in false }
     /// Server-wide byte limits for memory and file streams (`max_memory_store`, `max_file_store`); nil = none.
     var maxMemory: Int64?
     var maxStore: Int64?

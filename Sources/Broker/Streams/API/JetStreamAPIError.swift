@@ -25,6 +25,7 @@ struct JetStreamAPIError: Error, Codable, Equatable, Sendable {
     static let noMessageFound = Self(code: 404, errCode: 10037, description: "no message found")
     static let consumerNameMismatch = Self(code: 400, errCode: 10017, description: "consumer name in subject does not match durable name in request")
     static let consumerExists = Self(code: 400, errCode: 10148, description: "consumer already exists")
+    static let consumerNameExists = Self(code: 400, errCode: 10013, description: "consumer name already in use")
     static let consumerDoesNotExist = Self(code: 400, errCode: 10149, description: "consumer does not exist")
     static let consumerDuplicateFilterSubjects = Self(code: 400, errCode: 10136, description: "consumer cannot have both FilterSubject and FilterSubjects specified")
     static let consumerEmptyFilter = Self(code: 400, errCode: 10139, description: "consumer filter in FilterSubjects cannot be empty")
