@@ -316,12 +316,9 @@ extension Runner {
         case keys([String])
     }
 
-    /// Publishes `n` messages, each with the reply subject `<prefix>.<index>`, keeping at most `window`
-    /// PubAcks outstanding; then waits for the last PubAcks (at most `drainTimeout` without any).
-    /// Returns the tracker, the start time and the payload bytes sent.
-    func publishWindowed(_ client: NATSClient, source: JSSource, tracker: PubAckTracker) async throws
-        -> (start: UInt64, bytes: Int) {
-        let n = tracker.expected
+    /// PubAcks come back on `<prefix>.<index>` into `tracker`; the watchdog marks the run stalled after
+    /// `drainTimeout` without any (cancel it when done).
+    func ackInbox(_ client: NATSClient, _ tracker: PubAckTracker) async throws -> (prefix: String, watchdog: Task<Void, Never>) {
         let prefix = "_BA.\(Self.randomToken())"
         try await client.subscribe(prefix + ".*") { message in
             tracker.ack(index: JSParse.lastTokenNumber(message.subject), payload: message.payload, now: monotonicNanos())
@@ -334,7 +331,18 @@ extension Runner {
                 if tracker.checkStall(timeout: timeout) { return }
             }
         }
+        return (prefix, watchdog)
+    }
+
+    /// Publishes `n` messages, each with the reply subject `<prefix>.<index>`, keeping at most `window`
+    /// PubAcks outstanding; then waits for the last PubAcks (at most `drainTimeout` without any).
+    /// Returns the tracker, the start time and the payload bytes sent.
+    func publishWindowed(_ client: NATSClient, source: JSSource, tracker: PubAckTracker) async throws
+        -> (start: UInt64, bytes: Int) {
+        let n = tracker.expected
+        let (prefix, watchdog) = try await ackInbox(client, tracker)
         defer { watchdog.cancel() }
+        let timeout = config.drainTimeout
 
         var payload = Stamp.makePayload(size: config.size)
         var bytes = 0

@@ -82,19 +82,9 @@ extension Runner {
     /// (`Nats-Rollup: sub`) to `$O.bench.M.<base64url name>` as a request, then the wait for every PubAck.
     func putObject(_ client: NATSClient, chunks: Int, chunkSize: Int, window: Int) async throws -> ObjectPut {
         let tracker = PubAckTracker(expected: chunks, window: window)
-        let prefix = "_BA.\(Self.randomToken())"
-        try await client.subscribe(prefix + ".*") { message in
-            tracker.ack(index: JSParse.lastTokenNumber(message.subject), payload: message.payload, now: monotonicNanos())
-        }
-        try await client.flush()
-        let timeout = config.drainTimeout
-        let watchdog = Task {
-            while !Task.isCancelled {
-                try? await Task.sleep(for: .milliseconds(100))
-                if tracker.checkStall(timeout: timeout) { return }
-            }
-        }
+        let (prefix, watchdog) = try await ackInbox(client, tracker)
         defer { watchdog.cancel() }
+        let timeout = config.drainTimeout
 
         let start = monotonicNanos()
         let existing = try await objectInfo(client)

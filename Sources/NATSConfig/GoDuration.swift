@@ -15,6 +15,26 @@ public enum GoDuration {
         "h": 3_600 * 1_000_000_000,
     ]
 
+    /// Go's Duration.String: "1.5s", "500ms", "2m0s", "1h0m1s" (nats-server prints durations this way).
+    public static func text(nanoseconds n: Int64) -> String {
+        if n == 0 { return "0s" }
+        if n < 0 { return "-" + text(nanoseconds: n == .min ? .max : -n) }
+        if n < 1_000 { return "\(n)ns" }
+        func decimal(_ value: Int64, _ scale: Int64, _ unit: String) -> String {
+            var fraction = String(value % scale)
+            fraction = String(repeating: "0", count: String(scale).count - 1 - fraction.count) + fraction
+            while fraction.hasSuffix("0") { fraction.removeLast() }
+            return "\(value / scale)" + (fraction.isEmpty ? "" : "." + fraction) + unit
+        }
+        if n < 1_000_000 { return decimal(n, 1_000, "\u{00B5}s") }
+        if n < 1_000_000_000 { return decimal(n, 1_000_000, "ms") }
+        let seconds = decimal(n % 60_000_000_000, 1_000_000_000, "s")
+        let minutes = n / 60_000_000_000
+        if minutes == 0 { return seconds }
+        if minutes < 60 { return "\(minutes)m" + seconds }
+        return "\(minutes / 60)h\(minutes % 60)m" + seconds
+    }
+
     /// The duration in nanoseconds.
     public static func parse(_ text: String) -> Result<Int64, Problem> {
         let invalid = Problem(reason: "invalid duration \"\(text)\"")

@@ -1,4 +1,5 @@
 import Foundation
+import NATSConfig
 import XCTest
 
 @testable import Broker
@@ -58,8 +59,8 @@ final class PublishExpectationsTests: XCTestCase {
         XCTAssertNil(MessageTTL("500ms"), "under a second")
         XCTAssertNil(MessageTTL("-5"))
         XCTAssertNil(MessageTTL("soon"))
-        XCTAssertEqual(DurableStream.goDurationText(seconds: 300), "5m0s")
-        XCTAssertEqual(DurableStream.goDurationText(seconds: 3601), "1h0m1s")
+        XCTAssertEqual(GoDuration.text(nanoseconds: 300_000_000_000), "5m0s")
+        XCTAssertEqual(GoDuration.text(nanoseconds: 3_601_000_000_000), "1h0m1s")
     }
 
     func testExpectationsInNatsServersOrder() throws {

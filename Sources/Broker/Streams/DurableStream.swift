@@ -1,4 +1,5 @@
 import Foundation
+import NATSConfig
 import Protocol
 
 /// A stream's configuration, in nats-server's JSON shape (durations are integer nanoseconds).
@@ -148,8 +149,6 @@ public final class DurableStream {
     private var earliestExpiry: Int64 = .max
     /// Every removal ever (consumers' cached pending counts are valid while it and the last sequence stay).
     private(set) var removals = 0
-    /// Messages removed by a rollup, a TTL or the age limit since the caller last looked (consumers skip them).
-    public private(set) var removedSinceLastLook = 0
 
     public init(config: StreamConfig, store: any MessageStore, now: @escaping () -> Int64) throws(StoreError) {
         self.config = config
@@ -263,11 +262,11 @@ public final class DurableStream {
         }
         do {
             if rollupSubject {
-                for old in perSubject[subject] ?? [] where old != sequence { try removeMessage(old, counted: true) }
+                for old in perSubject[subject] ?? [] where old != sequence { try removeMessage(old) }
             } else if rollupAll {
                 var s = store.state.firstSequence
                 while s < sequence {
-                    try removeMessage(s, counted: true)
+                    try removeMessage(s)
                     s = max(s + 1, store.state.firstSequence)
                 }
             }
@@ -327,6 +326,17 @@ public final class DurableStream {
             total += above(sequences)
         }
         return total
+    }
+
+    /// The first sequence holding a message stored at or after `time` (nanoseconds), deleted sequences passed
+    /// over; one past the last when none (by_start_time consumers, direct gets by start_time).
+    func firstSequence(storedAtOrAfter time: Int64) -> UInt64 {
+        var s = max(store.state.firstSequence, 1)
+        while s <= store.state.lastSequence {
+            if let m = try? store.load(s), m.timestamp >= time { return s }
+            s += 1
+        }
+        return s
     }
 
     /// How many subjects hold a message.
@@ -394,27 +404,15 @@ public final class DurableStream {
             return
         }
         let isLast = perSubject[message.subject]?.count == 1
-        try removeMessage(sequence, counted: true)
+        try removeMessage(sequence)
         guard config.subjectDeleteMarkerTTL > 0, isLast,
               PublishHeaders.value(of: "nats-marker-reason", in: message.headers) == nil else { return }
         let ttl = config.subjectDeleteMarkerTTL / 1_000_000_000
-        let marker = Array("NATS/1.0\r\nNats-Marker-Reason: MaxAge\r\nNats-TTL: \(Self.goDurationText(seconds: ttl))\r\nNats-Rollup: sub\r\n\r\n".utf8)
+        let marker = Array("NATS/1.0\r\nNats-Marker-Reason: MaxAge\r\nNats-TTL: \(GoDuration.text(nanoseconds: ttl * 1_000_000_000))\r\nNats-Rollup: sub\r\n\r\n".utf8)
         _ = try? publish(subject: message.subject, headers: marker, payload: [], parsed: PublishHeaders(headers: marker), sourced: true)
     }
 
-    /// Go's time.Duration text for whole seconds ("30s", "5m0s", "1h0m0s").
-    static func goDurationText(seconds: Int64) -> String {
-        let h = seconds / 3600, m = (seconds % 3600) / 60, s = seconds % 60
-        if h > 0 { return "\(h)h\(m)m\(s)s" }
-        if m > 0 { return "\(m)m\(s)s" }
-        return "\(s)s"
-    }
 
-    /// The caller's look at `removedSinceLastLook` (consumers re-check what they deliver when it moved).
-    public func takeRemovedCount() -> Int {
-        defer { removedSinceLastLook = 0 }
-        return removedSinceLastLook
-    }
 
     /// Drops what the limits no longer allow (discard old), messages past max_age and expired message ids.
     public func enforceLimits(at time: Int64, subject: [UInt8]? = nil) throws(StoreError) {
@@ -424,7 +422,7 @@ public final class DurableStream {
             let subjects = subject.map { [$0] } ?? perSubject.compactMap { $0.value.count > limit ? $0.key : nil }
             for subject in subjects {
                 while let sequences = perSubject[subject], sequences.count > limit {
-                    if try !removeMessage(sequences[0], counted: true) { perSubject[subject]?.removeFirst() }
+                    if try !removeMessage(sequences[0]) { perSubject[subject]?.removeFirst() }
                 }
             }
         }
@@ -450,7 +448,7 @@ public final class DurableStream {
 
     /// Removes one message (an ack under workqueue retention, or a delete request).
     @discardableResult
-    public func removeMessage(_ sequence: UInt64, counted: Bool = false) throws(StoreError) -> Bool {
+    public func removeMessage(_ sequence: UInt64) throws(StoreError) -> Bool {
         guard let message = try? store.load(sequence) else { return false }
         let removed = try store.remove(sequence)
         if removed {
@@ -458,14 +456,13 @@ public final class DurableStream {
             if perSubject[message.subject]?.isEmpty == true { perSubject[message.subject] = nil }
             expiries[sequence] = nil
             removals &+= 1
-            if counted { removedSinceLastLook += 1 }
         }
         return removed
     }
 
     private func removeOldest() throws(StoreError) {
         let first = store.state.firstSequence
-        if try !removeMessage(first, counted: true) {
+        if try !removeMessage(first) {
             // A gap at the front (already removed): the store's first sequence moves on by itself.
             return
         }
@@ -516,40 +513,8 @@ public final class DurableStream {
     /// The newest sequence stored on exactly `subject` (0 when none): a republished message's Nats-Last-Sequence.
     func lastSequence(on subject: [UInt8]) -> UInt64 { perSubject[subject]?.last ?? 0 }
 
-    /// The `Nats-Msg-Id` header's value in a NATS header block, if any.
+    /// The `Nats-Msg-Id` header's value in a NATS header block, if any (an empty id is no id).
     public static func messageID(in headers: [UInt8]) -> String? {
-        // On the bytes: this runs for every captured message and for every stored one at start-up.
-        let name = Array("nats-msg-id".utf8)
-        let n = headers.count
-        var i = 0
-        // Skip the status line ("NATS/1.0...").
-        while i + 1 < n, !(headers[i] == 0x0D && headers[i + 1] == 0x0A) { i += 1 }
-        i += 2
-        while i < n {
-            var end = i
-            while end + 1 < n, !(headers[end] == 0x0D && headers[end + 1] == 0x0A) { end += 1 }
-            if end + 1 >= n { end = n }
-            // A header line: name ":" value.
-            if end - i > name.count, headers[i + name.count] == UInt8(ascii: ":") {
-                var same = true
-                for k in 0..<name.count {
-                    let b = headers[i + k]
-                    guard (b >= 0x41 && b <= 0x5A ? b | 0x20 : b) == name[k] else {
-                        same = false
-                        break
-                    }
-                }
-                if same {
-                    var a = i + name.count + 1
-                    var b = end
-                    while a < b, headers[a] == 0x20 || headers[a] == 0x09 { a += 1 }
-                    while b > a, headers[b - 1] == 0x20 || headers[b - 1] == 0x09 { b -= 1 }
-                    // An empty id is no id (else every such message would dedupe against the others).
-                    return a < b ? String(decoding: headers[a..<b], as: UTF8.self) : nil
-                }
-            }
-            i = end + 2
-        }
-        return nil
+        PublishHeaders.value(of: "nats-msg-id", in: headers)
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NATSConfig
 import Protocol
 
 /// A consumer on a stream: its configuration (as the client sent it), its delivery state machine, and for
@@ -150,7 +151,7 @@ extension JetStream {
             return
         }
         if let max = config.maxExpires, max > 0, let expires = request.expires, expires > max {
-            deliverStatus(to: reply, code: 409, description: "Exceeded MaxRequestExpires of \(MessageTTL.goDurationText(nanoseconds: max))")
+            deliverStatus(to: reply, code: 409, description: "Exceeded MaxRequestExpires of \(GoDuration.text(nanoseconds: max))")
             return
         }
         if let max = config.maxBytes, max > 0, let bytes = request.maxBytes, bytes > max {

@@ -1,3 +1,5 @@
+import NATSConfig
+
 /// The headers of a published message that JetStream acts on (nats-server's `Nats-Msg-Id`, the
 /// `Nats-Expected-*` publish expectations, `Nats-Rollup` and `Nats-TTL`), read from the header block in one
 /// pass. A message without headers costs nothing: `init(headers:)` returns at once.
@@ -128,59 +130,7 @@ enum MessageTTL: Equatable, Sendable {
             self = .seconds(n)
             return
         }
-        guard let nanoseconds = Self.goDuration(text), nanoseconds >= 1_000_000_000 else { return nil }
+        guard case .success(let nanoseconds) = GoDuration.parse(text), nanoseconds >= 1_000_000_000 else { return nil }
         self = .seconds(nanoseconds / 1_000_000_000)
-    }
-
-    /// Go's time.Duration text ("1.5s", "500ms", "2m0s", "1h0m0s"), as nats-server prints durations in statuses.
-    static func goDurationText(nanoseconds n: Int64) -> String {
-        if n == 0 { return "0s" }
-        if n < 1_000 { return "\(n)ns" }
-        func trimmed(_ value: Int64, _ scale: Int64, _ unit: String) -> String {
-            var fraction = String(value % scale)
-            fraction = String(repeating: "0", count: String(scale).count - 1 - fraction.count) + fraction
-            while fraction.hasSuffix("0") { fraction.removeLast() }
-            return "\(value / scale)" + (fraction.isEmpty ? "" : "." + fraction) + unit
-        }
-        if n < 1_000_000 { return trimmed(n, 1_000, "µs") }
-        if n < 1_000_000_000 { return trimmed(n, 1_000_000, "ms") }
-        let seconds = trimmed(n % 60_000_000_000, 1_000_000_000, "s")
-        let minutes = n / 60_000_000_000
-        if minutes == 0 { return seconds }
-        if minutes < 60 { return "\(minutes)m" + seconds }
-        return "\(minutes / 60)h\(minutes % 60)m" + seconds
-    }
-
-    /// Go's time.ParseDuration for the units a TTL uses (ns, us, ms, s, m, h), in nanoseconds.
-    static func goDuration(_ text: String) -> Int64? {
-        var s = Substring(text)
-        guard !s.isEmpty, s != "-", s != "+" else { return nil }
-        var negative = false
-        if s.first == "-" || s.first == "+" {
-            negative = s.first == "-"
-            s = s.dropFirst()
-        }
-        if s == "0" { return 0 }
-        var total: Double = 0
-        while !s.isEmpty {
-            let number = s.prefix { $0.isNumber || $0 == "." }
-            guard !number.isEmpty, let value = Double(number) else { return nil }
-            s = s.dropFirst(number.count)
-            let unit = s.prefix { !$0.isNumber && $0 != "." }
-            s = s.dropFirst(unit.count)
-            let scale: Double
-            switch unit {
-            case "ns": scale = 1
-            case "us", "µs", "μs": scale = 1e3
-            case "ms": scale = 1e6
-            case "s": scale = 1e9
-            case "m": scale = 60e9
-            case "h": scale = 3600e9
-            default: return nil
-            }
-            total += value * scale
-        }
-        guard total < 9.2e18 else { return nil }
-        return Int64(total) * (negative ? -1 : 1)
     }
 }

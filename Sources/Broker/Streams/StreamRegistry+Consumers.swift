@@ -55,10 +55,7 @@ extension StreamRegistry {
         case .byStartSequence: start = max(config.optStartSeq ?? 1, 1)
         case .byStartTime:
             // The first message stored at or after opt_start_time (RFC 3339).
-            let since = config.optStartTime.flatMap(APITime.parse) ?? 0
-            var s = max(state.firstSequence, 1)
-            while s <= state.lastSequence, let m = try? entry.stream.store.load(s), m.timestamp < since { s += 1 }
-            start = s
+            start = entry.stream.firstSequence(storedAtOrAfter: config.optStartTime.flatMap(APITime.parse) ?? 0)
         }
         let filters = config.subjectFilters
         var bound: UInt64 = 0

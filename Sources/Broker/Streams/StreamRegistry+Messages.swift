@@ -30,11 +30,7 @@ extension StreamRegistry {
         }
         if let seq = request.seq, seq > 0 { return try? store.load(seq) }
         if let since = request.startTime.flatMap(APITime.parse) {
-            var s = max(stream.state.firstSequence, 1)
-            while s <= stream.state.lastSequence {
-                if let m = try? store.load(s), m.timestamp >= since { return m }
-                s += 1
-            }
+            return try? store.load(stream.firstSequence(storedAtOrAfter: since))
         }
         return nil
     }
@@ -172,11 +168,7 @@ extension StreamRegistry {
         // A batch: from seq (or the start time) on, the messages matching next_by_subj (all when absent).
         let filter = request.nextBySubject.flatMap { $0.isEmpty ? nil : Array($0.utf8) }
         var from = max(request.seq ?? 0, stream.state.firstSequence)
-        if let since = request.startTime.flatMap(APITime.parse) {
-            var s = max(stream.state.firstSequence, 1)
-            while s <= stream.state.lastSequence, let m = try? stream.store.load(s), m.timestamp < since { s += 1 }
-            from = s
-        }
+        if let since = request.startTime.flatMap(APITime.parse) { from = stream.firstSequence(storedAtOrAfter: since) }
         var candidates = stream.sequences(matching: filter).filter { $0 >= from }
         if let upTo = request.upToSeq, upTo > 0 { candidates = candidates.filter { $0 <= upTo } }
         guard !candidates.isEmpty else { return status("404 Message Not Found") }

@@ -382,15 +382,7 @@ enum HeaderLines {
 
     /// The value of the first `name:` line (case-insensitive name, trimmed value).
     static func value(of name: String, in headers: [UInt8]) -> String? {
-        guard !headers.isEmpty else { return nil }
-        let wanted = name.lowercased()
-        for line in lines(headers).dropFirst() {
-            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { continue }
-            if String(decoding: line[line.startIndex..<colon], as: UTF8.self).lowercased() == wanted {
-                return String(decoding: line[(colon + 1)...], as: UTF8.self).trimmingCharacters(in: .whitespaces)
-            }
-        }
-        return nil
+        PublishHeaders.value(of: name.lowercased(), in: headers)
     }
 
     private static func lines(_ headers: [UInt8]) -> [ArraySlice<UInt8>] {
