@@ -67,6 +67,39 @@ final class ConsumerStateMachineTests: XCTestCase {
         XCTAssertEqual(drain(&m, now: 0, last: 5), [4, 5], "never stalls for good")
     }
 
+    func testUndeliverCostsNoAttempt() {
+        var m = Machine(configuration: .init(ackWait: 30 * second, maxDeliver: 2), startSequence: 1)
+        // A first delivery undone: the same message comes again as a first delivery, same consumer sequence.
+        let first = m.next(now: 0, lastSequence: 1) { _ in true }!
+        m.undeliver(first, now: 0)
+        XCTAssertEqual(m.pending.count, 0)
+        XCTAssertEqual(m.next(now: 0, lastSequence: 1) { _ in true }, first)
+        // A redelivery undone: due again at once, with the count it had.
+        let again = m.next(now: 30 * second, lastSequence: 1) { _ in true }!
+        XCTAssertEqual(again.deliveryCount, 2)
+        m.undeliver(again, now: 30 * second)
+        XCTAssertEqual(m.next(now: 30 * second, lastSequence: 1) { _ in true }, again)
+        // Under ack none the floor goes back too.
+        var none = Machine(configuration: .init(ackPolicy: .none), startSequence: 1)
+        let d = none.next(now: 0, lastSequence: 2) { _ in true }!
+        none.undeliver(d, now: 0)
+        XCTAssertEqual(none.ackFloorStream, 0)
+        XCTAssertEqual(drain(&none, now: 0, last: 2), [1, 2])
+    }
+
+    func testDeadlinesSaturateInsteadOfOverflowing() {
+        var m = Machine(configuration: .init(ackWait: .max), startSequence: 1)
+        let d = m.next(now: 1_000 * second, lastSequence: 1) { _ in true }!
+        XCTAssertEqual(m.pending[d.streamSequence]?.deadline, .max)
+        m.nak(1, delay: .max, now: 1_000 * second)
+        XCTAssertNil(m.next(now: .max - 1, lastSequence: 1) { _ in true })
+        XCTAssertEqual(Int64.max.saturatingAdd(1), .max)
+        XCTAssertEqual(Int64.min.saturatingAdd(-1), .min)
+        XCTAssertEqual(Int64(10_000_000_000).saturatingMultiply(1_000_000_000), .max)
+        XCTAssertEqual(Int64(-10_000_000_000).saturatingMultiply(1_000_000_000), .min)
+        XCTAssertEqual(APITime.parse("3000-01-01T00:00:00Z"), .max)
+    }
+
     func testNakTermAndInProgress() {
         var m = Machine(configuration: .init(ackWait: 10 * second), startSequence: 1)
         XCTAssertEqual(drain(&m, now: 0, last: 3), [1, 2, 3])

@@ -6,6 +6,7 @@ final class MemoryJetStreamStorage: JetStreamStorage {
     var stores: [String: MemoryStore] = [:]
     var consumers: [String: [String: ConsumerRecord]] = [:]
     var consumerStates: [String: [String: [UInt8]]] = [:]
+    var sourcePositions: [String: [String: UInt64]] = [:]
 
     func makeStore(stream: String, storage: StreamConfig.Storage) throws -> any MessageStore {
         // A restored stream finds its messages again (file storage in production).
@@ -22,6 +23,7 @@ final class MemoryJetStreamStorage: JetStreamStorage {
         stores[name] = nil
         consumers[name] = nil
         consumerStates[name] = nil
+        sourcePositions[name] = nil
     }
 
     func savedStreams() -> [(name: String, record: StreamRecord)] {
@@ -40,6 +42,10 @@ final class MemoryJetStreamStorage: JetStreamStorage {
     func savedConsumers(stream: String) -> [(name: String, record: ConsumerRecord, state: [UInt8]?)] {
         (consumers[stream] ?? [:]).keys.sorted().map { ($0, consumers[stream]![$0]!, consumerStates[stream]?[$0]) }
     }
+
+    func saveSourcePositions(stream: String, _ positions: [String: UInt64]) { sourcePositions[stream] = positions }
+
+    func savedSourcePositions(stream: String) -> [String: UInt64] { sourcePositions[stream] ?? [:] }
 }
 
 /// A clock the test moves by hand: 2026-01-01T00:00:00Z plus whatever it sets.

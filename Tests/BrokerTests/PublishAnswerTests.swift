@@ -11,6 +11,8 @@ final class PublishAnswerTests: XCTestCase {
                        #"{"stream":"FALCO","seq":42,"duplicate":true}"#)
         XCTAssertEqual(String(buffer: PubAck.failed(code: 503, errorCode: 10077, description: "storage \"full\"").json),
                        #"{"error":{"code":503,"err_code":10077,"description":"storage \"full\""}}"#)
+        XCTAssertEqual(String(buffer: PubAck.failed(code: 400, errorCode: 10165, description: "invalid per-message TTL", stream: "A").json),
+                       #"{"error":{"code":400,"err_code":10165,"description":"invalid per-message TTL"},"stream":"A","seq":0}"#)
     }
 
     func testOverloadedIsTheResourceLimit() {

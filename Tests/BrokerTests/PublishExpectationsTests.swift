@@ -59,6 +59,10 @@ final class PublishExpectationsTests: XCTestCase {
         XCTAssertNil(MessageTTL("500ms"), "under a second")
         XCTAssertNil(MessageTTL("-5"))
         XCTAssertNil(MessageTTL("soon"))
+        XCTAssertNil(MessageTTL("0"), "Go reads \"0\" as a duration of 0: under a second")
+        XCTAssertNil(MessageTTL("0s"))
+        XCTAssertEqual(MessageTTL("00"), .seconds(0), "a number of seconds, 0: no TTL")
+        XCTAssertEqual(MessageTTL("10000000000"), .seconds(10_000_000_000))
         XCTAssertEqual(GoDuration.text(nanoseconds: 300_000_000_000), "5m0s")
         XCTAssertEqual(GoDuration.text(nanoseconds: 3_601_000_000_000), "1h0m1s")
     }
@@ -77,6 +81,9 @@ final class PublishExpectationsTests: XCTestCase {
         XCTAssertEqual(refusal { try publish(s, "s.a", [("Nats-Expected-Last-Msg-Id", "m1")]) }, .wrongLastMsgID(""))
         XCTAssertEqual(refusal { try publish(s, "s.a", [("Nats-Stream-Source", "X 1")]) }, .sourceHeaderNotAllowed)
         XCTAssertEqual(refusal { try publish(s, "s.a", [("Nats-TTL", "5s")]) }, .ttlDisabled)
+        // As nats-server: an invalid TTL is invalid first, on any stream.
+        XCTAssertEqual(refusal { try publish(s, "s.a", [("Nats-TTL", "abc")]) }, .ttlInvalid)
+        XCTAssertEqual(refusal { try publish(s, "s.a", [("Nats-TTL", "0")]) }, .ttlInvalid)
         XCTAssertEqual(refusal { try publish(s, "s.a", [("Nats-Rollup", "sub")]) }, .rollupNotPermitted)
         XCTAssertEqual(refusal { try publish(s, "s.a", [("Nats-Incr", "1")]) }?.codes.errorCode, 10168)
         // A duplicate is answered before the last-msg-id check (nats-server's order).

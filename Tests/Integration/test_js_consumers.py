@@ -15,7 +15,7 @@ import nats
 import nats.js.errors
 import pytest
 from jetstream_helpers import api as _api, api_error as _error, connect as _connect
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 
 WAIT = 10
 
@@ -69,6 +69,10 @@ async def test_create_update_actions(js_server):
         changed = dict(base, ack_wait=10_000_000_000)
         r = await _api(nc, "$JS.API.CONSUMER.CREATE.A.d", {"stream_name": "A", "config": changed, "action": "create"})
         assert (r["error"]["code"], r["error"]["err_code"]) == (400, 10148)
+        # Even a description or metadata that differs is another config for "create".
+        for extra in ({"description": "other"}, {"metadata": {"team": "sec"}}):
+            r = await _api(nc, "$JS.API.CONSUMER.CREATE.A.d", {"stream_name": "A", "config": dict(base, **extra), "action": "create"})
+            assert (r["error"]["code"], r["error"]["err_code"]) == (400, 10148)
         # update (and create-or-update, no action) changes what may change...
         r = await _api(nc, "$JS.API.CONSUMER.CREATE.A.d", {"stream_name": "A", "config": changed, "action": "update"})
         assert r["config"]["ack_wait"] == 10_000_000_000
@@ -309,5 +313,131 @@ async def test_rebinding_a_push_consumer_needs_the_old_deliver_subject_free(js_s
         assert info.config.deliver_subject == "deliver.new"
         await js.publish("rb.a", b"2")
         assert (await new.next_msg(timeout=WAIT)).data == b"2"
+    finally:
+        await nc.close()
+
+
+async def _pull(nc, stream, consumer, body):
+    """The first message a pull request gets (on an inbox of its own, as the clients' fetch does)."""
+    inbox = nc.new_inbox()
+    sub = await nc.subscribe(inbox)
+    await nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}", json.dumps(body).encode(), reply=inbox)
+    try:
+        return await sub.next_msg(timeout=WAIT)
+    finally:
+        await sub.unsubscribe()
+
+
+async def test_unacked_deliveries_keep_an_idle_pull_consumer(js_server):
+    """inactive_threshold counts from the last ack deadline: a pull consumer whose fetched messages are still
+    inside their ack wait is not deleted, though nobody asks for more; once acked and idle, it goes."""
+    nc, js = await _connect(js_server)
+    try:
+        await js.add_stream(name="U", subjects=["u.>"])
+        await js.publish("u.a", b"1")
+        cfg = {"name": "busy", "ack_policy": "explicit", "ack_wait": 30_000_000_000, "inactive_threshold": 1_000_000_000}
+        await _api(nc, "$JS.API.CONSUMER.CREATE.U.busy", {"stream_name": "U", "config": cfg})
+        m = await _pull(nc, "U", "busy", {"batch": 1, "expires": 1_000_000_000})
+        assert m.data == b"1"
+        await asyncio.sleep(2.5)
+        assert (await js.consumer_info("U", "busy")).num_ack_pending == 1
+        await m.respond(b"")
+        await nc.flush()
+        for _ in range(50):
+            names = (await _api(nc, "$JS.API.CONSUMER.NAMES.U", {}))["consumers"] or []
+            if not names:
+                break
+            await asyncio.sleep(0.2)
+        assert names == []
+    finally:
+        await nc.close()
+
+
+async def test_a_message_too_big_for_a_request_costs_no_delivery(js_server):
+    """A pull request whose max_bytes cannot hold the next message ends with 409; the message goes to the next
+    request as its first delivery (max_deliver 1 does not lose it)."""
+    nc, js = await _connect(js_server)
+    try:
+        await js.add_stream(name="B", subjects=["b.>"])
+        await js.publish("b.a", b"x" * 1000)
+        cfg = {"durable_name": "c", "ack_policy": "explicit", "max_deliver": 1}
+        await _api(nc, "$JS.API.CONSUMER.CREATE.B.c", {"stream_name": "B", "config": cfg})
+        m = await _pull(nc, "B", "c", {"batch": 1, "max_bytes": 100, "expires": 1_000_000_000})
+        assert (m.headers.get("Status"), m.headers.get("Description")) == ("409", "Message Size Exceeds MaxBytes")
+        m = await _pull(nc, "B", "c", {"batch": 1, "expires": 2_000_000_000})
+        assert len(m.data) == 1000
+        assert m.metadata.num_delivered == 1 and m.metadata.sequence.consumer == 1
+        info = await js.consumer_info("B", "c")
+        assert (info.delivered.consumer_seq, info.num_ack_pending, info.num_redelivered) == (1, 1, 0)
+    finally:
+        await nc.close()
+
+
+async def test_far_future_times_and_durations_are_taken(js_server):
+    """Dates past 2262 and durations of centuries (pause_until, pull expires, NAK delay) do not overflow:
+    the server answers and keeps running."""
+    nc, js = await _connect(js_server)
+    try:
+        await js.add_stream(name="F", subjects=["f.>"])
+        await js.publish("f.a", b"1")
+        await js.add_consumer("F", ConsumerConfig(durable_name="p", ack_policy=AckPolicy.EXPLICIT))
+        r = await _api(nc, "$JS.API.CONSUMER.PAUSE.F.p", {"pause_until": "3000-01-01T00:00:00Z"})
+        assert r["paused"] is True
+        r = await _api(nc, "$JS.API.CONSUMER.PAUSE.F.p", {})
+        assert r["paused"] is False
+        inbox = nc.new_inbox()
+        sub = await nc.subscribe(inbox)
+        await nc.publish("$JS.API.CONSUMER.MSG.NEXT.F.p", json.dumps({"batch": 1, "expires": 2**63 - 1}).encode(), reply=inbox)
+        m = await sub.next_msg(timeout=WAIT)
+        assert m.data == b"1"
+        await m.respond(b'-NAK {"delay": 9223372036854775807}')
+        await nc.flush()
+        info = await js.consumer_info("F", "p")
+        assert info.num_ack_pending == 1
+        start = {"durable_name": "t", "deliver_policy": "by_start_time", "opt_start_time": "9999-12-31T23:59:59Z"}
+        r = await _api(nc, "$JS.API.CONSUMER.CREATE.F.t", {"stream_name": "F", "config": start})
+        assert "error" not in r and r["config"]["deliver_policy"] == "by_start_time"
+        assert (await js.stream_info("F")).state.messages == 1
+    finally:
+        await nc.close()
+
+
+async def test_num_pending_follows_filter_and_stream_updates(js_server):
+    nc, js = await _connect(js_server)
+    try:
+        await js.add_stream(name="P", subjects=["p.>"])
+        for subject in ("p.x", "p.x", "p.x", "p.y", "p.y"):
+            await js.publish(subject, b"m")
+        await js.add_consumer("P", ConsumerConfig(durable_name="f", filter_subject="p.x", ack_policy=AckPolicy.EXPLICIT))
+        assert (await js.consumer_info("P", "f")).num_pending == 3
+        await js.add_consumer("P", ConsumerConfig(durable_name="f", filter_subject="p.>", ack_policy=AckPolicy.EXPLICIT))
+        assert (await js.consumer_info("P", "f")).num_pending == 5
+        # A stream update that drops messages (max_msgs) shows in the count at once.
+        await js.update_stream(StreamConfig(name="P", subjects=["p.>"], max_msgs=2))
+        assert (await js.consumer_info("P", "f")).num_pending == 2
+    finally:
+        await nc.close()
+
+
+async def test_interest_retention_counts_only_interested_consumers(js_server):
+    """Under interest retention a message leaves once every consumer whose filter takes it has acked it;
+    a consumer filtered elsewhere does not hold it."""
+    nc, js = await _connect(js_server)
+    try:
+        await js.add_stream(name="IR", subjects=["ir.>"], retention="interest")
+        await js.add_consumer("IR", ConsumerConfig(durable_name="a", filter_subject="ir.a", ack_policy=AckPolicy.EXPLICIT))
+        await js.add_consumer("IR", ConsumerConfig(durable_name="b", filter_subject="ir.b", ack_policy=AckPolicy.EXPLICIT))
+        await js.publish("ir.a", b"for a")
+        await js.publish("ir.b", b"for b")
+        psub = await js.pull_subscribe_bind("a", "IR")
+        (m,) = await psub.fetch(1, timeout=WAIT)
+        await m.ack_sync()
+        info = await js.stream_info("IR")
+        assert (info.state.messages, info.state.first_seq) == (1, 2)
+        psub = await js.pull_subscribe_bind("b", "IR")
+        (m,) = await psub.fetch(1, timeout=WAIT)
+        assert m.data == b"for b"
+        await m.ack_sync()
+        assert (await js.stream_info("IR")).state.messages == 0
     finally:
         await nc.close()

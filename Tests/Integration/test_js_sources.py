@@ -267,3 +267,123 @@ async def test_positions_survive_restart_and_kill_9(server_factory, store):
         assert info.sources[0].name == "O"
     finally:
         await nc.close()
+
+
+async def test_more_than_the_flow_control_window(js_server):
+    """6 MiB through a mirror and a source: the origin's consumer runs with flow control, which the sourcing
+    stream answers (without it, copying stops after the first few MiB)."""
+    nc = await nats.connect(js_server.url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name="O", subjects=["o.>"])
+        for i in range(60):
+            await js.publish("o.big", bytes([i]) * 100_000)
+        await js.add_stream(name="S", sources=[StreamSource(name="O")])
+        await js.add_stream(name="M", mirror=StreamSource(name="O"))
+        assert (await wait_for(js, "S", 60, timeout=30)).state.messages == 60
+        assert (await wait_for(js, "M", 60, timeout=30)).state.messages == 60
+        assert (await js.get_msg("S", 60)).data == bytes([59]) * 100_000
+    finally:
+        await nc.close()
+
+
+async def test_a_sourced_rollup_purges_only_where_rollups_are_allowed(js_server):
+    nc = await nats.connect(js_server.url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name="RO", subjects=["r.>"], allow_rollup_hdrs=True)
+        await js.add_stream(name="RS", subjects=["rs.>"], sources=[StreamSource(name="RO")])
+        await js.add_stream(name="RA", subjects=["ra.>"], sources=[StreamSource(name="RO")], allow_rollup_hdrs=True)
+        await js.publish("rs.keep", b"mine")
+        await js.publish("ra.keep", b"mine")
+        await js.publish("r.a", b"1")
+        await wait_for(js, "RS", 2)
+        await wait_for(js, "RA", 2)
+        await js.publish("r.a", b"2", headers={"Nats-Rollup": "all"})
+        await wait_for(js, "RS", 3)
+        await asyncio.sleep(0.5)
+        # Stored with its header, but RS (no allow_rollup_hdrs) keeps everything it had.
+        assert [(s, d) for _, s, d, _ in await contents(js, "RS")] == [("rs.keep", b"mine"), ("r.a", b"1"), ("r.a", b"2")]
+        # RA allows rollups: the sourced rollup-all leaves only itself.
+        assert [(s, d) for _, s, d, _ in await contents(js, "RA")] == [("r.a", b"2")]
+    finally:
+        await nc.close()
+
+
+async def test_a_message_the_limits_refuse_is_taken_later(js_server):
+    """discard new at max_msgs: what the sourcing stream cannot take now is not passed over; once there is room
+    (a purge), sourcing goes on from the first message it refused."""
+    nc = await nats.connect(js_server.url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name="O", subjects=["o.>"])
+        for i in range(6):
+            await js.publish("o.x", b"%d" % i)
+        await js.add_stream(name="S", sources=[StreamSource(name="O")], max_msgs=3, discard="new")
+        await wait_for(js, "S", 3)
+        await asyncio.sleep(1)
+        assert [d for _, _, d, _ in await contents(js, "S")] == [b"0", b"1", b"2"]
+        await js.purge_stream("S")
+        await wait_for(js, "S", 3, timeout=30)
+        assert [d for _, _, d, _ in await contents(js, "S")] == [b"3", b"4", b"5"]
+    finally:
+        await nc.close()
+
+
+async def test_a_drained_work_queue_does_not_source_again_after_sigkill(server_factory, store):
+    """The sourcing positions outlive the messages: a work queue that sourced and handed out everything is
+    empty, and after a SIGKILL and restart it stays empty (nothing sourced twice)."""
+    s = server_factory("-js", "-sd", str(store))
+    nc = await nats.connect(s.url)
+    js = nc.jetstream()
+    await js.add_stream(name="O", subjects=["o.>"])
+    await js.add_stream(name="Q", sources=[StreamSource(name="O")], retention="workqueue")
+    for i in range(5):
+        await js.publish("o.job", b"%d" % i)
+    await wait_for(js, "Q", 5)
+    psub = await js.pull_subscribe("o.job", durable="w", stream="Q")
+    got = await psub.fetch(5, timeout=WAIT)
+    for m in got:
+        await m.ack_sync()
+    assert (await js.stream_info("Q")).state.messages == 0
+    await asyncio.sleep(0.5)
+    await nc.close()
+    s.proc.send_signal(signal.SIGKILL)
+    s.proc.wait(timeout=10)
+    s = server_factory("-js", "-sd", str(store))
+    nc = await nats.connect(s.url)
+    try:
+        js = nc.jetstream()
+        await asyncio.sleep(3)
+        info = await js.stream_info("Q")
+        assert (info.state.messages, info.state.last_seq) == (0, 5)
+        await js.publish("o.job", b"5")
+        info = await wait_for(js, "Q", 1)
+        assert (info.state.messages, info.state.last_seq) == (1, 6)
+    finally:
+        await nc.close()
+
+
+async def test_a_mirror_applies_rollups_where_allowed(js_server):
+    nc = await nats.connect(js_server.url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name="O", subjects=["o.>"], allow_rollup_hdrs=True)
+        await js.add_stream(name="M", mirror=StreamSource(name="O"), allow_rollup_hdrs=True)
+        await js.add_stream(name="K", mirror=StreamSource(name="O"))
+        for i in range(3):
+            await js.publish(f"o.{i}", b"%d" % i)
+        await wait_for(js, "M", 3)
+        await wait_for(js, "K", 3)
+        await js.publish("o.1", b"roll", headers={"Nats-Rollup": "sub"})
+        await js.publish("o.9", b"last")
+        info = await wait_for(js, "K", 5)
+        await asyncio.sleep(0.3)
+        origin = await contents(js, "O")
+        assert [(seq, s, d) for seq, s, d, _ in origin] == [(1, "o.0", b"0"), (3, "o.2", b"2"), (4, "o.1", b"roll"), (5, "o.9", b"last")]
+        assert await contents(js, "M") == origin
+        # K does not allow rollups: it keeps o.1's first message.
+        assert [seq for seq, _, _, _ in await contents(js, "K")] == [1, 2, 3, 4, 5]
+        assert info.state.messages == 5
+    finally:
+        await nc.close()

@@ -272,3 +272,58 @@ async def test_options_brokerd_does_not_have_are_refused(server_factory, tmp_pat
             assert (r["error"]["code"], r["error"]["err_code"], r["error"]["description"]) == (500, 10052, text)
     finally:
         await nc.close()
+
+
+async def test_ttls_of_centuries_and_markers_for_thousands_of_subjects(server_factory, tmp_path):
+    """A Nats-TTL of 10^10 s is stored (and the stream opens again after SIGKILL); max_age aging out 3,000
+    subjects at once writes a delete marker for each (no recursion through the markers' own publishes)."""
+    import asyncio
+    import signal
+
+    store = tmp_path / "store"
+    store.mkdir()
+    s = server_factory("-js", "-sd", str(store))
+    nc, js = await _connect(s)
+    await js.add_stream(StreamConfig(name="T", subjects=["t.>"], allow_msg_ttl=True))
+    ack = await js.publish("t.a", b"x", headers={"Nats-TTL": "10000000000"})
+    assert ack.seq == 1
+    await nc.close()
+    s.proc.send_signal(signal.SIGKILL)
+    s.proc.wait(timeout=10)
+    s = server_factory("-js", "-sd", str(store))
+    nc, js = await _connect(s)
+    try:
+        assert (await js.stream_info("T")).state.messages == 1
+        r = await _api(nc, "$JS.API.STREAM.CREATE.K", {"name": "K", "subjects": ["k.>"], "max_age": 1_000_000_000,
+                                                      "subject_delete_marker_ttl": 60_000_000_000, "allow_msg_ttl": True})
+        assert "error" not in r
+        # A TTL under the marker TTL is raised to it, and the stored header says so.
+        ack = await js.publish("k.short", b"s", headers={"Nats-TTL": "1s"})
+        assert (await js.get_msg("K", ack.seq)).headers == {"Nats-TTL": "60"}
+        # Nats-TTL "0" is invalid (a Go duration under a second) on any stream; a valid one is refused
+        # where TTLs are off.
+        for stream, value, expected in (("T", "0", 10165), ("K", "abc", 10165)):
+            ack = await nc.request(f"{stream.lower()}.x", b"x", headers={"Nats-TTL": value}, timeout=WAIT)
+            assert json.loads(ack.data) == {"error": {"code": 400, "err_code": expected, "description": "invalid per-message TTL"},
+                                            "stream": stream, "seq": 0}
+        await js.add_stream(StreamConfig(name="N", subjects=["n.>"]))
+        ack = await nc.request("n.x", b"x", headers={"Nats-TTL": "abc"}, timeout=WAIT)
+        assert json.loads(ack.data)["error"]["err_code"] == 10165
+        ack = await nc.request("n.x", b"x", headers={"Nats-TTL": "5s"}, timeout=WAIT)
+        assert json.loads(ack.data)["error"]["err_code"] == 10166
+        for i in range(3000):
+            await nc.publish(f"k.{i}", b"v")
+        await nc.flush()
+        marker = None
+        for _ in range(100):
+            await asyncio.sleep(0.1)
+            try:
+                marker = await js.get_last_msg("K", "k.2999")
+            except nats.js.errors.NotFoundError:
+                continue
+            if marker.headers and marker.headers.get("Nats-Marker-Reason"):
+                break
+        assert marker is not None and marker.headers.get("Nats-Marker-Reason") == "MaxAge"
+        assert (await js.stream_info("K")).state.last_seq >= 3001
+    finally:
+        await nc.close()

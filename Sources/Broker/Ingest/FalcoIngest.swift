@@ -84,7 +84,7 @@ public final class FalcoIngest: @unchecked Sendable {
     static func outcome(of ack: PubAck) -> Outcome {
         switch ack {
         case .stored: return .accepted
-        case .failed(_, _, let description): return .failed(description, overloaded: ack.isOverloaded)
+        case .failed(_, _, let description, _): return .failed(description, overloaded: ack.isOverloaded)
         }
     }
 

@@ -48,12 +48,13 @@ enum PublishAnswer: Sendable {
 /// A stream's answer to a publish it captured, as a value.
 enum PubAck: Sendable, Equatable {
     case stored(stream: String, sequence: UInt64, duplicate: Bool)
-    /// Refused: nats-server's HTTP-like code, its JetStream error code and description.
-    case failed(code: Int, errorCode: Int, description: String)
+    /// Refused: nats-server's HTTP-like code, its JetStream error code and description; `stream` when the
+    /// stream itself refused it (nats-server then adds `"stream":<name>,"seq":0`).
+    case failed(code: Int, errorCode: Int, description: String, stream: String? = nil)
 
     /// The resource limits (503): worth retrying later.
     var isOverloaded: Bool {
-        if case .failed(let code, _, _) = self { return code == 503 }
+        if case .failed(let code, _, _, _) = self { return code == 503 }
         return false
     }
 
@@ -62,8 +63,9 @@ enum PubAck: Sendable, Equatable {
         switch self {
         case .stored(let stream, let sequence, let duplicate):
             return ByteBuffer(string: #"{"stream":\#(JSONString.quoted(stream)),"seq":\#(sequence)\#(duplicate ? #","duplicate":true"# : "")}"#)
-        case .failed(let code, let errorCode, let description):
-            return ByteBuffer(string: #"{"error":{"code":\#(code),"err_code":\#(errorCode),"description":\#(JSONString.quoted(description))}}"#)
+        case .failed(let code, let errorCode, let description, let stream):
+            let refusedBy = stream.map { #","stream":\#(JSONString.quoted($0)),"seq":0"# } ?? ""
+            return ByteBuffer(string: #"{"error":{"code":\#(code),"err_code":\#(errorCode),"description":\#(JSONString.quoted(description))}\#(refusedBy)}"#)
         }
     }
 }

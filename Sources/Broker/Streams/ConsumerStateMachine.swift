@@ -124,7 +124,7 @@ struct ConsumerStateMachine: Equatable {
         if configuration.ackPolicy == .none {
             ackFloorStream = max(ackFloorStream, sequence)
         } else {
-            let deadline = now + wait(forDelivery: count)
+            let deadline = now.saturatingAdd(wait(forDelivery: count))
             earliestDeadline = min(earliestDeadline, deadline)
             pending[sequence] = Pending(consumerSequence: deliveredConsumer, deadline: deadline)
             deliveryCounts[sequence] = count
@@ -161,24 +161,34 @@ struct ConsumerStateMachine: Equatable {
     /// -NAK: redeliver after `delay` nanoseconds (0 = now).
     mutating func nak(_ sequence: UInt64, delay: Int64 = 0, now: Int64) {
         guard pending[sequence] != nil else { return }
-        pending[sequence]?.deadline = now + max(0, delay)
-        earliestDeadline = min(earliestDeadline, now + max(0, delay))
+        let deadline = now.saturatingAdd(max(0, delay))
+        pending[sequence]?.deadline = deadline
+        earliestDeadline = min(earliestDeadline, deadline)
     }
 
-    /// A delivery that never left (a pull request too small for it): under ack none, it is handed out again
-    /// as the next new message; otherwise the -NAK before this made it due at once.
-    mutating func forgetDelivery(_ delivery: Delivery) {
-        guard configuration.ackPolicy == .none, delivery.deliveryCount == 1,
-              deliveredStream == delivery.streamSequence else { return }
-        deliveredStream = delivery.streamSequence - 1
+    /// A delivery that never left (a pull request too small for it): undone exactly, so it costs no delivery
+    /// attempt (max_deliver) and goes to the next request as it would have (nats-server does the same).
+    mutating func undeliver(_ delivery: Delivery, now: Int64) {
+        let sequence = delivery.streamSequence
         deliveredConsumer -= 1
-        ackFloorStream = min(ackFloorStream, deliveredStream)
+        if delivery.deliveryCount <= 1 {
+            // A new message: the consumer had not got to it.
+            pending[sequence] = nil
+            deliveryCounts[sequence] = nil
+            deliveredStream = min(deliveredStream, sequence - 1)
+            ackFloorStream = min(ackFloorStream, deliveredStream)
+        } else {
+            // A redelivery: still pending, due at once, with the count it had.
+            deliveryCounts[sequence] = delivery.deliveryCount - 1
+            pending[sequence]?.deadline = now
+            earliestDeadline = min(earliestDeadline, now)
+        }
     }
 
     /// +WPI: still working on it; the ack wait starts again.
     mutating func inProgress(_ sequence: UInt64, now: Int64) {
         guard pending[sequence] != nil else { return }
-        let deadline = now + wait(forDelivery: deliveryCounts[sequence] ?? 1)
+        let deadline = now.saturatingAdd(wait(forDelivery: deliveryCounts[sequence] ?? 1))
         pending[sequence]?.deadline = deadline
     }
 

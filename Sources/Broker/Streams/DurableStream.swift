@@ -147,6 +147,9 @@ public final class DurableStream {
     private var expiries: [UInt64: Int64] = [:]
     /// No entry of `expiries` is due before this (so the tick scans only when one can be).
     private var earliestExpiry: Int64 = .max
+    /// Subjects that lost their last message to age and get a delete marker (`writeMarkers`).
+    private var markerSubjects: [[UInt8]] = []
+    private var writingMarkers = false
     /// Every removal ever (consumers' cached pending counts are valid while it and the last sequence stay).
     private(set) var removals = 0
 
@@ -195,7 +198,7 @@ public final class DurableStream {
                 }
             }
             if let expected = h.expectedStream, !expected.isEmpty, expected != config.name { throw .streamNotMatch }
-            if let ttl = h.ttl, !ttl.isEmpty, ttl != "0", !config.allowMsgTTL { throw .ttlDisabled }
+            if let text = h.ttl, !text.isEmpty, !config.allowMsgTTL, MessageTTL(text)?.isSet == true { throw .ttlDisabled }
             if let expected = h.expectedLastSubjectSequence {
                 let bySubject = h.expectedLastSubjectSequenceSubject.flatMap { $0.isEmpty ? nil : Array($0.utf8) } ?? subject
                 let last = lastSequence(matching: bySubject)
@@ -222,6 +225,8 @@ public final class DurableStream {
             case "all": rollupAll = true
             default: if !sourced { throw .rollupInvalid(rollup) }
             }
+            // As nats-server: a sourced rollup is stored, but purges only a stream that allows rollups.
+            if !config.allowRollup || config.denyPurge { rollupSubject = false; rollupAll = false }
         }
         let size = subject.count + headers.count + payload.count + 16
         if config.maxMsgSize >= 0, headers.count + payload.count > Int(config.maxMsgSize) { throw .messageTooLarge }
@@ -234,9 +239,17 @@ public final class DurableStream {
             }
         }
         var ttl: MessageTTL?
-        if let text = h.ttl, !text.isEmpty, !sourced || config.allowMsgTTL {
+        var headers = headers
+        if let text = h.ttl, !text.isEmpty {
             guard let parsedTTL = MessageTTL(text) else { throw .ttlInvalid }
             ttl = parsedTTL
+            // As nats-server: with delete markers, a TTL is at least the marker's (so a marker is never missed),
+            // and the stored header says so.
+            let markerTTL = config.subjectDeleteMarkerTTL / 1_000_000_000
+            if case .seconds(let seconds) = parsedTTL, seconds > 0, markerTTL > seconds, config.maxMsgsPerSubject != 1 {
+                ttl = .seconds(markerTTL)
+                headers = HeaderLines.adding(name: "Nats-TTL", value: "\(markerTTL)", to: HeaderLines.removing(name: "Nats-TTL", from: headers))
+            }
         }
         let sequence: UInt64
         do {
@@ -250,26 +263,13 @@ public final class DurableStream {
             recentIDs[messageID] = (sequence, time)
         }
         lastMessageID = h.messageID ?? ""
-        if case .seconds(let seconds)? = ttl, seconds > 0 {
-            var lifetime = seconds
-            // As nats-server: with delete markers, a TTL is at least the marker's, so a marker is never missed.
-            if config.subjectDeleteMarkerTTL > 0, config.maxMsgsPerSubject != 1 {
-                lifetime = max(lifetime, config.subjectDeleteMarkerTTL / 1_000_000_000)
-            }
-            let deadline = time + lifetime * 1_000_000_000
+        if config.allowMsgTTL, case .seconds(let seconds)? = ttl, seconds > 0 {
+            let deadline = time.saturatingAdd(seconds.saturatingMultiply(1_000_000_000))
             expiries[sequence] = deadline
             earliestExpiry = min(earliestExpiry, deadline)
         }
         do {
-            if rollupSubject {
-                for old in perSubject[subject] ?? [] where old != sequence { try removeMessage(old) }
-            } else if rollupAll {
-                var s = store.state.firstSequence
-                while s < sequence {
-                    try removeMessage(s)
-                    s = max(s + 1, store.state.firstSequence)
-                }
-            }
+            if rollupSubject || rollupAll { try rollUp(to: sequence, subject: rollupAll ? nil : subject) }
             try enforceLimits(at: time, subject: subject)
         } catch {
             throw .store(error)
@@ -352,6 +352,47 @@ public final class DurableStream {
         return result.sorted()
     }
 
+    /// The sequences from `from` to `upTo` on subjects matching `filter` (nil: all): the first `limit` of them,
+    /// oldest first, and how many there are in all. A literal subject is a binary search in its sequences and
+    /// no filter a walk of the index from `from`; only a wildcard lists what it matches.
+    func sequences(matching filter: [UInt8]?, from: UInt64, upTo: UInt64, limit: Int) -> (first: [UInt64], total: UInt64) {
+        func range(_ sequences: [UInt64]) -> Range<Int> {
+            let lower = Self.lowerBound(sequences, from)
+            let upper = upTo == .max ? sequences.count : Self.lowerBound(sequences, upTo + 1)
+            return lower..<max(lower, upper)
+        }
+        if let filter, !filter.contains(UInt8(ascii: "*")), !filter.contains(UInt8(ascii: ">")) {
+            let sequences = perSubject[filter] ?? []
+            let r = range(sequences)
+            return (Array(sequences[r].prefix(limit)), UInt64(r.count))
+        }
+        if let filter {
+            let all = sequences(matching: filter)
+            let r = range(all)
+            return (Array(all[r].prefix(limit)), UInt64(r.count))
+        }
+        var total: UInt64 = 0
+        for sequences in perSubject.values { total += UInt64(range(sequences).count) }
+        var first: [UInt64] = []
+        var s = max(from, store.state.firstSequence)
+        let last = min(upTo, store.state.lastSequence)
+        while s <= last, first.count < limit {
+            if store.contains(s) { first.append(s) }
+            s += 1
+        }
+        return (first, total)
+    }
+
+    /// The index of the first element of sorted `a` that is at least `value`.
+    private static func lowerBound(_ a: [UInt64], _ value: UInt64) -> Int {
+        var low = 0, high = a.count
+        while low < high {
+            let mid = (low + high) / 2
+            if a[mid] < value { low = mid + 1 } else { high = mid }
+        }
+        return low
+    }
+
     /// STREAM.PURGE with options: everything matching `filter` (nil: all) below `upTo` (nil: no bound), or all
     /// but the newest `keep` of each... of them (nats-server: keep counts over the whole filtered set).
     /// Returns how many messages went.
@@ -387,13 +428,8 @@ public final class DurableStream {
             earliestExpiry = earliest
             for sequence in due.sorted() { try removeAged(sequence) }
         }
-        if config.maxAge > 0 {
-            while store.state.messages > 0 {
-                let first = try store.load(store.state.firstSequence)
-                guard time - first.timestamp > config.maxAge else { break }
-                try removeAged(first.sequence)
-            }
-        }
+        try removePastMaxAge(at: time)
+        writeMarkers()
         return store.state.messages != before.0 || store.state.lastSequence != before.1
     }
 
@@ -407,9 +443,35 @@ public final class DurableStream {
         try removeMessage(sequence)
         guard config.subjectDeleteMarkerTTL > 0, isLast,
               PublishHeaders.value(of: "nats-marker-reason", in: message.headers) == nil else { return }
+        markerSubjects.append(message.subject)
+    }
+
+    /// Removes the messages past max_age, oldest first.
+    private func removePastMaxAge(at time: Int64) throws(StoreError) {
+        guard config.maxAge > 0 else { return }
+        while store.state.messages > 0 {
+            let first = try store.load(store.state.firstSequence)
+            guard time - first.timestamp > config.maxAge else { break }
+            try removeAged(first.sequence)
+        }
+    }
+
+    /// Writes the delete markers that removals asked for. A marker's own publish enforces the limits again and
+    /// may age out more: those join the queue, drained here in a loop rather than by recursion (thousands of
+    /// subjects aging out at once must not run the stack out).
+    private func writeMarkers() {
+        guard !writingMarkers, !markerSubjects.isEmpty else { return }
+        writingMarkers = true
+        defer { writingMarkers = false }
         let ttl = config.subjectDeleteMarkerTTL / 1_000_000_000
         let marker = Array("NATS/1.0\r\nNats-Marker-Reason: MaxAge\r\nNats-TTL: \(GoDuration.text(nanoseconds: ttl * 1_000_000_000))\r\nNats-Rollup: sub\r\n\r\n".utf8)
-        _ = try? publish(subject: message.subject, headers: marker, payload: [], parsed: PublishHeaders(headers: marker), sourced: true)
+        let parsed = PublishHeaders(headers: marker)
+        var next = 0
+        while next < markerSubjects.count {
+            _ = try? publish(subject: markerSubjects[next], headers: marker, payload: [], parsed: parsed, sourced: true)
+            next += 1
+        }
+        markerSubjects.removeAll()
     }
 
 
@@ -432,13 +494,8 @@ public final class DurableStream {
         while config.maxBytes >= 0, store.state.bytes > UInt64(config.maxBytes), store.state.messages > 0 {
             try removeOldest()
         }
-        if config.maxAge > 0 {
-            while store.state.messages > 0 {
-                let first = try store.load(store.state.firstSequence)
-                guard time - first.timestamp > config.maxAge else { break }
-                try removeAged(first.sequence)
-            }
-        }
+        try removePastMaxAge(at: time)
+        writeMarkers()
         // Expired ids go once the oldest one is out of the window (not a pass over them per publish).
         if !recentIDs.isEmpty, time - oldestIDTime >= config.duplicateWindow {
             recentIDs = recentIDs.filter { time - $0.value.1 < config.duplicateWindow }
@@ -484,7 +541,7 @@ public final class DurableStream {
                         oldestIDTime = min(oldestIDTime, message.timestamp)
                     }
                     if config.allowMsgTTL, let text = h.ttl, case .seconds(let seconds)? = MessageTTL(text), seconds > 0 {
-                        let deadline = message.timestamp + seconds * 1_000_000_000
+                        let deadline = message.timestamp.saturatingAdd(seconds.saturatingMultiply(1_000_000_000))
                         expiries[sequence] = deadline
                         earliestExpiry = min(earliestExpiry, deadline)
                     }
@@ -504,9 +561,34 @@ public final class DurableStream {
             try store.skip(to: sequence)
             let stored = try store.append(subject: subject, headers: headers, payload: payload, timestamp: timestamp)
             perSubject[subject, default: []].append(stored)
-            try enforceLimits(at: now())
+            // What the origin's headers ask for applies here as on any publish (nats-server stores a mirrored
+            // message through the same path): the last message id, a TTL, a rollup where allowed.
+            let h = headers.isEmpty ? PublishHeaders.none : PublishHeaders(headers: headers)
+            lastMessageID = h.messageID ?? ""
+            if config.allowMsgTTL, let text = h.ttl, case .seconds(let seconds)? = MessageTTL(text), seconds > 0 {
+                let deadline = timestamp.saturatingAdd(seconds.saturatingMultiply(1_000_000_000))
+                expiries[stored] = deadline
+                earliestExpiry = min(earliestExpiry, deadline)
+            }
+            if config.allowRollup, !config.denyPurge, let rollup = h.rollup, rollup == "sub" || rollup == "all" {
+                try rollUp(to: stored, subject: rollup == "all" ? nil : subject)
+            }
+            try enforceLimits(at: now(), subject: subject)
         } catch {
             throw .store(error)
+        }
+    }
+
+    /// `Nats-Rollup`: everything before `sequence` on `subject` (sub), or in the whole stream (nil: all), goes.
+    private func rollUp(to sequence: UInt64, subject: [UInt8]?) throws(StoreError) {
+        if let subject {
+            for old in perSubject[subject] ?? [] where old != sequence { try removeMessage(old) }
+            return
+        }
+        var s = store.state.firstSequence
+        while s < sequence {
+            try removeMessage(s)
+            s = max(s + 1, store.state.firstSequence)
         }
     }
 

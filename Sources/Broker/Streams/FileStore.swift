@@ -110,6 +110,8 @@ public final class FileStore: MessageStore {
         return sequence
     }
 
+    public func contains(_ sequence: UInt64) -> Bool { index[sequence] != nil }
+
     public func remove(_ sequence: UInt64) throws(StoreError) -> Bool {
         guard activeFD >= 0 else { throw .closed }
         guard index[sequence] != nil else { return false }

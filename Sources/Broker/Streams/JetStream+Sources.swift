@@ -98,6 +98,13 @@ extension JetStream {
         var stored = false
         deliveries: for item in items {
             let time = now()
+            if item.reply.hasPrefix("$JS.FC.") {
+                // Flow control (a request, or the reply a stalled heartbeat names): answered in order, after
+                // what came before it was taken, so the origin sends on.
+                publish(item.reply, nil, [], [])
+                continue
+            }
+            let before = (origin.sourceSequence, origin.deliverySequence)
             switch sourcing.inbound(origin, subject: item.subject, reply: item.reply, headers: item.headers, payload: item.payload, now: time) {
             case .ignore, .skip:
                 continue
@@ -113,7 +120,8 @@ extension JetStream {
                     stored = true
                     republish(entry, subject: subject, sequence: sequence, timestamp: timestamp, previous: previous, headers: headers, payload: payload)
                 } catch {
-                    logger.warning("JetStream mirror: message not stored", metadata: ["stream": "\(name)", "error": "\(error)"])
+                    refused(sourcing, origin, error, at: before)
+                    break deliveries
                 }
             case .source(let subject, let headers, let payload):
                 let subject = entry.ingest?.storedSubject(subject) ?? subject
@@ -126,7 +134,8 @@ extension JetStream {
                         republish(entry, subject: subject, sequence: sequence, timestamp: time, previous: previous, headers: headers, payload: payload)
                     }
                 } catch {
-                    logger.warning("JetStream source: message not stored", metadata: ["stream": "\(name)", "error": "\(error)"])
+                    refused(sourcing, origin, error, at: before)
+                    break deliveries
                 }
             }
         }
@@ -141,7 +150,25 @@ extension JetStream {
             logger.error("JetStream sourcing: sync failed", metadata: ["stream": "\(name)", "error": "\(error)"])
             return
         }
+        if sourcing.kind == .source, entry.config.storage == .file {
+            // Once stored: the positions outlive the messages (a drained work queue must not source again).
+            registry.storage.saveSourcePositions(stream: name, sourcing.positions)
+        }
         for consumer in (consumers[name] ?? [:]).values { pump(consumer) }
+    }
+
+    /// A delivery this stream's store refused (a limit with discard new, a failing disk): the origin's position
+    /// goes back to before it and the consumer is asked again after the retry interval, so the message is
+    /// taken once there is room rather than passed over (nats-server retries the same way).
+    private func refused(_ sourcing: StreamSourcing, _ origin: StreamSourcing.Origin, _ error: DurableStream.PublishError,
+                         at before: (source: UInt64, delivery: UInt64)) {
+        logger.warning("JetStream sourcing: message not stored, will ask again", metadata: [
+            "stream": "\(sourcing.stream)", "origin": "\(origin.config.name)", "sequence": "\(origin.sourceSequence)", "error": "\(error)"])
+        origin.sourceSequence = before.source
+        origin.deliverySequence = before.delivery
+        stopOrigin(origin, deleteConsumer: true)
+        sourcing.reset(origin)
+        origin.lastAttempt = now()
     }
 
     /// `republish`: the stored message goes out again on its destination (as nats-server, right after storing).
@@ -181,13 +208,20 @@ final class SourceDeliverySubscriber: InternalSubscriber, @unchecked Sendable {
     var receivesServerMessages: Bool { true }
 
     func receive(_ publish: Publish, via router: Router, answer: PublishAnswer?) -> Bool {
-        // Heartbeats and flow control have no $JS.ACK reply: brokerd's consumers send none, an origin across
-        // a leaf may (they are passed over: flow control is not answered yet).
-        guard let reply = publish.reply else { return false }
         let bytes = publish.payload.readableBytesView
         let headerLength = publish.headerLength ?? 0
-        let delivery = SourceDelivery(subject: Array(publish.subject.readableBytesView), reply: String(buffer: reply),
+        let delivery: SourceDelivery
+        if let reply = publish.reply {
+            // A message ($JS.ACK reply) or a flow-control request ($JS.FC reply).
+            delivery = SourceDelivery(subject: Array(publish.subject.readableBytesView), reply: String(buffer: reply),
                                       headers: Array(bytes.prefix(headerLength)), payload: Array(bytes.dropFirst(headerLength)))
+        } else if headerLength > 0,
+                  let stalled = PublishHeaders.value(of: "nats-consumer-stalled", in: Array(bytes.prefix(headerLength))) {
+            // A heartbeat of a consumer waiting for a flow-control reply that was lost: answer the one it names.
+            delivery = SourceDelivery(subject: [], reply: stalled, headers: [], payload: [])
+        } else {
+            return false
+        }
         guard inbox.append(delivery).schedule else { return false }
         jetStream.queue.async { [self] in
             jetStream.sourceDelivered(sourcing, origin, inbox.drain())

@@ -93,6 +93,10 @@ public final class JetStream: @unchecked Sendable {
             if syncPolicy == .interval, now() - lastIntervalSync >= syncInterval {
                 lastIntervalSync = now()
                 for entry in streams.values { try? entry.stream.store.sync() }
+            } else {
+                // Removals (acks under workqueue or interest, deletes, expiry) leave the process within a tick
+                // even when no publish follows them: a killed brokerd does not bring acknowledged work back.
+                for entry in streams.values { try? entry.stream.store.flushWrites() }
             }
             scheduleTick()
         }
@@ -197,7 +201,7 @@ public final class JetStream: @unchecked Sendable {
                     response = .stored(stream: name, sequence: sequence, duplicate: true)
                 }
             } catch let error as DurableStream.PublishError {
-                answer?.send(.failed(code: error.codes.code, errorCode: error.codes.errorCode, description: error.description))
+                answer?.send(.failed(code: error.codes.code, errorCode: error.codes.errorCode, description: error.description, stream: name))
                 return
             } catch {
                 answer?.send(.failed(code: 503, errorCode: 10077, description: "\(error)"))

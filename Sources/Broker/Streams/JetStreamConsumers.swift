@@ -46,6 +46,12 @@ final class ConsumerEntry {
     }
     /// pause_until in nanoseconds (nil: not paused).
     var pausedUntil: Int64?
+
+    /// A pull consumer with deliveries still inside their ack wait (plus the threshold) is in use, though
+    /// nobody asks for more: nats-server counts inactivity from the last ack deadline.
+    func awaitsAcks(at time: Int64, threshold: Int64) -> Bool {
+        deliverSubject == nil && machine.pending.values.contains { $0.deadline.saturatingAdd(threshold) > time }
+    }
     /// The last pending count, valid while the stream's last sequence and removals and the consumer's
     /// delivered sequence are as recorded: each first delivery takes one off, so a long catch-up (a KV watch
     /// over many keys) counts once instead of once per message.
@@ -164,7 +170,7 @@ extension JetStream {
         }
         let time = now()
         consumer.lastSeen = time
-        let expires = request.expires.map { time + $0 }
+        let expires = request.expires.map { time.saturatingAdd($0) }
         consumer.waiting.append(.init(reply: reply, remaining: request.batch, expires: expires, noWait: request.noWait,
                                       remainingBytes: request.maxBytes.flatMap { $0 > 0 ? $0 : nil },
                                       heartbeat: request.idleHeartbeat.flatMap { $0 > 0 ? $0 : nil }, lastActivity: time))
@@ -182,6 +188,7 @@ extension JetStream {
         // Most acks are empty (nats-py's msg.ack()): no String work for those.
         let body = payload.isEmpty ? "" : String(decoding: payload, as: UTF8.self).trimmingCharacters(in: .whitespaces)
         let time = now()
+        consumer.lastSeen = time
         if body.isEmpty || body.hasPrefix("+ACK") || body.hasPrefix("+NXT") {
             let floorBefore = consumer.machine.ackFloorStream
             consumer.machine.ack(sequence)
@@ -191,7 +198,7 @@ extension JetStream {
                 let floor = consumer.machine.ackFloorStream
                 if consumer.machine.configuration.ackPolicy == .all, floor > floorBefore {
                     let store = entry.stream.store
-                    done = (floorBefore + 1...min(floor, floorBefore + 100_000)).filter { s in
+                    done = (floorBefore + 1...floor).filter { s in
                         guard s != sequence, let m = try? store.load(s) else { return s == sequence }
                         return consumer.accepts(m.subject)
                     }
@@ -204,8 +211,12 @@ extension JetStream {
                         // An acknowledged message is done and leaves the stream.
                         _ = try? entry.stream.removeMessage(s)
                     case .interest:
-                        // A message every consumer has acknowledged leaves the stream.
-                        let everyone = all.allSatisfy { $0.machine.ackFloorStream >= s || ($0.machine.pending[s] == nil && $0.machine.deliveredStream >= s) }
+                        // A message every consumer interested in its subject has acknowledged leaves the stream
+                        // (a consumer whose filters pass it by never will).
+                        guard let subject = (try? entry.stream.store.load(s))?.subject else { continue }
+                        let everyone = all.allSatisfy {
+                            !$0.accepts(subject) || $0.machine.ackFloorStream >= s || ($0.machine.pending[s] == nil && $0.machine.deliveredStream >= s)
+                        }
                         if everyone { _ = try? entry.stream.removeMessage(s) }
                     case .limits:
                         break
@@ -303,8 +314,7 @@ extension JetStream {
                     if size > left {
                         // As nats-server: the request ends; the message goes to the next one.
                         let request = consumer.waiting.removeFirst()
-                        consumer.machine.nak(delivery.streamSequence, now: time)
-                        consumer.machine.forgetDelivery(delivery)
+                        consumer.machine.undeliver(delivery, now: time)
                         deliverStatus(to: request.reply, code: 409, description: "Message Size Exceeds MaxBytes",
                                       pending: (request.remaining, left))
                         continue
@@ -412,7 +422,7 @@ extension JetStream {
                     let active = consumer.deliverSubject.map(hasInterest) ?? !consumer.waiting.isEmpty
                     if active || consumer.lastSeen == 0 {
                         consumer.lastSeen = time
-                    } else if time - consumer.lastSeen >= threshold {
+                    } else if time - consumer.lastSeen >= threshold, !consumer.awaitsAcks(at: time, threshold: threshold) {
                         inactive.append(consumer)
                         continue
                     }

@@ -38,10 +38,14 @@ protocol JetStreamStorage: AnyObject {
     func removeConsumer(stream: String, name: String)
     /// The saved durable consumers of `stream`, by name, with their last saved state.
     func savedConsumers(stream: String) -> [(name: String, record: ConsumerRecord, state: [UInt8]?)]
+
+    /// A sourcing stream's position in each origin (index name -> last origin sequence stored).
+    func saveSourcePositions(stream: String, _ positions: [String: UInt64])
+    func savedSourcePositions(stream: String) -> [String: UInt64]
 }
 
-/// The layout on disk: `<dir>/<stream>/meta.json`, `<dir>/<stream>/msgs/` (the file store) and
-/// `<dir>/<stream>/consumers/<name>/{meta.json,state}`. Files are written whole (write, fsync, rename), so a
+/// The layout on disk: `<dir>/<stream>/meta.json`, `<dir>/<stream>/msgs/` (the file store),
+/// `<dir>/<stream>/sources.json` (a sourcing stream's positions) and `<dir>/<stream>/consumers/<name>/{meta.json,state}`. Files are written whole (write, fsync, rename), so a
 /// crash leaves the old or the new file.
 final class FileJetStreamStorage: JetStreamStorage {
     let directory: URL
@@ -112,6 +116,20 @@ final class FileJetStreamStorage: JetStreamStorage {
             let state = try? Data(contentsOf: consumerDir.appendingPathComponent("state"))
             return (name, record, state.map { [UInt8]($0) })
         }
+    }
+
+    /// `<dir>/<stream>/sources.json`, written whole after each stored batch.
+    func saveSourcePositions(stream: String, _ positions: [String: UInt64]) {
+        do {
+            try Self.encoded(positions).write(to: streamDirectory(stream).appendingPathComponent("sources.json"), options: .atomic)
+        } catch {
+            logger.warning("JetStream sourcing: cannot save positions", metadata: ["stream": "\(stream)", "error": "\(error)"])
+        }
+    }
+
+    func savedSourcePositions(stream: String) -> [String: UInt64] {
+        guard let data = try? Data(contentsOf: streamDirectory(stream).appendingPathComponent("sources.json")) else { return [:] }
+        return (try? JSONDecoder().decode([String: UInt64].self, from: data)) ?? [:]
     }
 
     private func streamDirectory(_ name: String) -> URL { directory.appendingPathComponent(name) }

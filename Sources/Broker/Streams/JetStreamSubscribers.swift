@@ -51,6 +51,9 @@ final class FlowControlSubscriber: InternalSubscriber {
 
     init(jetStream: JetStream) { self.jetStream = jetStream }
 
+    /// A mirror or source answers its origin's flow control as the server itself.
+    var receivesServerMessages: Bool { true }
+
     func receive(_ publish: Publish, via router: Router, answer: PublishAnswer?) -> Bool {
         jetStream.flowControlReply(subject: String(buffer: publish.subject))
         return false

@@ -43,6 +43,8 @@ public protocol MessageStore: AnyObject {
     /// Appends a message and returns its sequence. Durable only after `sync()` (file store, batch policy).
     func append(subject: [UInt8], headers: [UInt8], payload: [UInt8], timestamp: Int64) throws(StoreError) -> UInt64
     func load(_ sequence: UInt64) throws(StoreError) -> StoredMessage
+    /// Whether the store holds `sequence` (from the index: nothing is read).
+    func contains(_ sequence: UInt64) -> Bool
     /// Removes one message (acks under workqueue retention, limits); false when it was not there.
     func remove(_ sequence: UInt64) throws(StoreError) -> Bool
     /// Removes everything; sequences continue from where they were.
@@ -85,6 +87,8 @@ public final class MemoryStore: MessageStore {
         guard let message = messages[sequence] else { throw .notFound }
         return message
     }
+
+    public func contains(_ sequence: UInt64) -> Bool { messages[sequence] != nil }
 
     public func remove(_ sequence: UInt64) throws(StoreError) -> Bool {
         guard let message = messages.removeValue(forKey: sequence) else { return false }

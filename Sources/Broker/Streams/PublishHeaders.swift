@@ -113,8 +113,8 @@ struct PublishHeaders: Equatable, Sendable {
     private static let unsupportedNames = ["nats-incr", "nats-batch-id", "nats-schedule"].map { Array($0.utf8) }
 }
 
-/// A per-message TTL (`Nats-TTL`) as nats-server reads it: a Go duration ("90s", "1h30m") of at least a
-/// second, a whole number of seconds, or "never".
+/// A per-message TTL (`Nats-TTL`) as nats-server reads it (parseMessageTTL): "never", a Go duration of at least
+/// a second ("90s", "1h30m"; "0" and "500ms" are invalid), or a whole number of seconds ("0": none).
 enum MessageTTL: Equatable, Sendable {
     case seconds(Int64)
     case never
@@ -125,12 +125,15 @@ enum MessageTTL: Equatable, Sendable {
             self = .never
             return
         }
-        if let n = Int64(text) {
-            guard n >= 0 else { return nil }
-            self = .seconds(n)
+        if case .success(let nanoseconds) = GoDuration.parse(text) {
+            guard nanoseconds >= 1_000_000_000 else { return nil }
+            self = .seconds(nanoseconds / 1_000_000_000)
             return
         }
-        guard case .success(let nanoseconds) = GoDuration.parse(text), nanoseconds >= 1_000_000_000 else { return nil }
-        self = .seconds(nanoseconds / 1_000_000_000)
+        guard !text.isEmpty, text.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let n = Int64(text) else { return nil }
+        self = .seconds(n)
     }
+
+    /// Whether it asks for expiry at all (nats-server refuses only those on a stream without TTLs).
+    var isSet: Bool { self != .seconds(0) }
 }

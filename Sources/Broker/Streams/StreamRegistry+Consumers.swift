@@ -27,13 +27,15 @@ extension StreamRegistry {
             if let old = existing.deliverSubject, let new = config.deliverSubject, !new.isEmpty, old != new, hasInterest(old) {
                 return .failure(.consumerNameExists)
             }
-            // Same configuration again: fine (nats-py re-binds durables this way). "create" with another
-            // configuration is refused; "update" and create-or-update (no action, or "") change what may change.
+            // "create" of an existing consumer: only with the very same configuration (nats-server's DeepEqual,
+            // its own `_nats.` metadata aside).
+            if request.action == "create", existing.config.asCreated != config.asCreated { return .failure(.consumerExists) }
+            // Same configuration again: fine (nats-py re-binds durables this way). "update" and create-or-update
+            // (no action, or "") change what may change.
             if existing.config.identity == config.identity {
                 if existing.config != config { apply(config, to: existing) }
                 return .success(existing)
             }
-            if request.action == "create" { return .failure(.consumerExists) }
             if let refusal = Self.updateRefusal(from: existing.config, to: config) { return .failure(refusal) }
             apply(config, to: existing)
             return .success(existing)
@@ -133,6 +135,7 @@ extension StreamRegistry {
         consumer.config = config
         consumer.machine.configuration = config.machineConfiguration
         consumer.filters = config.subjectFilters
+        consumer.pendingCache = nil
         consumer.deliverSubject = config.deliverSubject
         consumer.pausedUntil = config.pauseUntil.flatMap(APITime.parse)
         if consumer.durable {

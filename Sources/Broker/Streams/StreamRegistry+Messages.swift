@@ -21,7 +21,7 @@ extension StreamRegistry {
         if let subject = request.nextBySubject, !subject.isEmpty {
             let filter = Array(subject.utf8)
             let from = max(request.seq ?? 0, stream.state.firstSequence)
-            guard let sequence = stream.sequences(matching: filter).first(where: { $0 >= from }) else { return nil }
+            guard let sequence = stream.sequences(matching: filter, from: from, upTo: .max, limit: 1).first.first else { return nil }
             return try? store.load(sequence)
         }
         if let subject = request.lastBySubject, !subject.isEmpty {
@@ -103,7 +103,7 @@ extension StreamRegistry {
         var deleted: [UInt64] = []
         var s = state.firstSequence
         while s <= state.lastSequence {
-            if (try? stream.store.load(s)) == nil { deleted.append(s) }
+            if !stream.store.contains(s) { deleted.append(s) }
             s += 1
         }
         return deleted
@@ -169,15 +169,15 @@ extension StreamRegistry {
         let filter = request.nextBySubject.flatMap { $0.isEmpty ? nil : Array($0.utf8) }
         var from = max(request.seq ?? 0, stream.state.firstSequence)
         if let since = request.startTime.flatMap(APITime.parse) { from = stream.firstSequence(storedAtOrAfter: since) }
-        var candidates = stream.sequences(matching: filter).filter { $0 >= from }
-        if let upTo = request.upToSeq, upTo > 0 { candidates = candidates.filter { $0 <= upTo } }
+        let upTo = (request.upToSeq ?? 0) > 0 ? request.upToSeq! : .max
+        let (candidates, total) = stream.sequences(matching: filter, from: from, upTo: upTo, limit: batch)
         guard !candidates.isEmpty else { return status("404 Message Not Found") }
         let maxBytes = (request.maxBytes ?? 0) > 0 ? request.maxBytes! : 64 * 1024 * 1024
         var out: [(headers: [UInt8], payload: [UInt8])] = []
-        var pending = UInt64(candidates.count)
+        var pending = total
         var last: UInt64 = 0
         var sent = 0
-        for sequence in candidates.prefix(batch) {
+        for sequence in candidates {
             guard let m = try? stream.store.load(sequence) else { continue }
             pending -= 1
             out.append((headers(for: m, pending: pending, last: last), m.payload))

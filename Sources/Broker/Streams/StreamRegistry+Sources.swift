@@ -16,7 +16,7 @@ extension StreamRegistry {
             return
         }
         let fresh = StreamSourcing(stream: name, config: entry.config)
-        fresh?.recover(from: entry.stream.store)
+        fresh?.recover(from: entry.stream.store, saved: storage.savedSourcePositions(stream: name))
         sourcing[name] = fresh
     }
 

@@ -86,6 +86,8 @@ final class StreamRegistry {
                 try stream.enforceLimits(at: now())
                 let entry = StreamEntry(stream: stream, config: config, created: existing.created)
                 streams[name] = entry
+                // A new DurableStream counts removals from 0: cached pending counts would look valid.
+                for consumer in (consumers[name] ?? [:]).values { consumer.pendingCache = nil }
                 attachSourcing(name)
                 try storage.saveStream(name, StreamRecord(config: config, created: entry.created.timeIntervalSince1970))
                 return .success(info(name, didCreate: nil))

@@ -106,23 +106,31 @@ final class StreamSourcing {
     /// Where each origin stands after a start: a mirror's last sequence is the origin's; a source's is the
     /// sequence in the newest `Nats-Stream-Source` header with its index name (nats-server's
     /// startingSequenceForSources, scanning back from the end).
-    func recover(from store: any MessageStore) {
+    /// `saved`: the positions written after each stored batch (`positions`), which outlive the messages
+    /// (nats-server's SourcesState): a stream that was purged or drained does not source everything again.
+    func recover(from store: any MessageStore, saved: [String: UInt64] = [:]) {
         let state = store.state
         switch kind {
         case .mirror:
             origins[0].sourceSequence = state.lastSequence
         case .source:
+            for origin in origins { origin.sourceSequence = saved[origin.indexName] ?? 0 }
             var missing = Dictionary(origins.map { ($0.indexName, $0) }, uniquingKeysWith: { a, _ in a })
             guard state.messages > 0 else { return }
             var sequence = state.lastSequence
             while sequence >= state.firstSequence, sequence > 0, !missing.isEmpty {
                 if let message = try? store.load(sequence), let value = SourceHeader.value(in: message.headers),
                    let (indexName, originSequence) = SourceHeader.parse(value), let origin = missing.removeValue(forKey: indexName) {
-                    origin.sourceSequence = originSequence
+                    origin.sourceSequence = max(origin.sourceSequence, originSequence)
                 }
                 sequence -= 1
             }
         }
+    }
+
+    /// Each source's last origin sequence stored here, by index name (what `recover` reads back).
+    var positions: [String: UInt64] {
+        Dictionary(origins.map { ($0.indexName, $0.sourceSequence) }, uniquingKeysWith: { a, b in max(a, b) })
     }
 
     // MARK: - Consumer requests

@@ -112,6 +112,15 @@ struct APIConsumerConfig: Codable, Equatable, Sendable {
         return c
     }
 
+    /// What a "create" action compares: everything the client sent, without the server's `_nats.` metadata
+    /// (nats-server's copyConsumerMetadata before its DeepEqual).
+    var asCreated: APIConsumerConfig {
+        var c = self
+        c.metadata = c.metadata?.filter { !$0.key.hasPrefix("_nats.") }
+        if c.metadata?.isEmpty == true { c.metadata = nil }
+        return c
+    }
+
     /// The filters as bytes: filter_subject, or filter_subjects; empty = every message (">" too).
     var subjectFilters: [[UInt8]] {
         let all = (filterSubject.map { [$0] } ?? []) + (filterSubjects ?? [])

@@ -136,6 +136,6 @@ struct APITime: Codable, Equatable, Sendable {
         parts.tm_min = Int32(minute)
         parts.tm_sec = Int32(second)
         let seconds = Int64(timegm(&parts)) - Int64(offset)
-        return seconds * 1_000_000_000 + fraction
+        return seconds.saturatingMultiply(1_000_000_000).saturatingAdd(fraction)
     }
 }
