@@ -165,6 +165,20 @@ async def test_direct_get(js_server):
         # nats-py's own direct get.
         got = await js.get_msg("DG", subject="dg.b", direct=True)
         assert (got.seq, got.data) == (2, b"2")
+        # multi_last: the last message of each matching subject, oldest first, then EOB with the bound.
+        await js.publish("dg.c.x", b"4")
+        multi = await ask("$JS.API.DIRECT.GET.DG", b'{"multi_last":["dg.a","dg.c.*"]}')
+        assert [(m.data, m.headers.get("Nats-Subject"), m.headers.get("Nats-Num-Pending")) for m in multi[:-1]] == \
+            [(b"3", "dg.a", "1"), (b"4", "dg.c.x", "0")]
+        assert (multi[-1].headers.get("Status"), multi[-1].headers.get("Nats-Last-Sequence"), multi[-1].headers.get("Nats-UpTo-Sequence")) == \
+            ("204", "4", "4")
+        multi = await ask("$JS.API.DIRECT.GET.DG", b'{"multi_last":["dg.>"],"up_to_seq":2}')
+        assert [m.data for m in multi] == [b"1", b"2", b""]
+        multi = await ask("$JS.API.DIRECT.GET.DG", b'{"multi_last":["dg.>"],"batch":1}')
+        assert [m.data for m in multi] == [b"2", b""]
+        assert multi[-1].headers.get("Nats-Num-Pending") == "2"
+        multi = await ask("$JS.API.DIRECT.GET.DG", b'{"multi_last":["none.*"]}')
+        assert [(m.headers.get("Status"), m.headers.get("Description")) for m in multi] == [("404", "No Results")]
     finally:
         await nc.close()
 
@@ -325,5 +339,26 @@ async def test_ttls_of_centuries_and_markers_for_thousands_of_subjects(server_fa
                 break
         assert marker is not None and marker.headers.get("Nats-Marker-Reason") == "MaxAge"
         assert (await js.stream_info("K")).state.last_seq >= 3001
+    finally:
+        await nc.close()
+
+
+async def test_never_expiring_messages_outlive_max_age(js_server):
+    import asyncio
+
+    nc, js = await _connect(js_server)
+    try:
+        await js.add_stream(StreamConfig(name="NV", subjects=["nv.>"], max_age=1.0, allow_msg_ttl=True))
+        await js.publish("nv.a", b"old", headers={"Nats-TTL": "never"})
+        await js.publish("nv.b", b"goes")
+        await js.publish("nv.c", b"stays too", headers={"Nats-TTL": "never"})
+        for _ in range(60):
+            await asyncio.sleep(0.1)
+            if (await js.stream_info("NV")).state.messages == 2:
+                break
+        await asyncio.sleep(0.5)
+        info = await js.stream_info("NV")
+        assert (info.state.messages, info.state.first_seq, info.state.last_seq) == (2, 1, 3)
+        assert (await js.get_msg("NV", 3)).data == b"stays too"
     finally:
         await nc.close()

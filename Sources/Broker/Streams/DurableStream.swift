@@ -446,13 +446,24 @@ public final class DurableStream {
         markerSubjects.append(message.subject)
     }
 
-    /// Removes the messages past max_age, oldest first.
+    /// Removes the messages past max_age, oldest first; one with `Nats-TTL: never` stays (as nats-server,
+    /// which passes over it and goes on).
     private func removePastMaxAge(at time: Int64) throws(StoreError) {
         guard config.maxAge > 0 else { return }
-        while store.state.messages > 0 {
-            let first = try store.load(store.state.firstSequence)
-            guard time - first.timestamp > config.maxAge else { break }
-            try removeAged(first.sequence)
+        var sequence = store.state.firstSequence
+        while store.state.messages > 0, sequence <= store.state.lastSequence {
+            guard store.contains(sequence) else {
+                sequence += 1
+                continue
+            }
+            let message = try store.load(sequence)
+            guard time - message.timestamp > config.maxAge else { break }
+            if !message.headers.isEmpty, let ttl = PublishHeaders.value(of: "nats-ttl", in: message.headers), MessageTTL(ttl) == .never {
+                sequence += 1
+                continue
+            }
+            try removeAged(sequence)
+            sequence += 1
         }
     }
 

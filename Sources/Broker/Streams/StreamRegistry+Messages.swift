@@ -145,10 +145,6 @@ extension StreamRegistry {
                 || ((request.upToSeq ?? 0) > 0 && request.upToTime != nil) {
                 return status("408 Bad Request")
             }
-            if request.multiLast != nil {
-                // nats-server's multi_last: not served by brokerd yet; say so rather than answer wrongly.
-                return status("408 Bad Request")
-            }
         }
         let stream = entry.stream
         let batch = max(request.batch ?? 0, 0)
@@ -161,6 +157,36 @@ extension StreamRegistry {
             block += Array((fields + "\r\n").utf8)
             return block
         }
+        let maxBytes = (request.maxBytes ?? 0) > 0 ? request.maxBytes! : 64 * 1024 * 1024
+        if let filters = request.multiLast, !filters.isEmpty {
+            // multi_last (nats-server's getDirectMulti): the last message of each subject matching the filters at
+            // or below up_to_seq (or before up_to_time), oldest first, at most 1,024 of them; EOB names the bound.
+            var upTo = request.upToSeq ?? 0
+            if let time = request.upToTime.flatMap(APITime.parse) {
+                let first = stream.firstSequence(storedAtOrAfter: time)
+                if first <= stream.state.firstSequence { return status("404 No Results") }
+                upTo = first - 1
+            }
+            if upTo == 0 { upTo = stream.state.lastSequence }
+            let sequences = stream.lastSequencesPerSubject(filters: filters.map { Array($0.utf8) }, upTo: upTo).sorted()
+            if sequences.count > 1024 { return status("413 Too Many Results") }
+            if sequences.isEmpty { return status("404 No Results") }
+            var out: [(headers: [UInt8], payload: [UInt8])] = []
+            var pending = UInt64(sequences.count), last: UInt64 = 0, sent = 0, bytes = 0
+            for sequence in sequences {
+                pending -= 1
+                if sequence < (request.seq ?? 0) { continue }
+                guard let m = try? stream.store.load(sequence) else { return status("404 Message Not Found") }
+                out.append((headers(for: m, pending: pending, last: last), m.payload))
+                last = m.sequence
+                bytes += m.subject.count + m.headers.count + m.payload.count
+                if bytes >= maxBytes { break }
+                sent += 1
+                if batch > 0, sent >= batch { break }
+            }
+            out.append((Array("NATS/1.0 204 EOB\r\nNats-Num-Pending: \(pending)\r\nNats-Last-Sequence: \(last)\r\nNats-UpTo-Sequence: \(upTo)\r\n\r\n".utf8), []))
+            return out
+        }
         guard batch > 0 else {
             guard let m = find(in: stream, request) else { return status("404 Message Not Found") }
             return [(headers(for: m, pending: nil, last: 0), m.payload)]
@@ -172,7 +198,6 @@ extension StreamRegistry {
         let upTo = (request.upToSeq ?? 0) > 0 ? request.upToSeq! : .max
         let (candidates, total) = stream.sequences(matching: filter, from: from, upTo: upTo, limit: batch)
         guard !candidates.isEmpty else { return status("404 Message Not Found") }
-        let maxBytes = (request.maxBytes ?? 0) > 0 ? request.maxBytes! : 64 * 1024 * 1024
         var out: [(headers: [UInt8], payload: [UInt8])] = []
         var pending = total
         var last: UInt64 = 0
