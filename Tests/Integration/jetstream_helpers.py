@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import signal
 
 import nats
 import nats.js.errors
@@ -25,3 +26,14 @@ async def api_error(coro):
 
 async def api(nc, subject, body):
     return json.loads((await nc.request(subject, json.dumps(body).encode(), timeout=WAIT)).data)
+
+
+async def crash_and_restart(nc, server, server_factory, store, timeout: float = WAIT):
+    """Closes `nc`, kills the server with SIGKILL (a crash: nothing shut down in order), starts it again on the
+    same store and connects: returns (server, nc, js)."""
+    await nc.close()
+    server.proc.send_signal(signal.SIGKILL)
+    server.proc.wait(timeout=10)
+    server = server_factory("-js", "-sd", str(store))
+    nc, js = await connect(server, timeout)
+    return server, nc, js

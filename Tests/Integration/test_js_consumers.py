@@ -9,12 +9,11 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
-import signal
 
 import nats
 import nats.js.errors
 import pytest
-from jetstream_helpers import api as _api, api_error as _error, connect as _connect
+from jetstream_helpers import api as _api, api_error as _error, connect as _connect, crash_and_restart
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 
 WAIT = 10
@@ -199,11 +198,7 @@ async def test_pause_and_resume_survive_sigkill(server_factory, tmp_path):
         await psub.fetch(1, timeout=1)
     info = await js.consumer_info("Z", "p")
     assert info.paused is True and info.pause_remaining > 0
-    await nc.close()
-    s.proc.send_signal(signal.SIGKILL)
-    s.proc.wait(timeout=10)
-    s2 = server_factory("-js", "-sd", str(store))
-    nc, js = await _connect(s2)
+    s, nc, js = await crash_and_restart(nc, s, server_factory, store)
     try:
         info = await js.consumer_info("Z", "p")
         assert info.paused is True

@@ -9,12 +9,11 @@ that revisions, deletes and purges survive SIGKILL and a restart.
 from __future__ import annotations
 
 import asyncio
-import signal
 
 import nats
 import nats.js.errors
 import pytest
-from jetstream_helpers import api as _api, api_error as _error, connect as _connect
+from jetstream_helpers import api as _api, api_error as _error, connect as _connect, crash_and_restart
 from nats.js.api import KeyValueConfig
 
 WAIT = 10
@@ -241,11 +240,7 @@ async def test_kv_state_survives_sigkill_and_restart(server_factory, tmp_path):
     await kv.put("c", b"1")
     await kv.purge("c")
     await kv.put("d", b"1")
-    await nc.close()
-    s.proc.send_signal(signal.SIGKILL)
-    s.proc.wait(timeout=10)
-    s2 = server_factory("-js", "-sd", str(store))
-    nc, js = await _connect(s2)
+    s, nc, js = await crash_and_restart(nc, s, server_factory, store)
     try:
         kv = await js.key_value("D")
         entry = await kv.get("a")

@@ -11,12 +11,11 @@ import base64
 import hashlib
 import json
 import os
-import signal
 
 import nats
 import nats.js.errors
 import pytest
-from jetstream_helpers import connect
+from jetstream_helpers import connect, crash_and_restart
 from nats.js.api import ObjectMeta
 
 WAIT = 30
@@ -118,11 +117,7 @@ async def test_objects_survive_sigkill_and_restart(server_factory, tmp_path):
     await obs.put("keep", data)
     await obs.put("drop", b"x")
     await obs.delete("drop")
-    await nc.close()
-    s.proc.send_signal(signal.SIGKILL)
-    s.proc.wait(timeout=10)
-    s2 = server_factory("-js", "-sd", str(store))
-    nc, js = await _connect(s2)
+    s, nc, js = await crash_and_restart(nc, s, server_factory, store)
     try:
         obs = await js.object_store("D")
         assert (await obs.get("keep")).data == data

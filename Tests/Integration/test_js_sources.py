@@ -10,6 +10,7 @@ import signal
 
 import nats
 import pytest
+from jetstream_helpers import crash_and_restart
 from nats.js.api import RePublish, StreamConfig, StreamSource, SubjectTransform
 
 WAIT = 10
@@ -347,13 +348,8 @@ async def test_a_drained_work_queue_does_not_source_again_after_sigkill(server_f
         await m.ack_sync()
     assert (await js.stream_info("Q")).state.messages == 0
     await asyncio.sleep(0.5)
-    await nc.close()
-    s.proc.send_signal(signal.SIGKILL)
-    s.proc.wait(timeout=10)
-    s = server_factory("-js", "-sd", str(store))
-    nc = await nats.connect(s.url)
+    s, nc, js = await crash_and_restart(nc, s, server_factory, store)
     try:
-        js = nc.jetstream()
         await asyncio.sleep(3)
         info = await js.stream_info("Q")
         assert (info.state.messages, info.state.last_seq) == (0, 5)

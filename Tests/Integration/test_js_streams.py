@@ -11,7 +11,7 @@ import json
 import nats
 import nats.js.errors
 import pytest
-from jetstream_helpers import api as _api, api_error as _error, connect as _connect
+from jetstream_helpers import api as _api, api_error as _error, connect as _connect, crash_and_restart
 from nats.js.api import StreamConfig
 
 WAIT = 10
@@ -292,7 +292,6 @@ async def test_ttls_of_centuries_and_markers_for_thousands_of_subjects(server_fa
     """A Nats-TTL of 10^10 s is stored (and the stream opens again after SIGKILL); max_age aging out 3,000
     subjects at once writes a delete marker for each (no recursion through the markers' own publishes)."""
     import asyncio
-    import signal
 
     store = tmp_path / "store"
     store.mkdir()
@@ -301,11 +300,7 @@ async def test_ttls_of_centuries_and_markers_for_thousands_of_subjects(server_fa
     await js.add_stream(StreamConfig(name="T", subjects=["t.>"], allow_msg_ttl=True))
     ack = await js.publish("t.a", b"x", headers={"Nats-TTL": "10000000000"})
     assert ack.seq == 1
-    await nc.close()
-    s.proc.send_signal(signal.SIGKILL)
-    s.proc.wait(timeout=10)
-    s = server_factory("-js", "-sd", str(store))
-    nc, js = await _connect(s)
+    s, nc, js = await crash_and_restart(nc, s, server_factory, store)
     try:
         assert (await js.stream_info("T")).state.messages == 1
         r = await _api(nc, "$JS.API.STREAM.CREATE.K", {"name": "K", "subjects": ["k.>"], "max_age": 1_000_000_000,
