@@ -22,7 +22,7 @@ final class JetStreamStorageTests: XCTestCase {
         var consumer = APIConsumerConfig()
         consumer.durableName = "D"
         storage.saveConsumer(stream: "A", name: "D", ConsumerRecord(config: consumer, created: 3, lastPerSubjectBound: 9))
-        storage.saveConsumerState(stream: "A", name: "D", [1, 2, 3])
+        try storage.saveConsumerState(stream: "A", name: "D", [1, 2, 3])
 
         let streams = storage.savedStreams()
         XCTAssertEqual(streams.map(\.name), ["A"])
@@ -36,6 +36,55 @@ final class JetStreamStorageTests: XCTestCase {
         XCTAssertTrue(storage.savedConsumers(stream: "A").isEmpty)
         storage.removeStream("A")
         XCTAssertTrue(storage.savedStreams().isEmpty)
+    }
+
+    /// The state alternates between two fsynced slots; a torn or flipped slot is passed over for the other, and
+    /// the next save goes over the damaged one, never over the newest whole state.
+    func testConsumerStateSlotsSurviveATornSave() throws {
+        let storage = try FileJetStreamStorage(directory: directory, logger: Logger(label: "test"))
+        try storage.saveStream("A", StreamRecord(config: APIStreamConfig(name: "A", subjects: ["a.>"]), created: 1))
+        var consumer = APIConsumerConfig()
+        consumer.durableName = "D"
+        storage.saveConsumer(stream: "A", name: "D", ConsumerRecord(config: consumer, created: 3))
+        let dir = directory.appendingPathComponent("A/consumers/D")
+        try storage.saveConsumerState(stream: "A", name: "D", [1])  // generation 1: state.b
+        try storage.saveConsumerState(stream: "A", name: "D", [2])  // generation 2: state.a
+        try storage.saveConsumerState(stream: "A", name: "D", [3])  // generation 3: state.b
+        XCTAssertEqual(storage.savedConsumers(stream: "A").first?.state, [3])
+        // A save torn half-way (generation 3's slot) leaves generation 2.
+        let b = dir.appendingPathComponent("state.b")
+        let bytes = try Data(contentsOf: b)
+        try bytes.prefix(bytes.count - 1).write(to: b)
+        let reopened = try FileJetStreamStorage(directory: directory, logger: Logger(label: "test"))
+        XCTAssertEqual(reopened.savedConsumers(stream: "A").first?.state, [2])
+        // The next save replaces the torn slot; the whole one stays until the save after.
+        try reopened.saveConsumerState(stream: "A", name: "D", [4])
+        XCTAssertEqual(ConsumerStateFile.decode([UInt8](try Data(contentsOf: b)))?.state, [4])
+        XCTAssertEqual(ConsumerStateFile.decode([UInt8](try Data(contentsOf: dir.appendingPathComponent("state.a"))))?.state, [2])
+        // A flipped bit is caught by the CRC.
+        var a = [UInt8](try Data(contentsOf: b))
+        a[a.count - 1] ^= 0x10
+        XCTAssertNil(ConsumerStateFile.decode(a))
+        // Both slots damaged: no state (the consumer starts again from its start), reported in the log.
+        try Data([0, 1, 2]).write(to: b)
+        try Data().write(to: dir.appendingPathComponent("state.a"))
+        XCTAssertNil(try FileJetStreamStorage(directory: directory, logger: Logger(label: "test")).savedConsumers(stream: "A").first?.state)
+    }
+
+    /// The single `state` file of an earlier brokerd is read, and removed once a slot supersedes it.
+    func testReadsTheEarlierStateFile() throws {
+        let storage = try FileJetStreamStorage(directory: directory, logger: Logger(label: "test"))
+        try storage.saveStream("A", StreamRecord(config: APIStreamConfig(name: "A", subjects: ["a.>"]), created: 1))
+        var consumer = APIConsumerConfig()
+        consumer.durableName = "D"
+        storage.saveConsumer(stream: "A", name: "D", ConsumerRecord(config: consumer, created: 3))
+        let dir = directory.appendingPathComponent("A/consumers/D")
+        try Data([7, 7]).write(to: dir.appendingPathComponent("state"))
+        let reopened = try FileJetStreamStorage(directory: directory, logger: Logger(label: "test"))
+        XCTAssertEqual(reopened.savedConsumers(stream: "A").first?.state, [7, 7])
+        try reopened.saveConsumerState(stream: "A", name: "D", [8])
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("state").path))
+        XCTAssertEqual(reopened.savedConsumers(stream: "A").first?.state, [8])
     }
 
     /// meta.json as brokerd wrote it before the API was typed (a dictionary with the defaults filled in).

@@ -150,7 +150,7 @@ final class StreamRegistryTests: XCTestCase {
         let consumer = try registry.createConsumer(stream: "A", nameInSubject: "D", durableForm: true, ConsumerCreateRequest(config: durable)).get()
         _ = consumer.machine.next(now: clock.nanoseconds, lastSequence: 3) { _ in true }
         consumer.machine.ack(1)
-        registry.saveState(of: consumer)
+        try registry.saveState(of: consumer)
         _ = try registry.createConsumer(stream: "A", nameInSubject: nil, durableForm: false, ConsumerCreateRequest()).get()
 
         let again = StreamRegistry(storage: storage, now: clock.now)

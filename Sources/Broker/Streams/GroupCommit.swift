@@ -4,7 +4,17 @@
 struct GroupCommit {
     private var waiting: [(ack: PubAck, answer: PublishAnswer, stream: String)] = []
     private var appendedTo: Set<String> = []
+    /// Acks with a reply (confirmed acks), answered once their consumer's state is on disk.
+    private var confirmations: [(stream: String, consumer: String, reply: String)] = []
     private var scheduled = false
+
+    /// A confirmed ack waits for the sync; true when the caller must schedule it.
+    mutating func confirming(stream: String, consumer: String, reply: String) -> Bool {
+        confirmations.append((stream, consumer, reply))
+        if scheduled { return false }
+        scheduled = true
+        return true
+    }
 
     /// A message was appended to `stream`; its PubAck, when someone wants one, waits for the sync. Returns true
     /// when the caller must schedule the sync (the first append since the last one).
@@ -22,6 +32,8 @@ struct GroupCommit {
         var answers: [(PubAck, PublishAnswer)]
         /// The streams whose consumers may now deliver what was appended.
         var streams: Set<String>
+        /// The confirmed acks to answer once their consumers' states are written.
+        var confirmations: [(stream: String, consumer: String, reply: String)] = []
     }
 
     /// The sync ran; `failed` holds the streams whose fsync failed, with the error. Never a success PubAck for
@@ -30,8 +42,9 @@ struct GroupCommit {
         let answers = waiting.map { ack, answer, stream in
             (failed[stream].map { PubAck.failed(code: 503, errorCode: 10077, description: "storage failure: \($0)") } ?? ack, answer)
         }
-        let batch = Batch(answers: answers, streams: appendedTo)
+        let batch = Batch(answers: answers, streams: appendedTo, confirmations: confirmations)
         waiting.removeAll(keepingCapacity: true)
+        confirmations.removeAll(keepingCapacity: true)
         appendedTo.removeAll(keepingCapacity: true)
         scheduled = false
         return batch

@@ -258,9 +258,34 @@ public final class JetStream: @unchecked Sendable {
             }
             let batch = groupCommit.synced(failed: failed)
             PublishAnswer.send(batch.answers)
+            confirmAcks(batch.confirmations)
             // Consumers see a message once it is durable.
             for name in batch.streams { for consumer in (consumers[name] ?? [:]).values { pump(consumer) } }
         }
+    }
+
+    /// Confirmed acks (an ack with a reply: ack_sync, AckSync): each consumer's state is written and fsynced
+    /// once for all its acks in the batch, then they are answered; an ack whose state could not be written is
+    /// not answered (the client's ack_sync fails: nothing is confirmed that is not on disk).
+    private func confirmAcks(_ confirmations: [(stream: String, consumer: String, reply: String)]) {
+        guard !confirmations.isEmpty else { return }
+        var saved: [String: Bool] = [:]
+        for (stream, name, reply) in confirmations {
+            let key = stream + "/" + name
+            if saved[key] == nil {
+                guard let consumer = consumers[stream]?[name] else {
+                    saved[key] = false
+                    continue
+                }
+                saved[key] = !consumer.dirty || persistConsumerState(consumer)
+            }
+            if saved[key] == true { publish(reply, nil, [], []) }
+        }
+    }
+
+    /// An ack with a reply waits for the next group commit (scheduled now when none is).
+    func awaitCommit(stream: String, consumer: String, reply: String) {
+        if groupCommit.confirming(stream: stream, consumer: consumer, reply: reply) { scheduleSync() }
     }
 
     // MARK: - API
@@ -381,7 +406,7 @@ public final class JetStream: @unchecked Sendable {
     func close() {
         queue.sync {
             ticking = false
-            for byName in consumers.values { for c in byName.values where c.durable { persistConsumerState(c) } }
+            for byName in consumers.values { for c in byName.values where c.durable && c.dirty { persistConsumerState(c) } }
             for entry in streams.values { try? entry.stream.store.close() }
         }
     }

@@ -236,7 +236,15 @@ extension JetStream {
             consumer.machine.terminate(sequence)
         }
         consumer.dirty = true
-        if let reply { publish(reply, nil, [], []) }  // a double-ack (ack_sync) waits for this
+        if let reply {
+            // A double ack (ack_sync): answered once the state holding it is on disk (durable consumers of file
+            // streams; the others keep nothing across a restart, so they are answered at once).
+            if consumer.durable, streamEntry(consumer.stream)?.config.storage == .file {
+                awaitCommit(stream: consumer.stream, consumer: consumer.name, reply: reply)
+            } else {
+                publish(reply, nil, [], [])
+            }
+        }
         if pumpAfter { pump(consumer) }
         return consumer
     }
@@ -447,10 +455,7 @@ extension JetStream {
                         consumer.waiting[i].lastActivity = time
                     }
                 }
-                if consumer.dirty && consumer.durable {
-                    consumer.dirty = false
-                    persistConsumerState(consumer)
-                }
+                if consumer.dirty && consumer.durable { persistConsumerState(consumer) }
             }
         }
         removeInactive(inactive)
@@ -466,8 +471,18 @@ extension JetStream {
 
     // MARK: - Persistence
 
-    func persistConsumerState(_ consumer: ConsumerEntry) {
-        registry.saveState(of: consumer)
+    /// Writes a durable consumer's state (fsynced); true when it is on disk. A failure is logged and the
+    /// consumer stays dirty, so the next tick tries again.
+    @discardableResult
+    func persistConsumerState(_ consumer: ConsumerEntry) -> Bool {
+        do {
+            try registry.saveState(of: consumer)
+            return true
+        } catch {
+            logger.error("JetStream consumer state not saved", metadata: [
+                "stream": "\(consumer.stream)", "consumer": "\(consumer.name)", "error": "\(error)"])
+            return false
+        }
     }
 
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 import Logging
 
 /// What a stream's meta.json holds: its configuration as the client sent it (defaults filled in) and when it
@@ -33,8 +34,9 @@ protocol JetStreamStorage: AnyObject {
     func savedStreams() -> [(name: String, record: StreamRecord)]
 
     func saveConsumer(stream: String, name: String, _ record: ConsumerRecord)
-    /// The consumer state machine's encoding (ack floor, pending deliveries).
-    func saveConsumerState(stream: String, name: String, _ state: [UInt8])
+    /// The consumer state machine's encoding (ack floor, pending deliveries), on disk (fsynced) when this
+    /// returns: a confirmed ack (ack_sync) is answered only after it. Throws when it could not be written.
+    func saveConsumerState(stream: String, name: String, _ state: [UInt8]) throws
     func removeConsumer(stream: String, name: String)
     /// The saved durable consumers of `stream`, by name, with their last saved state.
     func savedConsumers(stream: String) -> [(name: String, record: ConsumerRecord, state: [UInt8]?)]
@@ -45,7 +47,8 @@ protocol JetStreamStorage: AnyObject {
 }
 
 /// The layout on disk: `<dir>/<stream>/meta.json`, `<dir>/<stream>/msgs/` (the file store),
-/// `<dir>/<stream>/sources.json` (a sourcing stream's positions) and `<dir>/<stream>/consumers/<name>/{meta.json,state}`. Files are written whole (write, fsync, rename), so a
+/// `<dir>/<stream>/sources.json` (a sourcing stream's positions) and `<dir>/<stream>/consumers/<name>/` with
+/// `meta.json` and the state in two slots (`ConsumerStateFile`). Files are written whole (write, fsync, rename), so a
 /// crash leaves the old or the new file.
 final class FileJetStreamStorage: JetStreamStorage {
     let directory: URL
@@ -80,6 +83,7 @@ final class FileJetStreamStorage: JetStreamStorage {
     }
 
     func removeStream(_ name: String) {
+        generations = generations.filter { !$0.key.hasPrefix(name + "/") }
         try? FileManager.default.removeItem(at: streamDirectory(name))
     }
 
@@ -98,11 +102,48 @@ final class FileJetStreamStorage: JetStreamStorage {
         try? Self.encoded(record).write(to: dir.appendingPathComponent("meta.json"), options: .atomic)
     }
 
-    func saveConsumerState(stream: String, name: String, _ state: [UInt8]) {
-        try? Data(state).write(to: consumerDirectory(stream, name).appendingPathComponent("state"), options: .atomic)
+    /// The last generation written per consumer ("<stream>/<name>"), so each save goes to the other slot.
+    private var generations: [String: UInt64] = [:]
+
+    func saveConsumerState(stream: String, name: String, _ state: [UInt8]) throws {
+        let key = stream + "/" + name
+        let generation = (generations[key] ?? 0) + 1
+        let dir = consumerDirectory(stream, name)
+        let path = dir.appendingPathComponent(ConsumerStateFile.slot(for: generation)).path
+        let created = !FileManager.default.fileExists(atPath: path)
+        try Self.writeSynced(ConsumerStateFile.record(generation: generation, state: state), to: path)
+        if created { Self.syncDirectory(dir.path) }
+        generations[key] = generation
+        if generation == 1 || generation == 2 {
+            // The state of an older brokerd is superseded once a slot holds a newer one.
+            try? FileManager.default.removeItem(at: dir.appendingPathComponent(ConsumerStateFile.legacyName))
+        }
+    }
+
+    /// Writes `bytes` over the file at `path` and fsyncs it.
+    private static func writeSynced(_ bytes: [UInt8], to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw StoreError.io("open \(path): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
+            guard n > 0 else { throw StoreError.io("write \(path): \(String(cString: strerror(errno)))") }
+            done += n
+        }
+        guard fsync(fd) == 0 else { throw StoreError.io("fsync \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    private static func syncDirectory(_ path: String) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            close(fd)
+        }
     }
 
     func removeConsumer(stream: String, name: String) {
+        generations[stream + "/" + name] = nil
         try? FileManager.default.removeItem(at: consumerDirectory(stream, name))
     }
 
@@ -113,8 +154,18 @@ final class FileJetStreamStorage: JetStreamStorage {
             let consumerDir = dir.appendingPathComponent(name)
             guard let data = try? Data(contentsOf: consumerDir.appendingPathComponent("meta.json")),
                   let record = try? JSONDecoder().decode(ConsumerRecord.self, from: data) else { return nil }
-            let state = try? Data(contentsOf: consumerDir.appendingPathComponent("state"))
-            return (name, record, state.map { [UInt8]($0) })
+            let slots = (ConsumerStateFile.slotNames + [ConsumerStateFile.legacyName]).map { file in
+                (file, (try? Data(contentsOf: consumerDir.appendingPathComponent(file))).map { [UInt8]($0) })
+            }
+            let found = ConsumerStateFile.newest(in: slots)
+            generations[stream + "/" + name] = found.generation
+            for file in found.damaged {
+                // A crash during a save leaves a torn slot (expected); without any whole state it is an error.
+                logger.log(level: found.state == nil ? .error : .warning, "JetStream consumer state: a damaged state file was passed over", metadata: [
+                    "stream": "\(stream)", "consumer": "\(name)", "file": "\(file)",
+                    "outcome": "\(found.state == nil ? "no whole state left: delivery starts again from the consumer's start" : "the other slot's state is used")"])
+            }
+            return (name, record, found.state)
         }
     }
 

@@ -78,7 +78,8 @@ extension StreamRegistry {
         if consumer.durable {
             storage.saveConsumer(stream: streamName, name: name, ConsumerRecord(
                 config: config, created: consumer.created.timeIntervalSince1970, lastPerSubjectBound: bound > 0 ? bound : nil))
-            saveState(of: consumer)
+            // A restored consumer keeps its saved state (a fresh one written now could outlive it in a crash).
+            if !restoring { consumer.dirty = true }
         }
         return .success(consumer)
     }
@@ -197,9 +198,11 @@ extension StreamRegistry {
         return until > time ? until - time : nil
     }
 
-    /// A durable consumer's delivery state to storage (after deliveries and acks, on the tick, at close).
-    func saveState(of consumer: ConsumerEntry) {
-        storage.saveConsumerState(stream: consumer.stream, name: consumer.name, consumer.machine.encoded())
+    /// A durable consumer's delivery state to storage, fsynced (on the tick when it changed, for confirmed acks,
+    /// at close). Throws when it could not be written: the consumer stays dirty and is written again.
+    func saveState(of consumer: ConsumerEntry) throws {
+        try storage.saveConsumerState(stream: consumer.stream, name: consumer.name, consumer.machine.encoded())
+        consumer.dirty = false
     }
 
     /// Restores the durable consumers of `stream` (after the stream itself).
@@ -212,9 +215,10 @@ extension StreamRegistry {
             if let saved, var restored = ConsumerStateMachine(configuration: consumer.machine.configuration, decoding: saved) {
                 // State saved after a delivery whose message a crash then took (it was not fsynced yet) must not
                 // point past the stream: that sequence will be used again by the next message.
+                let before = restored.encoded()
                 restored.clamp(toLastSequence: streams[stream]?.stream.state.lastSequence ?? 0)
                 consumer.machine = restored
-                saveState(of: consumer)
+                if restored.encoded() != before { consumer.dirty = true }
             }
         }
     }
