@@ -49,6 +49,12 @@ struct BrokerdBench: AsyncParsableCommand {
                     an inbox, and acks every delivery (an empty publish to its
                     $JS.ACK reply subject) while timing the drain. Deletes the
                     stream at the end (unless --keep-stream).
+          jsacksync JetStream consume with confirmed acks: as jsconsume, but
+                    each ack carries a reply subject (ack_sync / AckSync) and
+                    counts once the server answers it, at most --window
+                    confirmations outstanding (1: one at a time, as a nats-py
+                    loop of ack_sync). Rate: confirmed acks/s; latency: ack
+                    to confirmation.
           kvput     Key-Value put: creates bucket 'bench' as nats.go and
                     nats-py do (stream KV_bench on $KV.bench.>, history 1,
                     file storage, rollups, deny_delete, allow_direct,
@@ -260,7 +266,7 @@ struct BrokerdBench: AsyncParsableCommand {
     @Option(help: ArgumentHelp("kvput, kvget: keys in the bucket, used round-robin.", valueName: "k"))
     var keys = 1000
 
-    @Option(help: ArgumentHelp("jspub, jsconsume, kvput, objput: PubAcks a publisher may wait for at once (1 = synchronous publish).", valueName: "w"))
+    @Option(help: ArgumentHelp("jspub, jsconsume, kvput, objput: PubAcks a publisher may wait for at once (1 = synchronous publish); jsacksync: ack confirmations outstanding.", valueName: "w"))
     var window = 256
 
     @Flag(help: "jspub, jsconsume: leave the stream (and its messages) in place at the end.")
@@ -309,7 +315,7 @@ struct BrokerdBench: AsyncParsableCommand {
     var benchConfig: BenchConfig {
         let subscribers = switch scenario {
         case .pub, .jspub, .kvput, .objput: 0
-        case .pubsub, .reqrep, .falco, .jsconsume, .falcohttp, .falcopipe, .kvget, .kvwatch, .objget: 1
+        case .pubsub, .reqrep, .falco, .jsconsume, .jsacksync, .falcohttp, .falcopipe, .kvget, .kvwatch, .objget: 1
         case .wildcard: 2
         case .fanout, .queue: subs ?? 4
         }

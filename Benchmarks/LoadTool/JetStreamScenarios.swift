@@ -39,9 +39,13 @@ final class PubAckTracker: @unchecked Sendable {
         var latency = Tracker.makeHistogram()
     }
 
-    init(expected: Int, window: Int) {
+    /// Confirmed acks (jsacksync): the answer is an empty message, not a PubAck.
+    let confirmations: Bool
+
+    init(expected: Int, window: Int, confirmations: Bool = false) {
         self.expected = expected
         self.window = window
+        self.confirmations = confirmations
         state = Mutex(State(sentAt: [UInt64](repeating: 0, count: expected), acked: [UInt64](repeating: 0, count: (expected + 63) / 64)))
     }
 
@@ -76,7 +80,8 @@ final class PubAckTracker: @unchecked Sendable {
 
     /// One PubAck (on the event loop): `index` from the reply subject, the JSON payload.
     func ack(index: Int?, payload: ByteBuffer, now: UInt64) {
-        let parsed = JSParse.pubAck(payload)
+        let parsed = confirmations ? (seq: payload.readableBytes == 0 ? UInt64(index ?? 0) + 1 : nil, error: payload.readableBytes != 0)
+            : JSParse.pubAck(payload)
         let waiter: CheckedContinuation<Bool, Never>? = state.withLock { s in
             guard let index, index >= 0, index < expected, s.sentAt[index] != 0 else {
                 s.foreign += 1
@@ -439,9 +444,12 @@ extension Runner {
         return result
     }
 
-    // MARK: - jsconsume
+    // MARK: - jsconsume, jsacksync
 
-    func runJetStreamConsume() async throws -> BenchResult {
+    /// jsconsume: plain acks; jsacksync (`confirm`): each ack carries a reply, as ack_sync / AckSync send it, and
+    /// counts once the server answered it (brokerd: once the consumer state holding it is on disk), at most
+    /// `--window` confirmations outstanding. The rate is then the confirmed acks per second.
+    func runJetStreamConsume(confirm: Bool = false) async throws -> BenchResult {
         let n = config.msgs
         let stream = Self.benchStream
         let filler = try await connect("pub")
@@ -465,10 +473,20 @@ extension Runner {
             if let reply = message.reply, reply.hasPrefix("$JS.ACK.") { acksIn.yield(reply) }
         }
         try await consumer.flush()
+        let confirmations = PubAckTracker(expected: n, window: max(config.window, 1), confirmations: true)
+        let (confirmPrefix, watchdog) = confirm ? try await ackInbox(consumer, confirmations) : ("", Task {})
+        defer { watchdog.cancel() }
         let acker = Task {
             var sent = 0
             for await reply in acks {
-                do { try await consumer.publish(reply) } catch { return sent }
+                do {
+                    if confirm {
+                        guard sent < n, await confirmations.acquire(index: sent) else { return sent }
+                        try await consumer.publish(reply, reply: "\(confirmPrefix).\(sent)")
+                    } else {
+                        try await consumer.publish(reply)
+                    }
+                } catch { return sent }
                 sent += 1
             }
             return sent
@@ -498,6 +516,22 @@ extension Runner {
             }
             try? await Task.sleep(for: .microseconds(500))
         }
+        if confirm {
+            // Then every confirmation, at most drainTimeout without one.
+            var lastOK = -1
+            var idle = ContinuousClock.now
+            while confirmations.okCount + confirmations.snapshot().errors < tracker.distinct {
+                let ok = confirmations.okCount
+                if ok != lastOK {
+                    lastOK = ok
+                    idle = .now
+                } else if ContinuousClock.now - idle >= config.drainTimeout {
+                    note("no ack confirmation for \(config.drainTimeout): \(tracker.distinct - ok) never came")
+                    break
+                }
+                try? await Task.sleep(for: .microseconds(500))
+            }
+        }
         progress.cancel()
         let s = tracker.snapshot()
         acksIn.finish()
@@ -508,6 +542,19 @@ extension Runner {
         if s.mismatched > 0 { note("\(s.mismatched) deliveries whose payload is not the message of their stream sequence") }
         await deleteStream(consumer, name: stream)
 
+        if confirm {
+            let c = confirmations.snapshot()
+            if c.errors > 0 { note("\(c.errors) ack confirmations were not empty: \(c.firstError ?? "-")") }
+            let seconds = Double((c.lastAckAt > start ? c.lastAckAt : monotonicNanos()) &- start) / 1e9
+            var result = BenchResult(
+                scenario: .jsacksync, url: config.url, size: config.size, msgs: n, subs: 1, seconds: seconds,
+                delivered: c.ok, lost: n - c.ok, duplicated: s.duplicated, reordered: s.reordered + s.mismatched,
+                latency: c.latency, published: n, publishSeconds: fillSeconds,
+                countedBytes: Double(c.ok) * Double(config.size), notes: notes.withLock { $0 })
+            result.extras = [("fill_seconds", BenchResult.number(fillSeconds, digits: 6)), ("window", String(config.window)),
+                             ("acks_sent", String(acked)), ("redelivered", String(s.redelivered))]
+            return result
+        }
         let seconds = Double((s.lastAt > start ? s.lastAt : monotonicNanos()) &- start) / 1e9
         var result = BenchResult(
             scenario: .jsconsume, url: config.url, size: config.size, msgs: n, subs: 1, seconds: seconds,

@@ -78,6 +78,7 @@ struct BenchResult {
         case .pub: "no subscribers"
         case .jspub: "window \(extras.first { $0.0 == "window" }?.1 ?? "?") PubAcks"
         case .jsconsume: "1 durable push consumer, explicit acks"
+        case .jsacksync: "1 durable push consumer, confirmed acks (ack_sync)"
         case .kvput: "window \(extras.first { $0.0 == "window" }?.1 ?? "?") PubAcks, \(extras.first { $0.0 == "keys" }?.1 ?? "?") keys"
         case .kvget: "direct gets, one at a time"
         case .kvwatch: "1 watcher (push consumer, last_per_subject, ack none)"

@@ -6,7 +6,7 @@ import NIOPosix
 import Synchronization
 
 enum Scenario: String, CaseIterable, Sendable {
-    case pub, pubsub, fanout, queue, wildcard, reqrep, falco, jspub, jsconsume, falcohttp, falcopipe
+    case pub, pubsub, fanout, queue, wildcard, reqrep, falco, jspub, jsconsume, jsacksync, falcohttp, falcopipe
     case kvput, kvget, kvwatch, objput, objget
 }
 
@@ -91,6 +91,7 @@ final class Runner: @unchecked Sendable {
         case .falco: return try await runFalco()
         case .jspub: return try await runJetStreamPublish()
         case .jsconsume: return try await runJetStreamConsume()
+        case .jsacksync: return try await runJetStreamConsume(confirm: true)
         case .falcohttp: return try await runFalcoHTTP()
         case .falcopipe: return try await runFalcoPipe()
         case .kvput: return try await runKVPut()

@@ -7,7 +7,7 @@ import sys
 
 from .config import (ALL_SCENARIOS, BRIDGE_ALERTS, BRIDGE_MIN_QUICK, BUDGET, DEFAULT_SIZES, EXIT_USAGE,
                      FALCO_BUDGET, FALCOHTTP_BATCH_BUDGET, FALCOHTTP_BUDGET, FALCOPIPE_BUDGET, HOST,
-                     JS_ASYNC_BUDGET, JS_ASYNC_WINDOW, JS_CONSUME_BUDGET, JS_DISK_ALERTS, JS_DISK_MIN_QUICK,
+                     JS_ACKSYNC_ASYNC_BUDGET, JS_ACKSYNC_SYNC_BUDGET, JS_ASYNC_BUDGET, JS_ASYNC_WINDOW, JS_CONSUME_BUDGET, JS_DISK_ALERTS, JS_DISK_MIN_QUICK,
                      JS_FALCO_BUDGET, JS_RECOVERY_MSGS, JS_SIZE, JS_SYNC_BUDGET, KV_GET_BUDGET, KV_KEYS,
                      KV_PUT_BUDGET, KV_SIZE, KV_WATCH_BUDGET, MIN_MSGS, OBJ_CHUNK, OBJ_CHUNKS, OBJ_MIN_CHUNKS,
                      OBJ_PUT_WINDOW, QUICK_SCALE, REQREP_BUDGET, ROOT, SERVERS)
@@ -46,7 +46,7 @@ what it does
      --settle seconds after it exits, and reports CPU seconds per million messages: delivered
      messages (the tool's "delivered"), or published ones for pub. The tool's own CPU time is
      recorded in the JSON too (client_cpu_seconds).
-  4. JetStream (scenarios jspub, jsconsume, kvput, kvget, kvwatch, objput, objget, jsrecovery, jsdisk):
+  4. JetStream (scenarios jspub, jsconsume, jsacksync, kvput, kvget, kvwatch, objput, objget, jsrecovery, jsdisk):
      after the core rows the plain servers are stopped and a second pair is started as `BIN -a {HOST} -p PORT -js -sd DIR`, each with a
      fresh store DIR under <dir of --out>/jsstore/. Rows (same A B A B rounds):
        jspub/1      --scenario jspub --window 1 --size {JS_SIZE}: synchronous publish, one PubAck awaited
@@ -56,6 +56,10 @@ what it does
                     ({JS_FALCO_BUDGET:,} alerts)
        jsconsume    fill {JS_CONSUME_BUDGET:,} x {JS_SIZE} B (not timed), then a durable push consumer with
                     explicit acks drains it: delivered msgs/s
+       jsacksync/1  as jsconsume ({JS_ACKSYNC_SYNC_BUDGET:,} msgs), each ack with a reply (ack_sync), one confirmation
+                    awaited at a time: confirmed acks/s; latency = ack -> confirmation (brokerd: after the
+                    consumer state holding it is fsynced, group-committed; nats-server: at once)
+       jsacksync/256  the same with {JS_ASYNC_WINDOW} confirmations outstanding ({JS_ACKSYNC_ASYNC_BUDGET:,} msgs)
        Key-Value and Object Store rows, on the same pair, each run on a fresh bucket made as nats.go makes it
        (KV_bench: history 1, rollups, deny_delete, allow_direct, discard new; OBJ_bench: $O.bench.C.> and
        $O.bench.M.>), deleted at the end of the run:
@@ -105,7 +109,7 @@ message counts (N per run, --scale 1)
   falcohttp/4x100 {FALCOHTTP_BATCH_BUDGET:,}, falcopipe {FALCOPIPE_BUDGET:,} alerts. N = max({MIN_MSGS:,}, budget x scale).
   --quick is --scale {QUICK_SCALE} (unless --scale is given): a ~1 minute smoke run.
   JetStream: jspub/1 {JS_SYNC_BUDGET:,}, jspub/256 {JS_ASYNC_BUDGET:,}, jsfalco/256 {JS_FALCO_BUDGET:,},
-  jsconsume {JS_CONSUME_BUDGET:,}, kvput {KV_PUT_BUDGET:,}, kvget {KV_GET_BUDGET:,}, kvwatch {KV_WATCH_BUDGET:,}
+  jsconsume {JS_CONSUME_BUDGET:,}, jsacksync/1 {JS_ACKSYNC_SYNC_BUDGET:,}, jsacksync/256 {JS_ACKSYNC_ASYNC_BUDGET:,}, kvput {KV_PUT_BUDGET:,}, kvget {KV_GET_BUDGET:,}, kvwatch {KV_WATCH_BUDGET:,}
   (scaled likewise, --msgs overrides them too, not jsrecovery/jsdisk). objput/objget: {OBJ_CHUNKS} chunks
   (one 50 MiB object) x scale, at least {OBJ_MIN_CHUNKS} ({OBJ_MIN_CHUNKS * OBJ_CHUNK // 2**20} MiB); --msgs does not apply.
 

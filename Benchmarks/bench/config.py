@@ -13,7 +13,7 @@ SIZED_SCENARIOS = ("pub", "pubsub", "fanout", "queue", "wildcard")
 # Key-Value and Object Store rows, built on JetStream as nats.go / nats-py use them (same servers as jspub).
 KV_OBJ_SCENARIOS = ("kvput", "kvget", "kvwatch", "objput", "objget")
 OBJ_SCENARIOS = ("objput", "objget")
-JS_ROW_SCENARIOS = ("jspub", "jsconsume") + KV_OBJ_SCENARIOS  # tool rows against the JetStream-enabled servers
+JS_ROW_SCENARIOS = ("jspub", "jsconsume", "jsacksync") + KV_OBJ_SCENARIOS  # tool rows against the JetStream-enabled servers
 JS_EXTRA_SCENARIOS = ("jsrecovery", "jsdisk")  # one-off measurements, not table rows
 JS_SCENARIOS = JS_ROW_SCENARIOS + JS_EXTRA_SCENARIOS
 FALCO_INGEST_SCENARIOS = ("falcohttp", "falcopipe")  # brokerd only: its Falco HTTP endpoint and falco-pipe
@@ -53,6 +53,10 @@ JS_SYNC_BUDGET = 3_000
 JS_ASYNC_BUDGET = 200_000
 JS_FALCO_BUDGET = 100_000
 JS_CONSUME_BUDGET = 100_000
+# Confirmed acks (ack_sync): brokerd answers each once the consumer state holding it is fsynced (group commit),
+# nats-server at once. One at a time (a nats-py loop of ack_sync) is bounded by the fsync latency.
+JS_ACKSYNC_SYNC_BUDGET = 3_000
+JS_ACKSYNC_ASYNC_BUDGET = 50_000
 JS_RECOVERY_MSGS = 1_000_000  # x 128 B, filled with window 256, then SIGTERM and restart
 JS_DISK_ALERTS = 100_000  # the alerts file cycled to this many
 JS_DISK_MIN_QUICK = 20_000  # at least two brokerd blocks of 8 MiB are sealed (compressed)

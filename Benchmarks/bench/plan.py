@@ -8,7 +8,7 @@ from typing import Optional
 
 from .config import (ALL_SCENARIOS, BUDGET, BUDGET_BYTES, FALCO_BUDGET, FALCO_INGEST_SCENARIOS,
                      FALCOHTTP_BATCH_BUDGET, FALCOHTTP_BUDGET, FALCOPIPE_BUDGET, HOST, JS_ASYNC_BUDGET,
-                     JS_ASYNC_WINDOW, JS_CONSUME_BUDGET, JS_FALCO_BUDGET, JS_ROW_SCENARIOS, JS_SIZE, JS_SYNC_BUDGET,
+                     JS_ACKSYNC_ASYNC_BUDGET, JS_ACKSYNC_SYNC_BUDGET, JS_ASYNC_WINDOW, JS_CONSUME_BUDGET, JS_FALCO_BUDGET, JS_ROW_SCENARIOS, JS_SIZE, JS_SYNC_BUDGET,
                      KV_GET_BUDGET, KV_KEYS, KV_PUT_BUDGET, KV_SIZE, KV_WATCH_BUDGET, MIN_MSGS, OBJ_CHUNK, OBJ_CHUNKS,
                      OBJ_MIN_CHUNKS, OBJ_PUT_WINDOW, OBJ_SCENARIOS, PERM_SCENARIOS, PERM_TOOL_SCENARIO, REQREP_BUDGET, SIZED_SCENARIOS, TLS_SCENARIOS,
                      TLS_TOOL_SCENARIO)
@@ -56,6 +56,8 @@ class Row:
     def key(self) -> str:
         if self.scenario == "jspub":
             return f"{self.scenario}/{'falco' if self.alerts else self.size}/w{self.window}"
+        if self.scenario == "jsacksync":
+            return f"{self.scenario}/{self.size}/w{self.window}"
         if self.scenario == "falcohttp":
             return f"{self.scenario}/c{self.conns}/b{self.batch}"
         return f"{self.scenario}/{self.size}"
@@ -64,6 +66,8 @@ class Row:
     def label(self) -> str:
         if self.scenario == "jspub":
             return f"{'jsfalco' if self.alerts else 'jspub'}/{self.window}"
+        if self.scenario == "jsacksync":
+            return f"jsacksync/{self.window}"
         if self.scenario == "falcohttp":
             return f"falcohttp/{self.conns}" + (f"x{self.batch}" if self.batch > 1 else "")
         if self.scenario in OBJ_SCENARIOS:
@@ -119,6 +123,9 @@ def plan(a: argparse.Namespace, falco_size: int) -> list[Row]:
                             alerts=True))
         elif sc == "jsconsume":
             rows.append(Row(sc, JS_SIZE, msgs_for(JS_CONSUME_BUDGET, 1, a), None))
+        elif sc == "jsacksync":
+            rows.append(Row(sc, JS_SIZE, msgs_for(JS_ACKSYNC_SYNC_BUDGET, 1, a), None, window=1))
+            rows.append(Row(sc, JS_SIZE, msgs_for(JS_ACKSYNC_ASYNC_BUDGET, 1, a), None, window=JS_ASYNC_WINDOW))
         elif sc == "kvput":
             rows.append(Row(sc, KV_SIZE, msgs_for(KV_PUT_BUDGET, 1, a), None, window=1, keys=KV_KEYS))
         elif sc == "kvget":
