@@ -93,6 +93,8 @@ struct Brokerd: AsyncParsableCommand {
             print("brokerd: v\(BrokerServer.version) (nats-server protocol \(BrokerServer.natsCompatibleVersion))")
             return
         }
+        // A file size limit (RLIMIT_FSIZE) must fail the write (EFBIG, handled like a full disk), not kill brokerd.
+        signal(SIGXFSZ, SIG_IGN)
         let options: BrokerOptions
         var ignoredKeys: [String] = []
         do {

@@ -46,6 +46,8 @@ final class MemoryJetStreamStorage: JetStreamStorage {
     func saveSourcePositions(stream: String, _ positions: [String: UInt64]) { sourcePositions[stream] = positions }
 
     func savedSourcePositions(stream: String) -> [String: UInt64] { sourcePositions[stream] ?? [:] }
+
+    var damageFound: [StorageDamage] { [] }
 }
 
 /// A clock the test moves by hand: 2026-01-01T00:00:00Z plus whatever it sets.

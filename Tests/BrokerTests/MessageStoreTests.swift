@@ -163,6 +163,114 @@ final class MessageStoreTests: XCTestCase {
         XCTAssertEqual(store.recovery.truncatedBlock, "00000001.blk")
     }
 
+    /// A flipped bit in the middle of the active block costs that record only: the store opens, serves every
+    /// other message, reports what was lost, and appends after the newest.
+    func testDamageInTheMiddleIsPassedOver() throws {
+        let dir = temporaryDirectory()
+        var offsets: [Int] = []
+        do {
+            let store = try FileStore(directory: dir)
+            for i in 1...20 {
+                _ = try store.append(subject: bytes("m"), headers: [], payload: bytes("payload-\(i)"), timestamp: 0)
+                try store.sync()
+                offsets.append((try FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent("00000001.blk").path)[.size] as? Int) ?? 0)
+            }
+            try store.close()
+        }
+        let block = dir.appendingPathComponent("00000001.blk")
+        var data = try Data(contentsOf: block)
+        data[offsets[9] - 6] ^= 0x04  // inside message 10's payload
+        try data.write(to: block)
+        do {
+            let store = try FileStore(directory: dir)
+            XCTAssertEqual(store.state.messages, 19)
+            XCTAssertThrowsError(try store.load(10))
+            for s: UInt64 in [1, 9, 11, 20] { XCTAssertEqual(try store.load(s).payload, bytes("payload-\(s)")) }
+            XCTAssertEqual(store.recovery.truncatedBytes, 0, "nothing is cut: whole records follow")
+            XCTAssertEqual(store.recovery.damage.count, 1)
+            XCTAssertEqual(store.recovery.damage.first?.lostFirst, 10)
+            XCTAssertEqual(store.recovery.damage.first?.lostLast, 10)
+            XCTAssertEqual(try store.append(subject: bytes("m"), headers: [], payload: bytes("after"), timestamp: 0), 21)
+            try store.close()
+        }
+        // A length field destroyed too: found again by scanning for the next whole record.
+        data = try Data(contentsOf: block)
+        for i in offsets[3]..<(offsets[3] + 4) { data[i] = 0xEE }  // message 5's length
+        try data.write(to: block)
+        let store = try FileStore(directory: dir)
+        XCTAssertEqual(store.state.messages, 19)
+        XCTAssertThrowsError(try store.load(5))
+        XCTAssertEqual(try store.load(21).payload, bytes("after"))
+        XCTAssertEqual(store.recovery.damage.map(\.lostFirst), [5, 10])
+    }
+
+    /// A sealed block that fails its checksum is read record by record; one cut short or unreadable is lost
+    /// whole, with its sequences reported; every other block is served.
+    func testDamagedSealedBlocks() throws {
+        let dir = temporaryDirectory()
+        var config = FileStore.Configuration()
+        config.blockSize = 4 * 1024
+        do {
+            let store = try FileStore(directory: dir, configuration: config)
+            for i in 1...400 { _ = try store.append(subject: bytes("s"), headers: [], payload: bytes("payload-\(i)-" + String(repeating: "x", count: i % 50)), timestamp: 0) }
+            try store.close()
+        }
+        let sealed = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".blk.lz4") }.sorted()
+        XCTAssertGreaterThan(sealed.count, 4)
+        // The second sealed block cut in half.
+        let second = dir.appendingPathComponent(sealed[1])
+        let secondData = try Data(contentsOf: second)
+        try secondData.prefix(secondData.count / 2).write(to: second)
+        let store = try FileStore(directory: dir, configuration: config)
+        XCTAssertEqual(store.recovery.damage.count, 1)
+        let damage = try XCTUnwrap(store.recovery.damage.first)
+        XCTAssertEqual(damage.block, sealed[1])
+        let lost = try XCTUnwrap(damage.lostFirst)...(try XCTUnwrap(damage.lostLast))
+        XCTAssertGreaterThan(lost.count, 0)
+        XCTAssertEqual(store.state.messages, UInt64(400 - lost.count))
+        for s in [UInt64(1), lost.lowerBound - 1, lost.upperBound + 1, 400] {
+            XCTAssertEqual(String(decoding: try store.load(s).payload, as: UTF8.self).split(separator: "-")[1], "\(s)")
+        }
+        XCTAssertThrowsError(try store.load(lost.lowerBound))
+        XCTAssertEqual(try store.append(subject: bytes("s"), headers: [], payload: bytes("after"), timestamp: 0), 401)
+    }
+
+    /// A sync that fails (here: RLIMIT_FSIZE, as a full disk) takes back exactly what it did not cover; removals
+    /// made meanwhile stand; once writes succeed again the store goes on from there, also after a reopen.
+    func testAFailedSyncIsTakenBack() throws {
+        let dir = temporaryDirectory()
+        let store = try FileStore(directory: dir)
+        for i in 1...10 { _ = try store.append(subject: bytes("r.\(i % 2)"), headers: [], payload: bytes("keep-\(i)"), timestamp: 0) }
+        try store.sync()
+        let size = (try FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent("00000001.blk").path)[.size] as? Int) ?? 0
+        for i in 11...15 { _ = try store.append(subject: bytes("r.x"), headers: [], payload: bytes("lost-\(i)"), timestamp: 0) }
+        XCTAssertTrue(try store.remove(3))
+        let previous = signal(SIGXFSZ, SIG_IGN)
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_FSIZE.rawValue), &limit)
+        var small = limit
+        small.rlim_cur = rlim_t(size + 40)
+        setrlimit(Int32(RLIMIT_FSIZE.rawValue), &small)
+        XCTAssertThrowsError(try store.sync())
+        setrlimit(Int32(RLIMIT_FSIZE.rawValue), &limit)
+        signal(SIGXFSZ, previous)
+        let taken = store.rollBackUnsynced()
+        XCTAssertEqual(taken.map(\.sequence), [11, 12, 13, 14, 15])
+        XCTAssertEqual(taken.first?.subject, bytes("r.x"))
+        XCTAssertEqual(store.state.messages, 9)
+        XCTAssertEqual(store.state.lastSequence, 10)
+        XCTAssertThrowsError(try store.load(11))
+        XCTAssertThrowsError(try store.load(3), "the removal stands")
+        XCTAssertEqual(try store.append(subject: bytes("r.y"), headers: [], payload: bytes("new-11"), timestamp: 0), 11)
+        try store.close()
+        let reopened = try FileStore(directory: dir)
+        XCTAssertEqual(reopened.state.messages, 10)
+        XCTAssertEqual(try reopened.load(11).payload, bytes("new-11"))
+        XCTAssertThrowsError(try reopened.load(3))
+        XCTAssertEqual(reopened.recovery.truncatedBytes, 0)
+        XCTAssertTrue(reopened.recovery.damage.isEmpty)
+    }
+
     func testManyMessagesRecover() throws {
         let dir = temporaryDirectory()
         var config = FileStore.Configuration()

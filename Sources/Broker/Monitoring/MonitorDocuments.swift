@@ -181,6 +181,18 @@ extension MonitorServer {
             "messages": s.messages,
             "bytes": s.bytes,
             "api": ["total": s.apiTotal, "errors": s.apiErrors],
+            // brokerd's own: what went wrong with the disk, and what it cost (nats-server has no such field).
+            "storage_faults": [
+                "sync_failures": s.faults.syncFailures,
+                "messages_taken_back": s.faults.messagesTakenBack,
+                "last_failure": s.faults.last.map { ["stream": $0.stream, "error": $0.error, "at": $0.at] as [String: Any] } ?? NSNull(),
+                "damage_found_at_start": s.faults.damage.map { d -> [String: Any] in
+                    var o: [String: Any] = ["stream": d.stream, "file": d.file, "offset": d.offset, "bytes": d.bytes, "outcome": d.outcome]
+                    if let consumer = d.consumer { o["consumer"] = consumer }
+                    if let first = d.lostFirst { o["lost_first_seq"] = first; o["lost_last_seq"] = d.lostLast ?? first }
+                    return o
+                },
+            ] as [String: Any],
         ]
     }
 

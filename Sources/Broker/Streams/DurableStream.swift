@@ -514,6 +514,25 @@ public final class DurableStream {
         }
     }
 
+    /// After a failed sync: the store takes back what the sync did not cover (no PubAck was sent for it), and
+    /// so does this stream's own bookkeeping (per-subject sequences, message ids, TTLs, the last msg id).
+    /// Returns how many messages went.
+    public func rollBackUnsynced() -> Int {
+        let taken = store.rollBackUnsynced()
+        guard !taken.isEmpty else { return 0 }
+        let sequences = Set(taken.map(\.sequence))
+        for (sequence, subject) in taken {
+            perSubject[subject]?.removeAll { $0 == sequence }
+            if perSubject[subject]?.isEmpty == true { perSubject[subject] = nil }
+            expiries[sequence] = nil
+        }
+        recentIDs = recentIDs.filter { !sequences.contains($0.value.0) }
+        let last = store.state.lastSequence
+        lastMessageID = last > 0 ? (try? store.load(last)).flatMap { Self.messageID(in: $0.headers) } ?? "" : ""
+        removals &+= 1
+        return taken.count
+    }
+
     /// Removes one message (an ack under workqueue retention, or a delete request).
     @discardableResult
     public func removeMessage(_ sequence: UInt64) throws(StoreError) -> Bool {

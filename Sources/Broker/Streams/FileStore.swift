@@ -33,6 +33,20 @@ public final class FileStore: MessageStore {
         public var truncatedBytes = 0
         public var truncatedAt: Int?
         public var truncatedBlock: String?
+        /// Damage inside the stream (a flipped bit, a block cut short or unreadable): passed over, the rest is
+        /// served; each says what was lost.
+        public var damage: [Damage] = []
+    }
+
+    /// Bytes that did not hold whole records, in the middle of the stream.
+    public struct Damage: Equatable, Sendable {
+        public var block: String
+        public var offset: Int
+        public var bytes: Int
+        /// The message sequences that were there and are gone (first...last; nil when none were).
+        public var lostFirst: UInt64?
+        public var lostLast: UInt64?
+        public var reason: String
     }
 
     private struct Location {
@@ -68,8 +82,21 @@ public final class FileStore: MessageStore {
     private var buffered: [UInt8] = []
     private var flushedSize = 0
     private var sealed: Set<UInt32> = []
+    /// Sealed blocks whose whole-block checksum failed but whose records were read one by one (each has its
+    /// own CRC): served from what was read, never trusted as a whole.
+    private var salvaged: Set<UInt32> = []
     private var cachedBlock: (id: UInt32, bytes: [UInt8])?
     private var dirty = false
+    /// What the last successful sync covered, and what came after it: a failed sync (a full disk, a failing
+    /// fsync) takes back exactly what it did not cover (`rollBackUnsynced`).
+    private var syncedSize = 0
+    private var syncedNextSequence: UInt64 = 1
+    private var syncedLastSequence: UInt64 = 0
+    private var unsyncedMessages: [(sequence: UInt64, size: UInt64)] = []
+    /// Delete records since the last sync, written again after a rollback (the removals stand).
+    private var unsyncedDeletes: [UInt64] = []
+    /// A seal that failed (no space) is tried again only after this many more bytes.
+    private var sealRetrySize = 0
 
     public init(directory: URL, configuration: Configuration = Configuration()) throws(StoreError) {
         self.directory = directory
@@ -106,7 +133,16 @@ public final class FileStore: MessageStore {
         current.bytes += size
         current.lastSequence = sequence
         if current.messages == 1 { current.firstSequence = sequence }
-        try sealIfFull()
+        unsyncedMessages.append((sequence, size))
+        if activeSize >= max(configuration.blockSize, sealRetrySize) {
+            do {
+                try sealIfFull()
+                sealRetrySize = 0
+            } catch {
+                // The message is appended (its sync decides its PubAck); sealing waits for space.
+                sealRetrySize = activeSize + (1 << 20)
+            }
+        }
         return sequence
     }
 
@@ -118,17 +154,26 @@ public final class FileStore: MessageStore {
         let message = try load(sequence)
         _ = try write(Self.encode(kind: .delete, sequence: sequence, timestamp: 0, subject: [], headers: [], payload: []))
         forget(sequence, size: UInt64(message.size))
+        unsyncedDeletes.append(sequence)
         return true
     }
 
     public func purge() throws(StoreError) {
         guard activeFD >= 0 else { throw .closed }
+        // What came before is on disk first (else the purge is refused and the caller's sync takes it back);
+        // then the purge record alone, taken back if its sync fails, before anything leaves memory.
+        try sync()
         _ = try write(Self.encode(kind: .purge, sequence: nextSequence, timestamp: 0, subject: [], headers: [], payload: []))
+        do {
+            try sync()
+        } catch {
+            _ = rollBackUnsynced()
+            throw error
+        }
         index.removeAll()
         current.messages = 0
         current.bytes = 0
         current.firstSequence = nextSequence
-        try sync()
     }
 
     public func skip(to sequence: UInt64) throws(StoreError) {
@@ -146,6 +191,45 @@ public final class FileStore: MessageStore {
         try flushWrites()
         guard fsync(activeFD) == 0 else { throw .io("fsync: \(String(cString: strerror(errno)))") }
         dirty = false
+        markSynced()
+    }
+
+    private func markSynced() {
+        syncedSize = activeSize
+        syncedNextSequence = nextSequence
+        syncedLastSequence = current.lastSequence
+        unsyncedMessages.removeAll(keepingCapacity: true)
+        unsyncedDeletes.removeAll(keepingCapacity: true)
+    }
+
+    /// After a failed sync (no space, a failing fsync): takes back every message appended since the last
+    /// successful one, which nobody was told is stored, cuts the active block back to what that sync covered
+    /// (after a failed fsync the kernel may have dropped those pages: they are never trusted) and writes the
+    /// removals since then again. Returns the sequences and subjects taken back.
+    public func rollBackUnsynced() -> [(sequence: UInt64, subject: [UInt8])] {
+        guard activeFD >= 0, dirty || !unsyncedMessages.isEmpty else { return [] }
+        var taken: [(sequence: UInt64, subject: [UInt8])] = []
+        for (sequence, size) in unsyncedMessages.reversed() where index[sequence] != nil {
+            if let message = try? load(sequence) { taken.append((sequence, message.subject)) }
+            forget(sequence, size: size)
+        }
+        let rolledBack = Set(unsyncedMessages.map(\.sequence))
+        let deletes = unsyncedDeletes.filter { !rolledBack.contains($0) }
+        buffered.removeAll(keepingCapacity: true)
+        _ = ftruncate(activeFD, off_t(syncedSize))
+        activeSize = syncedSize
+        flushedSize = syncedSize
+        nextSequence = syncedNextSequence
+        current.lastSequence = syncedLastSequence
+        if current.messages == 0 { current.firstSequence = nextSequence }
+        unsyncedMessages.removeAll()
+        unsyncedDeletes.removeAll()
+        dirty = false
+        for sequence in deletes {
+            _ = try? write(Self.encode(kind: .delete, sequence: sequence, timestamp: 0, subject: [], headers: [], payload: []))
+            unsyncedDeletes.append(sequence)
+        }
+        return taken.reversed()
     }
 
     public func close() throws(StoreError) {
@@ -220,14 +304,16 @@ public final class FileStore: MessageStore {
         let length = Int(read(bytes, at: 0, as: UInt32.self))
         guard length >= fixedHeader + 4, bytes.count >= 4 + length else { return nil }
         let body = bytes[(bytes.startIndex + 4)..<(bytes.startIndex + 4 + length - 4)]
-        let crc = read(bytes, at: 4 + length - 4, as: UInt32.self)
-        guard CRC32C.checksum(body) == crc, let kind = Kind(rawValue: body[body.startIndex]) else { return nil }
-        let sequence = read(body, at: 1, as: UInt64.self)
-        let timestamp = Int64(bitPattern: read(body, at: 9, as: UInt64.self))
+        // The cheap checks first (recovery tries many offsets when it looks for the next whole record).
+        guard let kind = Kind(rawValue: body[body.startIndex]) else { return nil }
         let subjectLength = Int(read(body, at: 17, as: UInt16.self))
         let headersLength = Int(read(body, at: 19, as: UInt32.self))
         let payloadLength = Int(read(body, at: 23, as: UInt32.self))
         guard fixedHeader + subjectLength + headersLength + payloadLength == body.count else { return nil }
+        let crc = read(bytes, at: 4 + length - 4, as: UInt32.self)
+        guard CRC32C.checksum(body) == crc else { return nil }
+        let sequence = read(body, at: 1, as: UInt64.self)
+        let timestamp = Int64(bitPattern: read(body, at: 9, as: UInt64.self))
         var p = body.startIndex + fixedHeader
         let subject = Array(body[p..<(p + subjectLength)]); p += subjectLength
         let headers = Array(body[p..<(p + headersLength)]); p += headersLength
@@ -277,6 +363,7 @@ public final class FileStore: MessageStore {
         activeSize = Int(info.st_size)
         flushedSize = activeSize
         buffered.removeAll(keepingCapacity: true)
+        markSynced()
     }
 
     /// Seals the active block once it is full: fsync, compress, write + fsync + rename the sealed file, then
@@ -323,9 +410,42 @@ public final class FileStore: MessageStore {
         let crc = Self.read(bytes[...], at: 8, as: UInt32.self)
         let raw: [UInt8]
         do { raw = try LZ4.decompress(bytes[12...], originalSize: rawSize) } catch { throw .io("sealed block \(id): \(error)") }
-        guard CRC32C.checksum(raw) == crc else { throw .io("sealed block \(id): checksum mismatch") }
+        guard CRC32C.checksum(raw) == crc || salvaged.contains(id) else { throw .io("sealed block \(id): checksum mismatch") }
         cachedBlock = (id, raw)
         return raw
+    }
+
+    private enum SealedRead {
+        case whole([UInt8])
+        case checksumMismatch([UInt8])
+        case unreadable(String, size: Int)
+    }
+
+    /// A sealed block at start-up: whole, readable but failing its block checksum, or not readable at all.
+    private func readSealedForRecovery(_ id: UInt32) -> SealedRead {
+        guard let data = FileManager.default.contents(atPath: blockURL(id, sealed: true).path) else { return .unreadable("cannot read", size: 0) }
+        let bytes = [UInt8](data)
+        guard bytes.count >= 12, Array(bytes[0..<4]) == Self.sealedMagic else { return .unreadable("no block header", size: bytes.count) }
+        let rawSize = Int(Self.read(bytes[...], at: 4, as: UInt32.self))
+        let crc = Self.read(bytes[...], at: 8, as: UInt32.self)
+        guard let raw = try? LZ4.decompress(bytes[12...], originalSize: rawSize) else { return .unreadable("does not decompress", size: bytes.count) }
+        return CRC32C.checksum(raw) == crc ? .whole(raw) : .checksumMismatch(raw)
+    }
+
+    /// Where the next whole record after `offset` starts (nil: none, the rest is a torn tail). The damaged
+    /// record's own length is tried first (a flipped bit in its body), then every later offset.
+    private static func nextWholeRecord(in bytes: [UInt8], after offset: Int) -> Int? {
+        let minimum = 4 + fixedHeader + 4
+        if offset + 4 <= bytes.count {
+            let skip = offset + 4 + Int(read(bytes[...], at: offset, as: UInt32.self))
+            if skip > offset, skip + minimum <= bytes.count, decode(bytes[skip...]) != nil { return skip }
+        }
+        var p = offset + 1
+        while p + minimum <= bytes.count {
+            if decode(bytes[p...]) != nil { return p }
+            p += 1
+        }
+        return nil
     }
 
     private func syncDirectory() {
@@ -375,20 +495,51 @@ public final class FileStore: MessageStore {
         let all = (Array(sealedIDs) + rawIDs).sorted()
         recovery.blocks = all.count
         var sizes: [UInt64: UInt64] = [:]
+        // The newest message sequence read so far, and the damage whose lost range ends at the next message.
+        var lastMessage: UInt64 = 0
+        var open: [Int] = []
+        func noteDamage(_ block: String, _ offset: Int, _ bytes: Int, _ reason: String) {
+            recovery.damage.append(Damage(block: block, offset: offset, bytes: bytes, lostFirst: nil, lostLast: nil, reason: reason))
+            open.append(recovery.damage.count - 1)
+        }
         for id in all {
             let isSealed = sealedIDs.contains(id)
+            let name = blockURL(id, sealed: isSealed).lastPathComponent
             let bytes: [UInt8]
             if isSealed {
-                bytes = try sealedBlock(id)
                 sealed.insert(id)
+                switch readSealedForRecovery(id) {
+                case .whole(let raw):
+                    bytes = raw
+                case .checksumMismatch(let raw):
+                    // Read record by record: each carries its own CRC, so only the damaged ones are lost.
+                    salvaged.insert(id)
+                    cachedBlock = nil
+                    bytes = raw
+                case .unreadable(let why, let size):
+                    noteDamage(name, 0, size, "unreadable sealed block (\(why)): all its messages")
+                    continue
+                }
             } else {
                 bytes = [UInt8](FileManager.default.contents(atPath: blockURL(id, sealed: false).path) ?? Data())
             }
             var offset = 0
             while offset < bytes.count {
-                guard let (kind, message, length) = Self.decode(bytes[offset...]) else { break }
+                guard let (kind, message, length) = Self.decode(bytes[offset...]) else {
+                    // Not a whole record: damage in the middle when a whole record follows, else a torn tail.
+                    guard let next = Self.nextWholeRecord(in: bytes, after: offset) else { break }
+                    noteDamage(name, offset, next - offset, "bytes that are not whole records (a flipped bit or a torn write)")
+                    offset = next
+                    continue
+                }
                 switch kind {
                 case .message:
+                    for i in open where message.sequence > lastMessage + 1 {
+                        recovery.damage[i].lostFirst = lastMessage + 1
+                        recovery.damage[i].lostLast = message.sequence - 1
+                    }
+                    open.removeAll()
+                    lastMessage = max(lastMessage, message.sequence)
                     index[message.sequence] = Location(block: id, offset: offset, length: length)
                     sizes[message.sequence] = UInt64(message.size)
                     current.messages += 1
@@ -407,14 +558,19 @@ public final class FileStore: MessageStore {
                     current.bytes = 0
                     nextSequence = max(nextSequence, message.sequence)
                     current.lastSequence = max(current.lastSequence, message.sequence - 1)
+                    lastMessage = max(lastMessage, message.sequence - 1)
                 case .skip:
                     nextSequence = max(nextSequence, message.sequence)
                     current.lastSequence = max(current.lastSequence, message.sequence - 1)
+                    lastMessage = max(lastMessage, message.sequence - 1)
                 }
                 offset += length
             }
             if offset < bytes.count {
-                if isSealed { throw .io("sealed block \(id) has a corrupt record at \(offset)") }
+                if isSealed {
+                    noteDamage(name, offset, bytes.count - offset, "the end of a sealed block is not whole records")
+                    continue
+                }
                 // A torn or corrupt tail: cut it, so nothing after the last good record is ever served.
                 recovery.truncatedBytes += bytes.count - offset
                 recovery.truncatedAt = offset
@@ -429,3 +585,4 @@ public final class FileStore: MessageStore {
         if activeFD >= 0 { _ = fsync(activeFD) }
     }
 }
+

@@ -147,7 +147,7 @@ extension JetStream {
             }
             durableLast[name] = entry.stream.store.state.lastSequence
         } catch {
-            logger.error("JetStream sourcing: sync failed", metadata: ["stream": "\(name)", "error": "\(error)"])
+            syncFailed(name, entry, error)
             return
         }
         if sourcing.kind == .source, entry.config.storage == .file {
@@ -155,6 +155,17 @@ extension JetStream {
             registry.storage.saveSourcePositions(stream: name, sourcing.positions)
         }
         for consumer in (consumers[name] ?? [:]).values { pump(consumer) }
+    }
+
+    /// After a failed sync took messages back: every origin goes back to the positions on disk (the store's
+    /// headers and sources.json, written only after a good sync) and is asked for again.
+    func restartSourcing(_ sourcing: StreamSourcing, after entry: StreamEntry) {
+        for origin in sourcing.origins {
+            stopOrigin(origin, deleteConsumer: true)
+            sourcing.reset(origin)
+            origin.lastAttempt = now()
+        }
+        sourcing.recover(from: entry.stream.store, saved: registry.storage.savedSourcePositions(stream: sourcing.stream))
     }
 
     /// A delivery this stream's store refused (a limit with discard new, a failing disk): the origin's position

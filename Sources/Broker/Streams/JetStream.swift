@@ -32,6 +32,7 @@ public final class JetStream: @unchecked Sendable {
     private var directSubscriptions: [String: [Subscription]] = [:]
     /// PubAcks waiting for the fsync that covers their message (`syncPolicy` batch).
     private var groupCommit = GroupCommit()
+    var storageFaults = StorageFaults()
     /// Per stream: the last sequence known to be on disk (consumers deliver nothing beyond it, so a message
     /// a crash could still take is never handed out, and no consumer state can point past the stream).
     var durableLast: [String: UInt64] = [:]
@@ -118,6 +119,7 @@ public final class JetStream: @unchecked Sendable {
                 }
             } catch {
                 logger.error("JetStream: expiring messages failed", metadata: ["stream": "\(name)", "error": "\(error)"])
+                syncFailed(name, entry, error)
             }
         }
     }
@@ -213,6 +215,7 @@ public final class JetStream: @unchecked Sendable {
                     try entry.stream.store.sync()
                     durableLast[name] = entry.stream.store.state.lastSequence
                 } catch {
+                    syncFailed(name, entry, error)
                     answer?.send(.failed(code: 503, errorCode: 10077, description: "storage failure: \(error)"))
                     return
                 }
@@ -242,6 +245,24 @@ public final class JetStream: @unchecked Sendable {
         }
     }
 
+    /// A sync that failed (a full disk, a failing fsync): nothing it covered was acknowledged, so under the
+    /// batch and always policies the stream takes it all back (the store cuts its block to the last good sync),
+    /// and brokerd goes on: later publishes are tried again and succeed once there is room. Under the interval
+    /// policy the messages were acknowledged already: they stay and are written again at the next sync.
+    func syncFailed(_ name: String, _ entry: StreamEntry, _ error: any Error) {
+        storageFaults.syncFailures += 1
+        storageFaults.last = .init(stream: name, error: "\(error)", at: JetStream.timestamp(nanoseconds: now()))
+        guard syncPolicy != .interval else {
+            logger.error("JetStream sync failed: kept for the next sync", metadata: ["stream": "\(name)", "error": "\(error)"])
+            return
+        }
+        let taken = entry.stream.rollBackUnsynced()
+        storageFaults.messagesTakenBack += taken
+        logger.error("JetStream sync failed: the messages it covered were not acknowledged and are taken back", metadata: [
+            "stream": "\(name)", "error": "\(error)", "messages": "\(taken)"])
+        if taken > 0, let sourcing = runningSourcing[name] { restartSourcing(sourcing, after: entry) }
+    }
+
     /// Group commit: one fsync per stream for everything appended before it, then all those acks.
     private func scheduleSync() {
         queue.async { [self] in
@@ -252,8 +273,7 @@ public final class JetStream: @unchecked Sendable {
                     durableLast[name] = entry.stream.store.state.lastSequence
                 } catch {
                     failed[name] = "\(error)"
-                    logger.error("JetStream sync failed: the messages it covers are not acknowledged",
-                                 metadata: ["stream": "\(name)", "error": "\(error)"])
+                    syncFailed(name, entry, error)
                 }
             }
             let batch = groupCommit.synced(failed: failed)
@@ -378,8 +398,23 @@ public final class JetStream: @unchecked Sendable {
         reconcileSources()
     }
 
+    /// Storage faults since start-up, for /jsz: failed syncs (the messages they took back) and the damage the
+    /// store found at start-up.
+    public struct StorageFaults: Sendable {
+        public struct Last: Sendable {
+            public var stream: String
+            public var error: String
+            public var at: String
+        }
+        public var syncFailures = 0
+        public var messagesTakenBack = 0
+        public var last: Last?
+        public var damage: [StorageDamage] = []
+    }
+
     /// Totals for /jsz.
     public struct Summary: Sendable {
+        public var faults = StorageFaults()
         public var streams = 0
         public var messages: UInt64 = 0
         public var bytes: UInt64 = 0
@@ -393,6 +428,8 @@ public final class JetStream: @unchecked Sendable {
     public func summary() -> Summary {
         queue.sync {
             var s = Summary(streams: streams.count, apiTotal: apiTotal, apiErrors: apiErrors)
+            s.faults = storageFaults
+            s.faults.damage = registry.storage.damageFound
             for entry in streams.values {
                 s.messages += entry.stream.state.messages
                 s.bytes += entry.stream.state.bytes

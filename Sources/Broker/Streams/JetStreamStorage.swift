@@ -22,6 +22,20 @@ struct ConsumerRecord: Codable, Equatable {
     }
 }
 
+/// Damage found in the store at start-up (passed over; the rest is served): for the log and /jsz.
+public struct StorageDamage: Sendable, Equatable {
+    public var stream: String
+    /// Set when it is a consumer's state file.
+    public var consumer: String?
+    public var file: String
+    public var offset: Int
+    public var bytes: Int
+    /// The message sequences lost with it (nil: none, or not known).
+    public var lostFirst: UInt64?
+    public var lostLast: UInt64?
+    public var outcome: String
+}
+
 /// Where the stream registry keeps streams and durable consumers: behind a protocol so the registry's tests
 /// run on memory stores, with no file system.
 protocol JetStreamStorage: AnyObject {
@@ -44,6 +58,9 @@ protocol JetStreamStorage: AnyObject {
     /// A sourcing stream's position in each origin (index name -> last origin sequence stored).
     func saveSourcePositions(stream: String, _ positions: [String: UInt64])
     func savedSourcePositions(stream: String) -> [String: UInt64]
+
+    /// What start-up found damaged and passed over.
+    var damageFound: [StorageDamage] { get }
 }
 
 /// The layout on disk: `<dir>/<stream>/meta.json`, `<dir>/<stream>/msgs/` (the file store),
@@ -53,6 +70,7 @@ protocol JetStreamStorage: AnyObject {
 final class FileJetStreamStorage: JetStreamStorage {
     let directory: URL
     let logger: Logger
+    private(set) var damageFound: [StorageDamage] = []
 
     init(directory: URL, logger: Logger) throws {
         self.directory = directory
@@ -71,6 +89,14 @@ final class FileJetStreamStorage: JetStreamStorage {
                     "stream": "\(stream)", "block": "\(store.recovery.truncatedBlock ?? "")",
                     "offset": "\(store.recovery.truncatedAt ?? 0)", "bytes": "\(store.recovery.truncatedBytes)",
                 ])
+            }
+            for d in store.recovery.damage {
+                let lost = d.lostFirst.map { first in "messages \(first)...\(d.lostLast ?? first) lost" } ?? "no message known lost"
+                logger.error("JetStream stream damaged: passed over, the rest of the stream is served", metadata: [
+                    "stream": "\(stream)", "block": "\(d.block)", "offset": "\(d.offset)", "bytes": "\(d.bytes)",
+                    "reason": "\(d.reason)", "lost": "\(lost)"])
+                damageFound.append(StorageDamage(stream: stream, file: "msgs/" + d.block, offset: d.offset, bytes: d.bytes,
+                                                 lostFirst: d.lostFirst, lostLast: d.lostLast, outcome: d.reason))
             }
             return store
         }
@@ -160,6 +186,9 @@ final class FileJetStreamStorage: JetStreamStorage {
             let found = ConsumerStateFile.newest(in: slots)
             generations[stream + "/" + name] = found.generation
             for file in found.damaged {
+                damageFound.append(StorageDamage(
+                    stream: stream, consumer: name, file: "consumers/\(name)/\(file)", offset: 0, bytes: 0, lostFirst: nil, lostLast: nil,
+                    outcome: found.state == nil ? "no whole state left: delivery starts again from the consumer's start" : "the other slot's state is used"))
                 // A crash during a save leaves a torn slot (expected); without any whole state it is an error.
                 logger.log(level: found.state == nil ? .error : .warning, "JetStream consumer state: a damaged state file was passed over", metadata: [
                     "stream": "\(stream)", "consumer": "\(name)", "file": "\(file)",

@@ -45,6 +45,9 @@ public protocol MessageStore: AnyObject {
     func load(_ sequence: UInt64) throws(StoreError) -> StoredMessage
     /// Whether the store holds `sequence` (from the index: nothing is read).
     func contains(_ sequence: UInt64) -> Bool
+    /// After a failed `sync()`: takes back what it did not cover (nobody was told it is stored). Returns the
+    /// sequences and subjects taken back. The memory store never fails a sync: nothing.
+    func rollBackUnsynced() -> [(sequence: UInt64, subject: [UInt8])]
     /// Removes one message (acks under workqueue retention, limits); false when it was not there.
     func remove(_ sequence: UInt64) throws(StoreError) -> Bool
     /// Removes everything; sequences continue from where they were.
@@ -89,6 +92,8 @@ public final class MemoryStore: MessageStore {
     }
 
     public func contains(_ sequence: UInt64) -> Bool { messages[sequence] != nil }
+
+    public func rollBackUnsynced() -> [(sequence: UInt64, subject: [UInt8])] { [] }
 
     public func remove(_ sequence: UInt64) throws(StoreError) -> Bool {
         guard let message = messages.removeValue(forKey: sequence) else { return false }
