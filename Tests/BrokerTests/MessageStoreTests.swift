@@ -117,6 +117,42 @@ final class MessageStoreTests: XCTestCase {
         XCTAssertEqual(try store.load(3000).payload, alert + bytes("2999"))
     }
 
+    /// Sealing runs in the background: messages of a block being sealed are read from its raw file meanwhile;
+    /// a full raw block a crash left unsealed is read at start and sealed again.
+    func testBlocksSealInTheBackgroundAndLeftoversAreSealedAtStart() throws {
+        let dir = temporaryDirectory()
+        var config = FileStore.Configuration()
+        config.blockSize = 4 * 1024
+        do {
+            let store = try FileStore(directory: dir, configuration: config)
+            for i in 1...300 {
+                _ = try store.append(subject: bytes("b"), headers: [], payload: bytes("payload-\(i)"), timestamp: 0)
+                // Every message readable at once, whatever its block's sealing is doing.
+                XCTAssertEqual(try store.load(UInt64(i)).payload, bytes("payload-\(i)"))
+            }
+            for s in stride(from: 1, through: 300, by: 7) { XCTAssertEqual(try store.load(UInt64(s)).payload, bytes("payload-\(s)")) }
+            try store.close()
+        }
+        var files = try FileManager.default.contentsOfDirectory(atPath: dir.path)
+        XCTAssertFalse(files.contains("00000001.blk"), "sealed, then the raw block went")
+        // A crash before block 1's seal was in place: its raw file is back, its sealed one gone.
+        let sealedURL = dir.appendingPathComponent("00000001.blk.lz4")
+        let sealedBytes = [UInt8](try Data(contentsOf: sealedURL))
+        let rawSize = Int(sealedBytes[4]) | Int(sealedBytes[5]) << 8 | Int(sealedBytes[6]) << 16 | Int(sealedBytes[7]) << 24
+        let raw = try LZ4.decompress(sealedBytes[12...], originalSize: rawSize)
+        try Data(raw).write(to: dir.appendingPathComponent("00000001.blk"))
+        try FileManager.default.removeItem(at: sealedURL)
+        let store = try FileStore(directory: dir, configuration: config)
+        XCTAssertEqual(store.state.messages, 300)
+        XCTAssertEqual(try store.load(2).payload, bytes("payload-2"))
+        XCTAssertEqual(try store.append(subject: bytes("b"), headers: [], payload: bytes("after"), timestamp: 0), 301)
+        try store.close()
+        files = try FileManager.default.contentsOfDirectory(atPath: dir.path)
+        XCTAssertTrue(files.contains("00000001.blk.lz4"))
+        XCTAssertFalse(files.contains("00000001.blk"))
+        XCTAssertEqual(try FileStore(directory: dir, configuration: config).load(2).payload, bytes("payload-2"))
+    }
+
     /// Truncate the active block at every offset inside its last records: the store opens, serves only intact
     /// records, says what it cut, and appends after them.
     func testTornTailIsCut() throws {

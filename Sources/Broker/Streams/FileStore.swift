@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -12,7 +13,8 @@ import Darwin
 ///   recognised. At open, the active block is scanned and cut at its last good record (reported in
 ///   `recovery`), so a corrupt record is never served.
 /// - A full block is sealed: compressed with LZ4 into `<id>.blk.lz4` (written to a temporary file, fsynced,
-///   renamed), then the raw block is removed.
+///   renamed), then the raw block is removed. Sealing runs on a background thread (`BlockSealer`): appends go
+///   on in the next block at once, and the full raw block is read from until its sealed file is in place.
 /// - Removals and purges are records too (markers), so they survive restarts.
 /// - `sync()` is one fsync for everything appended since the last one: the stream acknowledges a batch of
 ///   publishes after it (group commit).
@@ -97,6 +99,9 @@ public final class FileStore: MessageStore {
     private var unsyncedDeletes: [UInt64] = []
     /// A seal that failed (no space) is tried again only after this many more bytes.
     private var sealRetrySize = 0
+    /// Full raw blocks being sealed in the background, with a descriptor they are read through meanwhile.
+    private var sealing: [UInt32: Int32] = [:]
+    private let sealer = BlockSealer()
 
     public init(directory: URL, configuration: Configuration = Configuration()) throws(StoreError) {
         self.directory = directory
@@ -110,7 +115,9 @@ public final class FileStore: MessageStore {
     }
 
     deinit {
+        sealer.waitForAll()
         if activeFD >= 0 { Glibc.close(activeFD) }
+        for fd in sealing.values { Glibc.close(fd) }
     }
 
     public var state: StoreState { current }
@@ -119,6 +126,7 @@ public final class FileStore: MessageStore {
 
     public func append(subject: [UInt8], headers: [UInt8], payload: [UInt8], timestamp: Int64) throws(StoreError) -> UInt64 {
         guard activeFD >= 0 else { throw .closed }
+        if sealer.hasFinished { collectSeals() }
         guard subject.count <= Int(UInt16.max), headers.count + payload.count <= configuration.maxMessageSize else {
             throw .messageTooLarge
         }
@@ -235,6 +243,8 @@ public final class FileStore: MessageStore {
     public func close() throws(StoreError) {
         guard activeFD >= 0 else { return }
         try sync()
+        sealer.waitForAll()
+        collectSeals()
         Glibc.close(activeFD)
         activeFD = -1
     }
@@ -249,9 +259,10 @@ public final class FileStore: MessageStore {
             let start = location.offset - flushedSize
             guard start + location.length <= buffered.count else { throw .io("index beyond the write buffer") }
             record = buffered[start..<(start + location.length)]
-        } else if location.block == activeID && !sealed.contains(location.block) {
+        } else if let fd = location.block == activeID && !sealed.contains(location.block) ? activeFD : sealing[location.block] {
+            // The active block, or a full one still being sealed.
             var bytes = [UInt8](repeating: 0, count: location.length)
-            let n = bytes.withUnsafeMutableBytes { pread(activeFD, $0.baseAddress, location.length, off_t(location.offset)) }
+            let n = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, location.length, off_t(location.offset)) }
             guard n == location.length else { throw .io("short read at \(location.offset)") }
             record = bytes[...]
         } else {
@@ -366,37 +377,42 @@ public final class FileStore: MessageStore {
         markSynced()
     }
 
-    /// Seals the active block once it is full: fsync, compress, write + fsync + rename the sealed file, then
-    /// start a new active block. A crash at any point leaves either the raw or the sealed block intact.
+    /// Once the active block is full: fsync it, start the next block, and hand the full one to the background
+    /// sealer (compress, write + fsync + rename the sealed file); it is read through its raw file until then.
+    /// A crash at any point leaves either the raw or the sealed block intact (recovery seals leftovers again).
     private func sealIfFull() throws(StoreError) {
         guard activeSize >= configuration.blockSize else { return }
         try sync()
-        var raw = [UInt8](repeating: 0, count: activeSize)
-        let n = raw.withUnsafeMutableBytes { pread(activeFD, $0.baseAddress, activeSize, 0) }
-        guard n == activeSize else { throw .io("short read sealing block \(activeID)") }
-        let compressed: [UInt8]
-        do { compressed = try LZ4.compress(raw) } catch { throw .io("lz4: \(error)") }
-        var file = Self.sealedMagic
-        Self.append(&file, UInt32(raw.count))
-        Self.append(&file, CRC32C.checksum(raw))
-        file += compressed
-        let final = blockURL(activeID, sealed: true)
-        let temporary = final.appendingPathExtension("tmp")
-        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw .io("open \(temporary.path)") }
-        let written = file.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, file.count) }
-        let synced = fsync(fd) == 0
-        Glibc.close(fd)
-        guard written == file.count, synced, rename(temporary.path, final.path) == 0 else {
-            throw .io("sealing block \(activeID) failed: \(String(cString: strerror(errno)))")
+        let id = activeID
+        let fd = activeFD
+        activeFD = -1  // never write through a descriptor that now belongs to the sealer's reads
+        do {
+            try openActive(id + 1)
+        } catch {
+            activeFD = fd
+            activeID = id
+            throw error
         }
-        syncDirectory()
-        Glibc.close(activeFD)
-        activeFD = -1  // never write through a closed (and maybe reused) descriptor if the next open fails
-        unlink(blockURL(activeID, sealed: false).path)
-        sealed.insert(activeID)
-        cachedBlock = (activeID, raw)
-        try openActive(activeID + 1)
+        sealing[id] = fd
+        sealer.seal(id: id, raw: blockURL(id, sealed: false), sealed: blockURL(id, sealed: true), directory: directory)
+    }
+
+    /// Takes the seals the background finished: the sealed file is in place, so the raw one goes. A seal that
+    /// failed (no space) keeps its raw block, read as before, and is tried again with the next full block.
+    private func collectSeals() {
+        for (id, result) in sealer.finished() {
+            guard let fd = sealing[id] else { continue }
+            switch result {
+            case .success:
+                sealing[id] = nil
+                Glibc.close(fd)
+                unlink(blockURL(id, sealed: false).path)
+                sealed.insert(id)
+            case .failure:
+                sealer.seal(id: id, raw: blockURL(id, sealed: false), sealed: blockURL(id, sealed: true), directory: directory,
+                            after: .seconds(1))
+            }
+        }
     }
 
     private func sealedBlock(_ id: UInt32) throws(StoreError) -> [UInt8] {
@@ -497,10 +513,10 @@ public final class FileStore: MessageStore {
         var sizes: [UInt64: UInt64] = [:]
         // The newest message sequence read so far, and the damage whose lost range ends at the next message.
         var lastMessage: UInt64 = 0
-        var open: [Int] = []
+        var openDamage: [Int] = []
         func noteDamage(_ block: String, _ offset: Int, _ bytes: Int, _ reason: String) {
             recovery.damage.append(Damage(block: block, offset: offset, bytes: bytes, lostFirst: nil, lostLast: nil, reason: reason))
-            open.append(recovery.damage.count - 1)
+            openDamage.append(recovery.damage.count - 1)
         }
         for id in all {
             let isSealed = sealedIDs.contains(id)
@@ -534,11 +550,11 @@ public final class FileStore: MessageStore {
                 }
                 switch kind {
                 case .message:
-                    for i in open where message.sequence > lastMessage + 1 {
+                    for i in openDamage where message.sequence > lastMessage + 1 {
                         recovery.damage[i].lostFirst = lastMessage + 1
                         recovery.damage[i].lostLast = message.sequence - 1
                     }
-                    open.removeAll()
+                    openDamage.removeAll()
                     lastMessage = max(lastMessage, message.sequence)
                     index[message.sequence] = Location(block: id, offset: offset, length: length)
                     sizes[message.sequence] = UInt64(message.size)
@@ -581,8 +597,80 @@ public final class FileStore: MessageStore {
         recovery.messages = index.count
         current.firstSequence = index.keys.min() ?? nextSequence
         if current.lastSequence == 0 && nextSequence > 1 { current.lastSequence = nextSequence - 1 }
+        // Full raw blocks a crash left unsealed (all but the last raw one): read through their file, sealed again.
+        for id in rawIDs.dropLast() {
+            let fd = open(blockURL(id, sealed: false).path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            sealing[id] = fd
+            sealer.seal(id: id, raw: blockURL(id, sealed: false), sealed: blockURL(id, sealed: true), directory: directory)
+        }
         try openActive(rawIDs.last ?? ((all.last ?? 0) + 1))
         if activeFD >= 0 { _ = fsync(activeFD) }
     }
 }
 
+/// Seals full blocks off the stream's queue: reads the raw block, compresses it with LZ4 and writes
+/// `<id>.blk.lz4` (temporary file, fsync, rename, directory fsync). The store collects the results on its own
+/// thread (`finished`); `hasFinished` is one atomic load, so appends do not lock for it.
+final class BlockSealer: @unchecked Sendable {
+    private static let queue = DispatchQueue(label: "brokerd.filestore.seal", qos: .utility)
+    private let results = Mutex<[(UInt32, Result<Void, StoreError>)]>([])
+    private let ready = Atomic<Bool>(false)
+    private let group = DispatchGroup()
+
+    var hasFinished: Bool { ready.load(ordering: .acquiring) }
+
+    func seal(id: UInt32, raw: URL, sealed: URL, directory: URL, after delay: DispatchTimeInterval? = nil) {
+        group.enter()
+        let work: @Sendable () -> Void = { [self] in
+            let result = Self.writeSealed(raw: raw, sealed: sealed, directory: directory)
+            results.withLock { $0.append((id, result)) }
+            ready.store(true, ordering: .releasing)
+            group.leave()
+        }
+        if let delay { Self.queue.asyncAfter(deadline: .now() + delay, execute: work) } else { Self.queue.async(execute: work) }
+    }
+
+    func finished() -> [(UInt32, Result<Void, StoreError>)] {
+        ready.store(false, ordering: .releasing)
+        return results.withLock { r in
+            defer { r.removeAll() }
+            return r
+        }
+    }
+
+    func waitForAll() { group.wait() }
+
+    private static func writeSealed(raw rawURL: URL, sealed final: URL, directory: URL) -> Result<Void, StoreError> {
+        guard let data = FileManager.default.contents(atPath: rawURL.path) else { return .failure(.io("cannot read \(rawURL.lastPathComponent)")) }
+        let raw = [UInt8](data)
+        let compressed: [UInt8]
+        do { compressed = try LZ4.compress(raw) } catch { return .failure(.io("lz4: \(error)")) }
+        var file = Array("BKLZ".utf8)
+        withUnsafeBytes(of: UInt32(raw.count).littleEndian) { file.append(contentsOf: $0) }
+        withUnsafeBytes(of: CRC32C.checksum(raw).littleEndian) { file.append(contentsOf: $0) }
+        file += compressed
+        let temporary = final.appendingPathExtension("tmp")
+        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return .failure(.io("open \(temporary.path): \(String(cString: strerror(errno)))")) }
+        var done = 0
+        while done < file.count {
+            let n = file.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, file.count - done) }
+            guard n > 0 else { break }
+            done += n
+        }
+        let synced = done == file.count && fsync(fd) == 0
+        let reason = String(cString: strerror(errno))
+        Glibc.close(fd)
+        guard synced, rename(temporary.path, final.path) == 0 else {
+            unlink(temporary.path)
+            return .failure(.io("sealing \(rawURL.lastPathComponent) failed: \(reason)"))
+        }
+        let dir = open(directory.path, O_RDONLY | O_CLOEXEC)
+        if dir >= 0 {
+            fsync(dir)
+            Glibc.close(dir)
+        }
+        return .success(())
+    }
+}
