@@ -59,6 +59,27 @@ final class MessageStoreTests: XCTestCase {
         }
     }
 
+    /// forEachMessage: every stored message in order with its time, subject and headers, removed ones passed
+    /// over, across sealed, sealing and active blocks.
+    func testForEachMessageWalksWhatIsStored() throws {
+        for (name, store) in try makeStores(blockSize: 2048) {
+            for i in 1...200 {
+                _ = try store.append(subject: bytes("s.\(i % 3)"), headers: i % 2 == 0 ? bytes("NATS/1.0\r\nX: \(i)\r\n\r\n") : [],
+                                     payload: bytes("p\(i)"), timestamp: Int64(i))
+            }
+            for s: UInt64 in [1, 50, 51, 199] { XCTAssertTrue(try store.remove(s), name) }
+            var seen: [(UInt64, Int64, String, String)] = []
+            store.forEachMessage { seq, ts, subject, headers in
+                seen.append((seq, ts, String(decoding: subject, as: UTF8.self), String(decoding: headers, as: UTF8.self)))
+            }
+            XCTAssertEqual(seen.count, 196, name)
+            XCTAssertEqual(seen.map(\.0), (1...200).map(UInt64.init).filter { ![1, 50, 51, 199].contains($0) }, name)
+            XCTAssertTrue(seen.allSatisfy { $0.1 == Int64($0.0) && $0.2 == "s.\($0.0 % 3)" }, name)
+            XCTAssertEqual(seen.first { $0.0 == 100 }?.3, "NATS/1.0\r\nX: 100\r\n\r\n", name)
+            XCTAssertEqual(seen.first { $0.0 == 101 }?.3, "", name)
+        }
+    }
+
     func testFileStoreSurvivesReopen() throws {
         let dir = temporaryDirectory()
         do {

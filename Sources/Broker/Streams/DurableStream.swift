@@ -560,27 +560,27 @@ public final class DurableStream {
         let state = store.state
         guard state.messages > 0 else { return }
         let time = now()
-        var sequence = state.firstSequence
-        while sequence <= state.lastSequence {
-            if let message = try? store.load(sequence) {
-                perSubject[message.subject, default: []].append(sequence)
-                if !message.headers.isEmpty {
-                    let h = PublishHeaders(headers: message.headers)
-                    if time - message.timestamp < config.duplicateWindow, let id = h.messageID {
-                        recentIDs[id] = (sequence, message.timestamp)
-                        oldestIDTime = min(oldestIDTime, message.timestamp)
-                    }
-                    if config.allowMsgTTL, let text = h.ttl, case .seconds(let seconds)? = MessageTTL(text), seconds > 0 {
-                        let deadline = message.timestamp.saturatingAdd(seconds.saturatingMultiply(1_000_000_000))
-                        expiries[sequence] = deadline
-                        earliestExpiry = min(earliestExpiry, deadline)
-                    }
-                }
-                if sequence == state.lastSequence { lastMessageID = Self.messageID(in: message.headers) ?? "" }
+        store.forEachMessage { sequence, timestamp, subject, headers in
+            perSubject[Array(subject), default: []].append(sequence)
+            guard !headers.isEmpty else {
+                if sequence == state.lastSequence { lastMessageID = "" }
+                return
             }
-            sequence += 1
+            let headers = Array(headers)
+            let h = PublishHeaders(headers: headers)
+            if time - timestamp < config.duplicateWindow, let id = h.messageID {
+                recentIDs[id] = (sequence, timestamp)
+                oldestIDTime = min(oldestIDTime, timestamp)
+            }
+            if config.allowMsgTTL, let text = h.ttl, case .seconds(let seconds)? = MessageTTL(text), seconds > 0 {
+                let deadline = timestamp.saturatingAdd(seconds.saturatingMultiply(1_000_000_000))
+                expiries[sequence] = deadline
+                earliestExpiry = min(earliestExpiry, deadline)
+            }
+            if sequence == state.lastSequence { lastMessageID = Self.messageID(in: headers) ?? "" }
         }
     }
+
 
     // MARK: - Mirrors and republish (StreamSources.swift)
 

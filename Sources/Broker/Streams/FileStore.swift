@@ -51,11 +51,7 @@ public final class FileStore: MessageStore {
         public var reason: String
     }
 
-    private struct Location {
-        var block: UInt32
-        var offset: Int
-        var length: Int
-    }
+    private typealias Location = SequenceIndex.Location
 
     private enum Kind: UInt8 {
         case message = 0
@@ -73,7 +69,7 @@ public final class FileStore: MessageStore {
     public let configuration: Configuration
     public private(set) var recovery = Recovery()
 
-    private var index: [UInt64: Location] = [:]
+    private var index = SequenceIndex()
     private var current = StoreState()
     private var nextSequence: UInt64 = 1
     private var activeID: UInt32 = 1
@@ -274,6 +270,51 @@ public final class FileStore: MessageStore {
         return message
     }
 
+    /// Every stored message in sequence order with its time, subject and headers (slices of the block, no
+    /// payload copied, no checksum again: recovery checked them): what a stream rebuilds its indexes from.
+    public func forEachMessage(_ body: (_ sequence: UInt64, _ timestamp: Int64, _ subject: ArraySlice<UInt8>, _ headers: ArraySlice<UInt8>) -> Void) {
+        var blockID: UInt32?
+        var bytes: [UInt8] = []
+        var next = index.first(atOrAfter: current.firstSequence, limit: current.lastSequence)
+        while let sequence = next {
+            next = sequence < current.lastSequence ? index.first(atOrAfter: sequence + 1, limit: current.lastSequence) : nil
+            guard let location = index[sequence] else { continue }
+            if location.block != blockID {
+                blockID = location.block
+                bytes = blockBytes(location.block) ?? []
+            }
+            guard location.offset + location.length <= bytes.count, location.length >= 8 + Self.fixedHeader else { continue }
+            let record = bytes[location.offset..<(location.offset + location.length)]
+            let fields = record[(record.startIndex + 4)..<(record.endIndex - 4)]
+            let timestamp = Int64(bitPattern: Self.read(fields, at: 9, as: UInt64.self))
+            let subjectLength = Int(Self.read(fields, at: 17, as: UInt16.self))
+            let headersLength = Int(Self.read(fields, at: 19, as: UInt32.self))
+            let p = fields.startIndex + Self.fixedHeader
+            guard p + subjectLength + headersLength <= fields.endIndex else { continue }
+            body(sequence, timestamp, fields[p..<(p + subjectLength)], fields[(p + subjectLength)..<(p + subjectLength + headersLength)])
+        }
+    }
+
+    /// A block's bytes: the active one (file and write buffer), one being sealed, or a sealed one.
+    private func blockBytes(_ id: UInt32) -> [UInt8]? {
+        func readAll(_ fd: Int32, _ size: Int) -> [UInt8]? {
+            var out = [UInt8](repeating: 0, count: size)
+            let n = out.withUnsafeMutableBytes { pread(fd, $0.baseAddress, size, 0) }
+            return n == size ? out : nil
+        }
+        if id == activeID, !sealed.contains(id) {
+            guard var out = readAll(activeFD, flushedSize) else { return nil }
+            out += buffered
+            return out
+        }
+        if let fd = sealing[id] {
+            var info = stat()
+            fstat(fd, &info)
+            return readAll(fd, Int(info.st_size))
+        }
+        return try? sealedBlock(id)
+    }
+
     // MARK: - Records
 
     private static func encode(kind: Kind, sequence: UInt64, timestamp: Int64, subject: [UInt8], headers: [UInt8],
@@ -297,6 +338,9 @@ public final class FileStore: MessageStore {
         return record
     }
 
+    /// A message's size (StoredMessage.size: subject, headers, payload and 16) from its record's length.
+    private static func messageSize(recordLength: Int) -> UInt64 { UInt64(recordLength - 8 - fixedHeader + 16) }
+
     private static func append<T: FixedWidthInteger>(_ out: inout [UInt8], _ value: T) {
         withUnsafeBytes(of: value.littleEndian) { out.append(contentsOf: $0) }
     }
@@ -309,8 +353,9 @@ public final class FileStore: MessageStore {
         return T(littleEndian: value)
     }
 
-    /// Decodes one record at the start of `bytes`. Returns nil when it is incomplete or fails its checksum.
-    private static func decode(_ bytes: ArraySlice<UInt8>) -> (Kind, StoredMessage, Int)? {
+    /// Checks one record at the start of `bytes` without copying anything out of it: its kind, sequence and
+    /// whole length, or nil when it is incomplete or fails its checksum (recovery reads only this).
+    private static func check(_ bytes: ArraySlice<UInt8>) -> (kind: Kind, sequence: UInt64, length: Int)? {
         guard bytes.count >= 4 else { return nil }
         let length = Int(read(bytes, at: 0, as: UInt32.self))
         guard length >= fixedHeader + 4, bytes.count >= 4 + length else { return nil }
@@ -323,14 +368,23 @@ public final class FileStore: MessageStore {
         guard fixedHeader + subjectLength + headersLength + payloadLength == body.count else { return nil }
         let crc = read(bytes, at: 4 + length - 4, as: UInt32.self)
         guard CRC32C.checksum(body) == crc else { return nil }
-        let sequence = read(body, at: 1, as: UInt64.self)
+        return (kind, read(body, at: 1, as: UInt64.self), 4 + length)
+    }
+
+    /// Decodes one record at the start of `bytes`. Returns nil when it is incomplete or fails its checksum.
+    private static func decode(_ bytes: ArraySlice<UInt8>) -> (Kind, StoredMessage, Int)? {
+        guard let (kind, sequence, length) = check(bytes) else { return nil }
+        let body = bytes[(bytes.startIndex + 4)..<(bytes.startIndex + length - 4)]
         let timestamp = Int64(bitPattern: read(body, at: 9, as: UInt64.self))
+        let subjectLength = Int(read(body, at: 17, as: UInt16.self))
+        let headersLength = Int(read(body, at: 19, as: UInt32.self))
+        let payloadLength = Int(read(body, at: 23, as: UInt32.self))
         var p = body.startIndex + fixedHeader
         let subject = Array(body[p..<(p + subjectLength)]); p += subjectLength
         let headers = Array(body[p..<(p + headersLength)]); p += headersLength
         let payload = Array(body[p..<(p + payloadLength)])
         return (kind, StoredMessage(sequence: sequence, timestamp: timestamp, subject: subject, headers: headers,
-                                    payload: payload), 4 + length)
+                                    payload: payload), length)
     }
 
     // MARK: - Blocks
@@ -454,11 +508,11 @@ public final class FileStore: MessageStore {
         let minimum = 4 + fixedHeader + 4
         if offset + 4 <= bytes.count {
             let skip = offset + 4 + Int(read(bytes[...], at: offset, as: UInt32.self))
-            if skip > offset, skip + minimum <= bytes.count, decode(bytes[skip...]) != nil { return skip }
+            if skip > offset, skip + minimum <= bytes.count, check(bytes[skip...]) != nil { return skip }
         }
         var p = offset + 1
         while p + minimum <= bytes.count {
-            if decode(bytes[p...]) != nil { return p }
+            if check(bytes[p...]) != nil { return p }
             p += 1
         }
         return nil
@@ -482,9 +536,7 @@ public final class FileStore: MessageStore {
             if current.messages == 0 {
                 current.firstSequence = current.lastSequence + 1
             } else {
-                var s = sequence + 1
-                while index[s] == nil && s <= current.lastSequence { s += 1 }
-                current.firstSequence = s
+                current.firstSequence = index.first(atOrAfter: sequence + 1, limit: current.lastSequence) ?? current.lastSequence + 1
             }
         }
     }
@@ -510,7 +562,6 @@ public final class FileStore: MessageStore {
         let rawIDs = ids.filter { !$0.1 && !sealedIDs.contains($0.0) }.map(\.0).sorted()
         let all = (Array(sealedIDs) + rawIDs).sorted()
         recovery.blocks = all.count
-        var sizes: [UInt64: UInt64] = [:]
         // The newest message sequence read so far, and the damage whose lost range ends at the next message.
         var lastMessage: UInt64 = 0
         var openDamage: [Int] = []
@@ -541,7 +592,7 @@ public final class FileStore: MessageStore {
             }
             var offset = 0
             while offset < bytes.count {
-                guard let (kind, message, length) = Self.decode(bytes[offset...]) else {
+                guard let (kind, sequence, length) = Self.check(bytes[offset...]) else {
                     // Not a whole record: damage in the middle when a whole record follows, else a torn tail.
                     guard let next = Self.nextWholeRecord(in: bytes, after: offset) else { break }
                     noteDamage(name, offset, next - offset, "bytes that are not whole records (a flipped bit or a torn write)")
@@ -550,35 +601,34 @@ public final class FileStore: MessageStore {
                 }
                 switch kind {
                 case .message:
-                    for i in openDamage where message.sequence > lastMessage + 1 {
+                    for i in openDamage where sequence > lastMessage + 1 {
                         recovery.damage[i].lostFirst = lastMessage + 1
-                        recovery.damage[i].lostLast = message.sequence - 1
+                        recovery.damage[i].lostLast = sequence - 1
                     }
                     openDamage.removeAll()
-                    lastMessage = max(lastMessage, message.sequence)
-                    index[message.sequence] = Location(block: id, offset: offset, length: length)
-                    sizes[message.sequence] = UInt64(message.size)
+                    lastMessage = max(lastMessage, sequence)
+                    index[sequence] = Location(block: id, offset: offset, length: length)
                     current.messages += 1
-                    current.bytes += UInt64(message.size)
-                    current.lastSequence = max(current.lastSequence, message.sequence)
-                    nextSequence = max(nextSequence, message.sequence + 1)
+                    current.bytes += Self.messageSize(recordLength: length)
+                    current.lastSequence = max(current.lastSequence, sequence)
+                    nextSequence = max(nextSequence, sequence + 1)
                 case .delete:
-                    if let size = sizes.removeValue(forKey: message.sequence), index.removeValue(forKey: message.sequence) != nil {
+                    if let location = index[sequence] {
+                        index[sequence] = nil
                         current.messages -= 1
-                        current.bytes -= size
+                        current.bytes -= Self.messageSize(recordLength: location.length)
                     }
                 case .purge:
                     index.removeAll()
-                    sizes.removeAll()
                     current.messages = 0
                     current.bytes = 0
-                    nextSequence = max(nextSequence, message.sequence)
-                    current.lastSequence = max(current.lastSequence, message.sequence - 1)
-                    lastMessage = max(lastMessage, message.sequence - 1)
+                    nextSequence = max(nextSequence, sequence)
+                    current.lastSequence = max(current.lastSequence, sequence - 1)
+                    lastMessage = max(lastMessage, sequence - 1)
                 case .skip:
-                    nextSequence = max(nextSequence, message.sequence)
-                    current.lastSequence = max(current.lastSequence, message.sequence - 1)
-                    lastMessage = max(lastMessage, message.sequence - 1)
+                    nextSequence = max(nextSequence, sequence)
+                    current.lastSequence = max(current.lastSequence, sequence - 1)
+                    lastMessage = max(lastMessage, sequence - 1)
                 }
                 offset += length
             }
@@ -595,7 +645,7 @@ public final class FileStore: MessageStore {
             }
         }
         recovery.messages = index.count
-        current.firstSequence = index.keys.min() ?? nextSequence
+        current.firstSequence = index.first ?? nextSequence
         if current.lastSequence == 0 && nextSequence > 1 { current.lastSequence = nextSequence - 1 }
         // Full raw blocks a crash left unsealed (all but the last raw one): read through their file, sealed again.
         for id in rawIDs.dropLast() {

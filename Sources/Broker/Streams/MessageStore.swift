@@ -48,6 +48,9 @@ public protocol MessageStore: AnyObject {
     /// After a failed `sync()`: takes back what it did not cover (nobody was told it is stored). Returns the
     /// sequences and subjects taken back. The memory store never fails a sync: nothing.
     func rollBackUnsynced() -> [(sequence: UInt64, subject: [UInt8])]
+    /// Every stored message in sequence order: sequence, time, subject and headers (what a stream rebuilds its
+    /// indexes from after a restart, without copying payloads).
+    func forEachMessage(_ body: (_ sequence: UInt64, _ timestamp: Int64, _ subject: ArraySlice<UInt8>, _ headers: ArraySlice<UInt8>) -> Void)
     /// Removes one message (acks under workqueue retention, limits); false when it was not there.
     func remove(_ sequence: UInt64) throws(StoreError) -> Bool
     /// Removes everything; sequences continue from where they were.
@@ -94,6 +97,13 @@ public final class MemoryStore: MessageStore {
     public func contains(_ sequence: UInt64) -> Bool { messages[sequence] != nil }
 
     public func rollBackUnsynced() -> [(sequence: UInt64, subject: [UInt8])] { [] }
+
+    public func forEachMessage(_ body: (_ sequence: UInt64, _ timestamp: Int64, _ subject: ArraySlice<UInt8>, _ headers: ArraySlice<UInt8>) -> Void) {
+        for sequence in messages.keys.sorted() {
+            let m = messages[sequence]!
+            body(sequence, m.timestamp, m.subject[...], m.headers[...])
+        }
+    }
 
     public func remove(_ sequence: UInt64) throws(StoreError) -> Bool {
         guard let message = messages.removeValue(forKey: sequence) else { return false }

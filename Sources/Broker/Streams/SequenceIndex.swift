@@ -1,0 +1,99 @@
+/// Where each stored message of a file store is, by sequence. Sequences are mostly dense, so they are kept in
+/// chunks of 1,024 slots found by `sequence / 1024` in a small table: a million messages take a thousand table
+/// entries instead of a million hashed ones, neighbours share cache lines (recovery and sequential reads walk
+/// them in order), and a gap (a mirror's skip, `first_seq`, deleted ranges) costs nothing. A chunk goes when
+/// its last message does.
+struct SequenceIndex {
+    struct Location: Equatable {
+        var block: UInt32
+        var offset: Int
+        var length: Int
+    }
+
+    /// A slot, compact: length 0 is an empty slot (a record is never empty).
+    private struct Slot {
+        var block: UInt32
+        var offset: UInt32
+        var length: UInt32
+        static let empty = Slot(block: 0, offset: 0, length: 0)
+    }
+
+    private struct Chunk {
+        var slots: [Slot]
+        var live: Int
+    }
+
+    private static let bits: UInt64 = 10
+    private static let chunkSize = 1 << 10
+    private static let mask: UInt64 = UInt64(chunkSize - 1)
+    private var chunks: [UInt64: Chunk] = [:]
+    private(set) var count = 0
+
+    subscript(sequence: UInt64) -> Location? {
+        get {
+            guard let chunk = chunks[sequence >> Self.bits] else { return nil }
+            let slot = chunk.slots[Int(sequence & Self.mask)]
+            return slot.length == 0 ? nil : Location(block: slot.block, offset: Int(slot.offset), length: Int(slot.length))
+        }
+        set {
+            let key = sequence >> Self.bits
+            let i = Int(sequence & Self.mask)
+            if let newValue {
+                precondition(newValue.length > 0 && newValue.offset <= Int(UInt32.max) && newValue.length <= Int(UInt32.max))
+                let slot = Slot(block: newValue.block, offset: UInt32(newValue.offset), length: UInt32(newValue.length))
+                if chunks[key] == nil { chunks[key] = Chunk(slots: Array(repeating: .empty, count: Self.chunkSize), live: 0) }
+                if chunks[key]!.slots[i].length == 0 {
+                    chunks[key]!.live += 1
+                    count += 1
+                }
+                chunks[key]!.slots[i] = slot
+            } else {
+                guard let chunk = chunks[key], chunk.slots[i].length != 0 else { return }
+                count -= 1
+                if chunk.live == 1 {
+                    chunks[key] = nil
+                } else {
+                    chunks[key]!.slots[i] = .empty
+                    chunks[key]!.live -= 1
+                }
+            }
+        }
+    }
+
+    mutating func removeAll() {
+        chunks.removeAll()
+        count = 0
+    }
+
+    /// The lowest sequence held at or after `sequence`, not beyond `limit` (nil: none). Empty chunks are
+    /// passed over whole.
+    func first(atOrAfter sequence: UInt64, limit: UInt64 = .max) -> UInt64? {
+        guard count > 0 else { return nil }
+        var s = sequence
+        while s <= limit {
+            let key = s >> Self.bits
+            guard let chunk = chunks[key] else {
+                // No chunk here: the next one that exists (a purge can leave a long gap).
+                guard let next = chunks.keys.filter({ $0 > key }).min() else { return nil }
+                s = next << Self.bits
+                continue
+            }
+            var i = Int(s & Self.mask)
+            while i < Self.chunkSize {
+                if chunk.slots[i].length != 0 {
+                    let found = (key << Self.bits) | UInt64(i)
+                    return found <= limit ? found : nil
+                }
+                i += 1
+            }
+            s = (key + 1) << Self.bits
+        }
+        return nil
+    }
+
+    /// The lowest sequence held (nil: none).
+    var first: UInt64? {
+        guard let key = chunks.keys.min() else { return nil }
+        return first(atOrAfter: key << Self.bits)
+    }
+}
