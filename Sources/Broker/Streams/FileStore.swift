@@ -69,7 +69,7 @@ public final class FileStore: MessageStore {
     public let configuration: Configuration
     public private(set) var recovery = Recovery()
 
-    private var index = SequenceIndex()
+    private let index = SequenceIndex()
     private var current = StoreState()
     private var nextSequence: UInt64 = 1
     private var activeID: UInt32 = 1
@@ -355,7 +355,8 @@ public final class FileStore: MessageStore {
 
     /// Checks one record at the start of `bytes` without copying anything out of it: its kind, sequence and
     /// whole length, or nil when it is incomplete or fails its checksum (recovery reads only this).
-    private static func check(_ bytes: ArraySlice<UInt8>) -> (kind: Kind, sequence: UInt64, length: Int)? {
+    /// `verify: false` skips the record's CRC where the whole block's checksum already held.
+    private static func check(_ bytes: ArraySlice<UInt8>, verify: Bool = true) -> (kind: Kind, sequence: UInt64, length: Int)? {
         guard bytes.count >= 4 else { return nil }
         let length = Int(read(bytes, at: 0, as: UInt32.self))
         guard length >= fixedHeader + 4, bytes.count >= 4 + length else { return nil }
@@ -366,8 +367,10 @@ public final class FileStore: MessageStore {
         let headersLength = Int(read(body, at: 19, as: UInt32.self))
         let payloadLength = Int(read(body, at: 23, as: UInt32.self))
         guard fixedHeader + subjectLength + headersLength + payloadLength == body.count else { return nil }
-        let crc = read(bytes, at: 4 + length - 4, as: UInt32.self)
-        guard CRC32C.checksum(body) == crc else { return nil }
+        if verify {
+            let crc = read(bytes, at: 4 + length - 4, as: UInt32.self)
+            guard CRC32C.checksum(body) == crc else { return nil }
+        }
         return (kind, read(body, at: 1, as: UInt64.self), 4 + length)
     }
 
@@ -573,11 +576,14 @@ public final class FileStore: MessageStore {
             let isSealed = sealedIDs.contains(id)
             let name = blockURL(id, sealed: isSealed).lastPathComponent
             let bytes: [UInt8]
+            // A sealed block whose checksum held needs no record-by-record check.
+            var verify = true
             if isSealed {
                 sealed.insert(id)
                 switch readSealedForRecovery(id) {
                 case .whole(let raw):
                     bytes = raw
+                    verify = false
                 case .checksumMismatch(let raw):
                     // Read record by record: each carries its own CRC, so only the damaged ones are lost.
                     salvaged.insert(id)
@@ -592,7 +598,7 @@ public final class FileStore: MessageStore {
             }
             var offset = 0
             while offset < bytes.count {
-                guard let (kind, sequence, length) = Self.check(bytes[offset...]) else {
+                guard let (kind, sequence, length) = Self.check(bytes[offset...], verify: verify) else {
                     // Not a whole record: damage in the middle when a whole record follows, else a torn tail.
                     guard let next = Self.nextWholeRecord(in: bytes, after: offset) else { break }
                     noteDamage(name, offset, next - offset, "bytes that are not whole records (a flipped bit or a torn write)")

@@ -2,8 +2,9 @@
 /// chunks of 1,024 slots found by `sequence / 1024` in a small table: a million messages take a thousand table
 /// entries instead of a million hashed ones, neighbours share cache lines (recovery and sequential reads walk
 /// them in order), and a gap (a mirror's skip, `first_seq`, deleted ranges) costs nothing. A chunk goes when
-/// its last message does.
-struct SequenceIndex {
+/// its last message does. The chunk last used is kept at hand, so a walk in order hashes once per chunk.
+/// A class: the store owns one and reads update that cache. Used on the stream's queue only.
+final class SequenceIndex {
     struct Location: Equatable {
         var block: UInt32
         var offset: Int
@@ -18,9 +19,9 @@ struct SequenceIndex {
         static let empty = Slot(block: 0, offset: 0, length: 0)
     }
 
-    private struct Chunk {
-        var slots: [Slot]
-        var live: Int
+    private final class Chunk {
+        var slots = [Slot](repeating: .empty, count: SequenceIndex.chunkSize)
+        var live = 0
     }
 
     private static let bits: UInt64 = 10
@@ -28,10 +29,20 @@ struct SequenceIndex {
     private static let mask: UInt64 = UInt64(chunkSize - 1)
     private var chunks: [UInt64: Chunk] = [:]
     private(set) var count = 0
+    private var cachedKey: UInt64 = .max
+    private var cachedChunk: Chunk?
+
+    private func chunk(_ key: UInt64) -> Chunk? {
+        if key == cachedKey { return cachedChunk }
+        guard let chunk = chunks[key] else { return nil }
+        cachedKey = key
+        cachedChunk = chunk
+        return chunk
+    }
 
     subscript(sequence: UInt64) -> Location? {
         get {
-            guard let chunk = chunks[sequence >> Self.bits] else { return nil }
+            guard let chunk = chunk(sequence >> Self.bits) else { return nil }
             let slot = chunk.slots[Int(sequence & Self.mask)]
             return slot.length == 0 ? nil : Location(block: slot.block, offset: Int(slot.offset), length: Int(slot.length))
         }
@@ -41,28 +52,39 @@ struct SequenceIndex {
             if let newValue {
                 precondition(newValue.length > 0 && newValue.offset <= Int(UInt32.max) && newValue.length <= Int(UInt32.max))
                 let slot = Slot(block: newValue.block, offset: UInt32(newValue.offset), length: UInt32(newValue.length))
-                if chunks[key] == nil { chunks[key] = Chunk(slots: Array(repeating: .empty, count: Self.chunkSize), live: 0) }
-                if chunks[key]!.slots[i].length == 0 {
-                    chunks[key]!.live += 1
+                let target: Chunk
+                if let existing = chunk(key) {
+                    target = existing
+                } else {
+                    target = Chunk()
+                    chunks[key] = target
+                    cachedKey = key
+                    cachedChunk = target
+                }
+                if target.slots[i].length == 0 {
+                    target.live += 1
                     count += 1
                 }
-                chunks[key]!.slots[i] = slot
+                target.slots[i] = slot
             } else {
-                guard let chunk = chunks[key], chunk.slots[i].length != 0 else { return }
+                guard let target = chunk(key), target.slots[i].length != 0 else { return }
                 count -= 1
-                if chunk.live == 1 {
+                target.slots[i] = .empty
+                target.live -= 1
+                if target.live == 0 {
                     chunks[key] = nil
-                } else {
-                    chunks[key]!.slots[i] = .empty
-                    chunks[key]!.live -= 1
+                    cachedKey = .max
+                    cachedChunk = nil
                 }
             }
         }
     }
 
-    mutating func removeAll() {
+    func removeAll() {
         chunks.removeAll()
         count = 0
+        cachedKey = .max
+        cachedChunk = nil
     }
 
     /// The lowest sequence held at or after `sequence`, not beyond `limit` (nil: none). Empty chunks are
@@ -72,7 +94,7 @@ struct SequenceIndex {
         var s = sequence
         while s <= limit {
             let key = s >> Self.bits
-            guard let chunk = chunks[key] else {
+            guard let chunk = chunk(key) else {
                 // No chunk here: the next one that exists (a purge can leave a long gap).
                 guard let next = chunks.keys.filter({ $0 > key }).min() else { return nil }
                 s = next << Self.bits
