@@ -113,6 +113,13 @@ message counts (N per run, --scale 1)
   (scaled likewise, --msgs overrides them too, not jsrecovery/jsdisk). objput/objget: {OBJ_CHUNKS} chunks
   (one 50 MiB object) x scale, at least {OBJ_MIN_CHUNKS} ({OBJ_MIN_CHUNKS * OBJ_CHUNK // 2**20} MiB); --msgs does not apply.
 
+goals
+  After the table and the one-off figures the report says where each row with a goal stands (issue 13): JetStream
+  publish (window 256, 128 B and Falco alerts) >= 1.00x, that publish's p99 <= nats-server's, recovery time <=
+  nats-server's, idle RSS (VmRSS 0.3 s after each server is ready, plain and -js) <= nats-server's, pub/16 >= 1.00x,
+  the Pub/Sub bridge >= 90 % of the emulator's own limit, Falco http_output one alert per POST on 4 connections
+  >= 50k alerts/s: "met", "BELOW", or "not measured in this run".
+
 reading the table
   msgs/s     messages published per second (pub) or delivered per second (all others; fanout counts
              every copy, so msgs x K)

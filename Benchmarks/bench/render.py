@@ -136,6 +136,55 @@ def render_js_extras(js: dict, servers: list[str]) -> list[str]:
     return out
 
 
+def render_goals(summary: list[dict], js: dict, bridge: Optional[dict], servers: dict[str, Server],
+                 js_servers: dict[str, Server]) -> list[str]:
+    """Where each row with a goal stands (issue 13's table): met, BELOW, or not measured in this run."""
+    by_key = {e["key"]: e for e in summary if e["servers"]}
+
+    def ratio(key: str) -> Optional[float]:
+        e = by_key.get(key)
+        return (e.get("ratios") or {}).get("throughput") if e else None
+
+    def value(key: str, server: str, field: str) -> Optional[float]:
+        e = by_key.get(key)
+        s = e["servers"].get(server) if e else None
+        return s.get(field) if s and s.get("ok_rounds") else None
+
+    def idle_rss(group: dict[str, Server], name: str) -> Optional[int]:
+        s = group.get(name)
+        return next((h.get("idle_rss_kb") for h in s.history if h.get("idle_rss_kb")), None) if s else None
+
+    lines = ["goals (issue 13):"]
+
+    def goal(what: str, got: Optional[float], target: Optional[float], shown: str, higher_is_better: bool = True) -> None:
+        if got is None or target is None:
+            lines.append(f"  {what:<52} not measured in this run")
+            return
+        met = got >= target if higher_is_better else got <= target
+        lines.append(f"  {what:<52} {shown:<34} {'met' if met else 'BELOW'}")
+
+    r = ratio("jspub/128/w256")
+    goal("JetStream publish, window 256, 128 B", r, 1.0, f"{r:.2f}x (goal >= 1.00x)" if r else "")
+    r = ratio("jspub/falco/w256")
+    goal("JetStream publish of Falco alerts, window 256", r, 1.0, f"{r:.2f}x (goal >= 1.00x)" if r else "")
+    b, n = value("jspub/falco/w256", "brokerd", "latency_p99_us"), value("jspub/falco/w256", "nats-server", "latency_p99_us")
+    goal("p99 of that publish", b, n, f"{fmt_us(b)} vs {fmt_us(n)}" if b and n else "", higher_is_better=False)
+    rec = js.get("recovery") or {}
+    b = (rec.get("brokerd") or {}).get("recovery_seconds")
+    n = (rec.get("nats-server") or {}).get("recovery_seconds")
+    goal("recovery of 1,000,000 x 128 B after SIGTERM", b, n, f"{b:.2f} s vs {n:.2f} s" if b and n else "", higher_is_better=False)
+    for label, group in (("idle RSS, plain", servers), ("idle RSS, -js", js_servers)):
+        b, n = idle_rss(group, "brokerd"), idle_rss(group, "nats-server")
+        goal(label, b, n, f"{b / 1024:.1f} MB vs {n / 1024:.1f} MB" if b and n else "", higher_is_better=False)
+    r = ratio("pub/16")
+    goal("core pub-only, 16 B", r, 1.0, f"{r:.2f}x (goal >= 1.00x)" if r else "")
+    br = (bridge or {}).get("ratio")
+    goal("Pub/Sub bridge vs the emulator's own limit", br, 0.9, f"{br:.0%} (goal >= 90%)" if br else "")
+    f = value("falcohttp/c4/b1", "brokerd", "msgs_per_sec")
+    goal("Falco http_output, one alert per POST, 4 connections", f, 50_000, f"{fmt_rate(f)}/s (goal >= 50k/s)" if f else "")
+    return lines
+
+
 def render_report(a: argparse.Namespace, doc: dict, rows: list[Row], summary: list[dict], servers: dict[str, Server],
                   js_servers: dict[str, Server], versions: dict[str, Optional[str]], tool: Optional[str], *,
                   command: str, cwd: str, commit: Optional[str], host: dict, elapsed: float, interrupted: bool,
@@ -183,6 +232,8 @@ def render_report(a: argparse.Namespace, doc: dict, rows: list[Row], summary: li
     if extras:
         out.append("")
         out += extras
+    out.append("")
+    out += render_goals(summary, js_doc, doc["bridge"], servers, js_servers)
     if footnotes:
         out.append("")
         for i, f in enumerate(footnotes, 1):

@@ -80,6 +80,19 @@ def _pdeathsig():
         pass
 
 
+def idle_rss_kb(pid: int, settle: float = 0.3) -> Optional[int]:
+    """The resident set (VmRSS, kB) of a server just started and idle (read after `settle` seconds)."""
+    time.sleep(settle)
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
 class ServerError(Exception):
     pass
 
@@ -175,6 +188,7 @@ class Server:
                     entry["exe"] = os.readlink(f"/proc/{self.proc.pid}/exe")
                 except OSError:
                     pass
+                entry["idle_rss_kb"] = idle_rss_kb(self.proc.pid)
                 return
             time.sleep(self.poll)
         self.stop()
