@@ -502,34 +502,12 @@ extension Runner {
             acksIn.finish()
             throw BenchError.failed("cannot create the consumer: \(response.prefix(300))")
         }
-        // Wait for every stream sequence, at most drainTimeout without a new delivery.
-        var last = -1
-        var idleSince = ContinuousClock.now
-        while tracker.distinct < n {
-            let received = tracker.received
-            if received != last {
-                last = received
-                idleSince = .now
-            } else if ContinuousClock.now - idleSince >= config.drainTimeout {
-                note("no delivery for \(config.drainTimeout): \(n - tracker.distinct) messages never came")
-                break
-            }
-            try? await Task.sleep(for: .microseconds(500))
-        }
+        await waitForDeliveries(tracker)
         if confirm {
             // Then every confirmation, at most drainTimeout without one.
-            var lastOK = -1
-            var idle = ContinuousClock.now
-            while confirmations.okCount + confirmations.snapshot().errors < tracker.distinct {
-                let ok = confirmations.okCount
-                if ok != lastOK {
-                    lastOK = ok
-                    idle = .now
-                } else if ContinuousClock.now - idle >= config.drainTimeout {
-                    note("no ack confirmation for \(config.drainTimeout): \(tracker.distinct - ok) never came")
-                    break
-                }
-                try? await Task.sleep(for: .microseconds(500))
+            await waitWhileProgressing(until: { confirmations.okCount + confirmations.snapshot().errors >= tracker.distinct },
+                                       progress: { confirmations.okCount }) {
+                "no ack confirmation for \(config.drainTimeout): \(tracker.distinct - confirmations.okCount) never came"
             }
         }
         progress.cancel()

@@ -201,18 +201,26 @@ extension Runner {
 
     /// Waits until the tracker has every stream sequence, at most drainTimeout without a new delivery.
     func waitForDeliveries(_ tracker: DeliveryTracker) async {
+        await waitWhileProgressing(until: { tracker.distinct >= tracker.expected }, progress: { tracker.received }) {
+            "no delivery for \(config.drainTimeout): \(tracker.expected - tracker.distinct) messages never came"
+        }
+    }
+
+    /// Waits until `done`, at most drainTimeout without `progress` moving; then notes what never came.
+    func waitWhileProgressing(until done: () -> Bool, progress: () -> Int, missing: () -> String) async {
         var last = -1
         var idleSince = ContinuousClock.now
-        while tracker.distinct < tracker.expected {
-            let received = tracker.received
-            if received != last {
-                last = received
+        while !done() {
+            let now = progress()
+            if now != last {
+                last = now
                 idleSince = .now
             } else if ContinuousClock.now - idleSince >= config.drainTimeout {
-                note("no delivery for \(config.drainTimeout): \(tracker.expected - tracker.distinct) messages never came")
+                note(missing())
                 break
             }
             try? await Task.sleep(for: .microseconds(500))
         }
     }
+
 }
