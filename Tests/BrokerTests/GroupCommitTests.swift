@@ -32,6 +32,19 @@ final class GroupCommitTests: XCTestCase {
         ])
     }
 
+    /// Messages taken back outside the commit (a failed sync on the tick) are never answered as stored, even if
+    /// the commit's own sync then succeeds.
+    func testATakeBackBeforeTheCommitFailsItsPubAcks() {
+        var commit = GroupCommit()
+        _ = commit.appended(to: "A", ack: .stored(stream: "A", sequence: 5, duplicate: false), answer: .callback { _ in })
+        commit.fail(stream: "A", reason: "fsync: Input/output error")
+        commit.fail(stream: "B", reason: "nothing waits for B")
+        let batch = commit.synced(failed: [:])
+        XCTAssertEqual(batch.answers.map(\.0), [.failed(code: 503, errorCode: 10077, description: "storage failure: fsync: Input/output error")])
+        _ = commit.appended(to: "A", ack: .stored(stream: "A", sequence: 5, duplicate: false), answer: .callback { _ in })
+        XCTAssertEqual(commit.synced(failed: [:]).answers.map(\.0), [.stored(stream: "A", sequence: 5, duplicate: false)], "once only")
+    }
+
     func testCallbacksGetTheirAnswers() {
         var commit = GroupCommit()
         let box = Box()

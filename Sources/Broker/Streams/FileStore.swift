@@ -53,7 +53,7 @@ public final class FileStore: MessageStore {
 
     private typealias Location = SequenceIndex.Location
 
-    private enum Kind: UInt8 {
+    fileprivate enum Kind: UInt8 {
         case message = 0
         case delete = 1
         case purge = 2
@@ -189,11 +189,19 @@ public final class FileStore: MessageStore {
         if current.messages == 0 { current.firstSequence = sequence }
     }
 
+    /// An fsync failed: Linux reports that once, and the pages it covered may be gone, so no later sync may
+    /// succeed until `rollBackUnsynced` cut them off.
+    private var fsyncFailed = false
+
     public func sync() throws(StoreError) {
         guard activeFD >= 0 else { throw .closed }
+        guard !fsyncFailed else { throw .io("fsync failed earlier: waiting for the rollback") }
         guard dirty else { return }
         try flushWrites()
-        guard fsync(activeFD) == 0 else { throw .io("fsync: \(String(cString: strerror(errno)))") }
+        guard fsync(activeFD) == 0 else {
+            fsyncFailed = true
+            throw .io("fsync: \(String(cString: strerror(errno)))")
+        }
         dirty = false
         markSynced()
     }
@@ -211,7 +219,7 @@ public final class FileStore: MessageStore {
     /// (after a failed fsync the kernel may have dropped those pages: they are never trusted) and writes the
     /// removals since then again. Returns the sequences and subjects taken back.
     public func rollBackUnsynced() -> [(sequence: UInt64, subject: [UInt8])] {
-        guard activeFD >= 0, dirty || !unsyncedMessages.isEmpty else { return [] }
+        guard activeFD >= 0, dirty || fsyncFailed || !unsyncedMessages.isEmpty else { return [] }
         var taken: [(sequence: UInt64, subject: [UInt8])] = []
         for (sequence, size) in unsyncedMessages.reversed() where index[sequence] != nil {
             if let message = try? load(sequence) { taken.append((sequence, message.subject)) }
@@ -220,7 +228,7 @@ public final class FileStore: MessageStore {
         let rolledBack = Set(unsyncedMessages.map(\.sequence))
         let deletes = unsyncedDeletes.filter { !rolledBack.contains($0) }
         buffered.removeAll(keepingCapacity: true)
-        _ = ftruncate(activeFD, off_t(syncedSize))
+        fsyncFailed = ftruncate(activeFD, off_t(syncedSize)) != 0  // a block that cannot be cut is never trusted
         activeSize = syncedSize
         flushedSize = syncedSize
         nextSequence = syncedNextSequence
@@ -356,7 +364,7 @@ public final class FileStore: MessageStore {
     /// Checks one record at the start of `bytes` without copying anything out of it: its kind, sequence and
     /// whole length, or nil when it is incomplete or fails its checksum (recovery reads only this).
     /// `verify: false` skips the record's CRC where the whole block's checksum already held.
-    private static func check(_ bytes: ArraySlice<UInt8>, verify: Bool = true) -> (kind: Kind, sequence: UInt64, length: Int)? {
+    fileprivate static func check(_ bytes: ArraySlice<UInt8>, verify: Bool = true) -> (kind: Kind, sequence: UInt64, length: Int)? {
         guard bytes.count >= 4 else { return nil }
         let length = Int(read(bytes, at: 0, as: UInt32.self))
         guard length >= fixedHeader + 4, bytes.count >= 4 + length else { return nil }
@@ -465,6 +473,8 @@ public final class FileStore: MessageStore {
                 Glibc.close(fd)
                 unlink(blockURL(id, sealed: false).path)
                 sealed.insert(id)
+            case .failure(.damaged):
+                break  // kept raw for good: read through its file, record by record
             case .failure:
                 sealer.seal(id: id, raw: blockURL(id, sealed: false), sealed: blockURL(id, sealed: true), directory: directory,
                             after: .seconds(1))
@@ -700,6 +710,13 @@ final class BlockSealer: @unchecked Sendable {
     private static func writeSealed(raw rawURL: URL, sealed final: URL, directory: URL) -> Result<Void, StoreError> {
         guard let data = FileManager.default.contents(atPath: rawURL.path) else { return .failure(.io("cannot read \(rawURL.lastPathComponent)")) }
         let raw = [UInt8](data)
+        // Never seal over damage: the block's checksum would vouch for it. A block with a record that fails its
+        // own CRC stays raw (read record by record, damaged ones never served).
+        var offset = 0
+        while offset < raw.count {
+            guard let record = FileStore.check(raw[offset...]) else { return .failure(.damaged) }
+            offset += record.length
+        }
         let compressed: [UInt8]
         do { compressed = try LZ4.compress(raw) } catch { return .failure(.io("lz4: \(error)")) }
         var file = Array("BKLZ".utf8)

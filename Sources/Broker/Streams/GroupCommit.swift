@@ -7,6 +7,14 @@ struct GroupCommit {
     /// Acks with a reply (confirmed acks), answered once their consumer's state is on disk.
     private var confirmations: [(stream: String, consumer: String, reply: String)] = []
     private var scheduled = false
+    /// Streams whose unsynced messages were taken back outside the commit (a failed sync on the tick or in
+    /// sourcing): their waiting PubAcks are failures, whatever the next sync does.
+    private var takenBack: [String: String] = [:]
+
+    /// `stream`'s unsynced messages were taken back: what waits for the sync is answered 503.
+    mutating func fail(stream: String, reason: String) {
+        if waiting.contains(where: { $0.stream == stream }) { takenBack[stream] = reason }
+    }
 
     /// A confirmed ack waits for the sync; true when the caller must schedule it.
     mutating func confirming(stream: String, consumer: String, reply: String) -> Bool {
@@ -39,6 +47,8 @@ struct GroupCommit {
     /// The sync ran; `failed` holds the streams whose fsync failed, with the error. Never a success PubAck for
     /// what did not reach the disk: those publishes get 503/10077. The next append schedules a new sync.
     mutating func synced(failed: [String: String]) -> Batch {
+        let failed = failed.merging(takenBack) { a, _ in a }
+        takenBack.removeAll()
         let answers = waiting.map { ack, answer, stream in
             (failed[stream].map { PubAck.failed(code: 503, errorCode: 10077, description: "storage failure: \($0)") } ?? ack, answer)
         }

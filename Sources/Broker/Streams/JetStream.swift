@@ -110,15 +110,20 @@ public final class JetStream: @unchecked Sendable {
     private func expireMessages() {
         let time = now()
         for (name, entry) in streams {
+            let changed: Bool
             do {
-                if try entry.stream.expire(at: time), entry.stream.state.lastSequence > (durableLast[name] ?? 0) {
-                    // A delete marker was appended: make it durable before consumers see it.
-                    try entry.stream.store.sync()
-                    durableLast[name] = entry.stream.store.state.lastSequence
-                    for consumer in (consumers[name] ?? [:]).values { pump(consumer) }
-                }
+                changed = try entry.stream.expire(at: time)
             } catch {
                 logger.error("JetStream: expiring messages failed", metadata: ["stream": "\(name)", "error": "\(error)"])
+                continue
+            }
+            guard changed, entry.stream.state.lastSequence > (durableLast[name] ?? 0) else { continue }
+            // A delete marker was appended: make it durable before consumers see it.
+            do {
+                try entry.stream.store.sync()
+                durableLast[name] = entry.stream.store.state.lastSequence
+                for consumer in (consumers[name] ?? [:]).values { pump(consumer) }
+            } catch {
                 syncFailed(name, entry, error)
             }
         }
@@ -258,6 +263,8 @@ public final class JetStream: @unchecked Sendable {
         }
         let taken = entry.stream.rollBackUnsynced()
         storageFaults.messagesTakenBack += taken
+        // Publishes waiting for the group commit were among what went: they must not be answered as stored.
+        groupCommit.fail(stream: name, reason: "\(error)")
         logger.error("JetStream sync failed: the messages it covered were not acknowledged and are taken back", metadata: [
             "stream": "\(name)", "error": "\(error)", "messages": "\(taken)"])
         if taken > 0, let sourcing = runningSourcing[name] { restartSourcing(sourcing, after: entry) }

@@ -35,6 +35,8 @@ public enum StoreError: Error, Equatable, Sendable {
     case messageTooLarge
     case io(String)
     case closed
+    /// A full block holds records that fail their checksum: it is not sealed.
+    case damaged
 }
 
 /// The storage protocol behind a stream: the file store and the memory store implement it, and every store
