@@ -38,15 +38,20 @@ final class JetStreamStorageTests: XCTestCase {
         XCTAssertTrue(storage.savedStreams().isEmpty)
     }
 
-    /// The state alternates between two fsynced slots; a torn or flipped slot is passed over for the other, and
-    /// the next save goes over the damaged one, never over the newest whole state.
-    func testConsumerStateSlotsSurviveATornSave() throws {
+    /// A storage with stream A and its durable consumer D, and D's directory.
+    private func storageWithConsumer() throws -> (FileJetStreamStorage, URL) {
         let storage = try FileJetStreamStorage(directory: directory, logger: Logger(label: "test"))
         try storage.saveStream("A", StreamRecord(config: APIStreamConfig(name: "A", subjects: ["a.>"]), created: 1))
         var consumer = APIConsumerConfig()
         consumer.durableName = "D"
         storage.saveConsumer(stream: "A", name: "D", ConsumerRecord(config: consumer, created: 3))
-        let dir = directory.appendingPathComponent("A/consumers/D")
+        return (storage, directory.appendingPathComponent("A/consumers/D"))
+    }
+
+    /// The state alternates between two fsynced slots; a torn or flipped slot is passed over for the other, and
+    /// the next save goes over the damaged one, never over the newest whole state.
+    func testConsumerStateSlotsSurviveATornSave() throws {
+        let (storage, dir) = try storageWithConsumer()
         try storage.saveConsumerState(stream: "A", name: "D", [1])  // generation 1: state.b
         try storage.saveConsumerState(stream: "A", name: "D", [2])  // generation 2: state.a
         try storage.saveConsumerState(stream: "A", name: "D", [3])  // generation 3: state.b
@@ -73,12 +78,7 @@ final class JetStreamStorageTests: XCTestCase {
 
     /// The single `state` file of an earlier brokerd is read, and removed once a slot supersedes it.
     func testReadsTheEarlierStateFile() throws {
-        let storage = try FileJetStreamStorage(directory: directory, logger: Logger(label: "test"))
-        try storage.saveStream("A", StreamRecord(config: APIStreamConfig(name: "A", subjects: ["a.>"]), created: 1))
-        var consumer = APIConsumerConfig()
-        consumer.durableName = "D"
-        storage.saveConsumer(stream: "A", name: "D", ConsumerRecord(config: consumer, created: 3))
-        let dir = directory.appendingPathComponent("A/consumers/D")
+        let (storage, dir) = try storageWithConsumer()
         try Data([7, 7]).write(to: dir.appendingPathComponent("state"))
         let reopened = try FileJetStreamStorage(directory: directory, logger: Logger(label: "test"))
         XCTAssertEqual(reopened.savedConsumers(stream: "A").first?.state, [7, 7])

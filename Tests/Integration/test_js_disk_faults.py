@@ -129,12 +129,11 @@ async def test_a_full_disk_refuses_publishes_and_recovers(server_factory, small_
         await nc.close()
 
 
-async def test_damage_in_the_middle_is_passed_over_and_reported(server_factory, tmp_path, target):
+async def test_damage_in_the_middle_is_passed_over_and_reported(js_server, server_factory, tmp_path, target):
     if target.name != "brokerd":
         pytest.skip("brokerd's store layout")
-    store = tmp_path / "store"
-    store.mkdir()
-    s = server_factory("-js", "-sd", str(store))
+    s = js_server
+    store = tmp_path / "store"  # js_server's
     nc, js = await connect(s)
     await js.add_stream(name="D", subjects=["d.>"])
     await js.add_consumer("D", durable_name="c", ack_policy="explicit")

@@ -150,6 +150,8 @@ public final class DurableStream {
     /// Subjects that lost their last message to age and get a delete marker (`writeMarkers`).
     private var markerSubjects: [[UInt8]] = []
     private var writingMarkers = false
+    /// max_age passes over messages with `Nats-TTL: never`; the scan starts after the ones it already passed.
+    private var ageScanFrom: UInt64 = 0
     /// Every removal ever (consumers' cached pending counts are valid while it and the last sequence stay).
     private(set) var removals = 0
 
@@ -450,7 +452,9 @@ public final class DurableStream {
     /// which passes over it and goes on).
     private func removePastMaxAge(at time: Int64) throws(StoreError) {
         guard config.maxAge > 0 else { return }
-        var sequence = store.state.firstSequence
+        // Below `ageScanFrom` every message left is a never-expiring one (or gone): not read again on each
+        // publish and tick.
+        var sequence = max(store.state.firstSequence, ageScanFrom)
         while store.state.messages > 0, sequence <= store.state.lastSequence {
             guard store.contains(sequence) else {
                 sequence += 1
@@ -460,6 +464,7 @@ public final class DurableStream {
             guard time - message.timestamp > config.maxAge else { break }
             if !message.headers.isEmpty, let ttl = PublishHeaders.value(of: "nats-ttl", in: message.headers), MessageTTL(ttl) == .never {
                 sequence += 1
+                ageScanFrom = sequence
                 continue
             }
             try removeAged(sequence)
@@ -520,6 +525,7 @@ public final class DurableStream {
     public func rollBackUnsynced() -> Int {
         let taken = store.rollBackUnsynced()
         guard !taken.isEmpty else { return 0 }
+        ageScanFrom = 0  // the sequences it passed over may be used again
         let sequences = Set(taken.map(\.sequence))
         for (sequence, subject) in taken {
             perSubject[subject]?.removeAll { $0 == sequence }

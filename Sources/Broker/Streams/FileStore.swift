@@ -531,14 +531,6 @@ public final class FileStore: MessageStore {
         return nil
     }
 
-    private func syncDirectory() {
-        let fd = open(directory.path, O_RDONLY)
-        if fd >= 0 {
-            fsync(fd)
-            Glibc.close(fd)
-        }
-    }
-
     // MARK: - Recovery
 
     private func forget(_ sequence: UInt64, size: UInt64) {
@@ -724,26 +716,18 @@ final class BlockSealer: @unchecked Sendable {
         withUnsafeBytes(of: CRC32C.checksum(raw).littleEndian) { file.append(contentsOf: $0) }
         file += compressed
         let temporary = final.appendingPathExtension("tmp")
-        let fd = open(temporary.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { return .failure(.io("open \(temporary.path): \(String(cString: strerror(errno)))")) }
-        var done = 0
-        while done < file.count {
-            let n = file.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, file.count - done) }
-            guard n > 0 else { break }
-            done += n
+        do {
+            try SyncedFile.write(file, to: temporary.path)
+        } catch {
+            unlink(temporary.path)
+            return .failure(error)
         }
-        let synced = done == file.count && fsync(fd) == 0
-        let reason = String(cString: strerror(errno))
-        Glibc.close(fd)
-        guard synced, rename(temporary.path, final.path) == 0 else {
+        guard rename(temporary.path, final.path) == 0 else {
+            let reason = String(cString: strerror(errno))
             unlink(temporary.path)
             return .failure(.io("sealing \(rawURL.lastPathComponent) failed: \(reason)"))
         }
-        let dir = open(directory.path, O_RDONLY | O_CLOEXEC)
-        if dir >= 0 {
-            fsync(dir)
-            Glibc.close(dir)
-        }
+        SyncedFile.syncDirectory(directory.path)
         return .success(())
     }
 }

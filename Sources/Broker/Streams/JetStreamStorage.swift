@@ -1,5 +1,4 @@
 import Foundation
-import Glibc
 import Logging
 
 /// What a stream's meta.json holds: its configuration as the client sent it (defaults filled in) and when it
@@ -137,34 +136,12 @@ final class FileJetStreamStorage: JetStreamStorage {
         let dir = consumerDirectory(stream, name)
         let path = dir.appendingPathComponent(ConsumerStateFile.slot(for: generation)).path
         let created = !FileManager.default.fileExists(atPath: path)
-        try Self.writeSynced(ConsumerStateFile.record(generation: generation, state: state), to: path)
-        if created { Self.syncDirectory(dir.path) }
+        try SyncedFile.write(ConsumerStateFile.record(generation: generation, state: state), to: path)
+        if created { SyncedFile.syncDirectory(dir.path) }
         generations[key] = generation
         if generation == 1 || generation == 2 {
             // The state of an older brokerd is superseded once a slot holds a newer one.
             try? FileManager.default.removeItem(at: dir.appendingPathComponent(ConsumerStateFile.legacyName))
-        }
-    }
-
-    /// Writes `bytes` over the file at `path` and fsyncs it.
-    private static func writeSynced(_ bytes: [UInt8], to path: String) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw StoreError.io("open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + done, bytes.count - done) }
-            guard n > 0 else { throw StoreError.io("write \(path): \(String(cString: strerror(errno)))") }
-            done += n
-        }
-        guard fsync(fd) == 0 else { throw StoreError.io("fsync \(path): \(String(cString: strerror(errno)))") }
-    }
-
-    private static func syncDirectory(_ path: String) {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        if fd >= 0 {
-            fsync(fd)
-            close(fd)
         }
     }
 

@@ -1,0 +1,29 @@
+import Foundation
+import Glibc
+
+/// Whole-file writes that are on disk when they return, and the directory fsync that makes a new name durable:
+/// what the consumer state slots and the block sealer share.
+enum SyncedFile {
+    /// Writes `bytes` over the file at `path` (created when missing) and fsyncs it.
+    static func write(_ bytes: [UInt8], to path: String) throws(StoreError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .io("open \(path): \(String(cString: strerror(errno)))") }
+        defer { Glibc.close(fd) }
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }
+            guard n > 0 else { throw .io("write \(path): \(String(cString: strerror(errno)))") }
+            done += n
+        }
+        guard fsync(fd) == 0 else { throw .io("fsync \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    /// fsyncs a directory, so a file created or renamed in it survives a crash.
+    static func syncDirectory(_ path: String) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd >= 0 {
+            fsync(fd)
+            Glibc.close(fd)
+        }
+    }
+}
