@@ -311,7 +311,7 @@ final class MessageStoreTests: XCTestCase {
         XCTAssertThrowsError(try store.sync())
         setrlimit(Int32(RLIMIT_FSIZE.rawValue), &limit)
         signal(SIGXFSZ, previous)
-        let taken = store.rollBackUnsynced()
+        let taken = store.rollBackUnsynced().taken
         XCTAssertEqual(taken.map(\.sequence), [11, 12, 13, 14, 15])
         XCTAssertEqual(taken.first?.subject, bytes("r.x"))
         XCTAssertEqual(store.state.messages, 9)
@@ -326,6 +326,49 @@ final class MessageStoreTests: XCTestCase {
         XCTAssertThrowsError(try reopened.load(3))
         XCTAssertEqual(reopened.recovery.truncatedBytes, 0)
         XCTAssertTrue(reopened.recovery.damage.isEmpty)
+    }
+
+    /// Removals a publish caused (`undoable`: its limits, its rollup) are undone with it when its sync fails; other
+    /// removals since the last sync stand. Nothing of the undone removals reaches the disk.
+    func testARolledBackPublishPutsBackWhatItDisplaced() throws {
+        let dir = temporaryDirectory()
+        let store = try FileStore(directory: dir)
+        for i in 1...10 { _ = try store.append(subject: bytes("r.\(i)"), headers: [], payload: bytes("keep-\(i)"), timestamp: 0) }
+        try store.sync()
+        let size = (try FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent("00000001.blk").path)[.size] as? Int) ?? 0
+        XCTAssertTrue(try store.remove(2))  // an ack: stands
+        _ = try store.append(subject: bytes("r.1"), headers: [], payload: bytes("lost-11"), timestamp: 0)
+        XCTAssertTrue(try store.remove(1, undoable: true))  // displaced by 11
+        XCTAssertTrue(try store.remove(5, undoable: true))
+        _ = try store.append(subject: bytes("r.12"), headers: [], payload: bytes("lost-12"), timestamp: 0)
+        XCTAssertTrue(try store.remove(11, undoable: true))  // displaced by 12, itself taken back
+        XCTAssertEqual(store.state.messages, 8)
+        let previous = signal(SIGXFSZ, SIG_IGN)
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_FSIZE.rawValue), &limit)
+        var small = limit
+        small.rlim_cur = rlim_t(size + 20)
+        setrlimit(Int32(RLIMIT_FSIZE.rawValue), &small)
+        XCTAssertThrowsError(try store.sync())
+        setrlimit(Int32(RLIMIT_FSIZE.rawValue), &limit)
+        signal(SIGXFSZ, previous)
+        let rollback = store.rollBackUnsynced()
+        XCTAssertEqual(rollback.taken.map(\.sequence), [12], "11 was removed already")
+        XCTAssertEqual(rollback.restored, [1, 5])
+        XCTAssertEqual(store.state.messages, 9)
+        XCTAssertEqual(store.state.firstSequence, 1)
+        XCTAssertEqual(store.state.lastSequence, 10)
+        XCTAssertEqual(try store.load(1).payload, bytes("keep-1"))
+        XCTAssertEqual(try store.load(5).payload, bytes("keep-5"))
+        XCTAssertThrowsError(try store.load(2), "the ack stands")
+        try store.sync()
+        try store.close()
+        let reopened = try FileStore(directory: dir)
+        XCTAssertEqual(reopened.state.messages, 9)
+        XCTAssertEqual(try reopened.load(1).payload, bytes("keep-1"))
+        XCTAssertEqual(try reopened.load(5).payload, bytes("keep-5"))
+        XCTAssertThrowsError(try reopened.load(2))
+        XCTAssertThrowsError(try reopened.load(11))
     }
 
     func testManyMessagesRecover() throws {

@@ -169,3 +169,67 @@ async def test_damage_in_the_middle_is_passed_over_and_reported(js_server, serve
         assert "passed over" in s2.log_text(20000)
     finally:
         await nc.close()
+
+
+async def test_a_refused_publish_displaces_nothing(server_factory, small_disk):
+    """A publish that gets 503 on a full disk takes nothing with it: the previous value of its subject under
+    max_msgs_per_subject 1 (a KV put), the whole stream under `Nats-Rollup: all`, the oldest message under
+    max_msgs with discard old all stay, in memory and after SIGKILL and a restart."""
+    s = server_factory("-js", "-sd", str(small_disk.store), http=True)
+    small_disk.attach(s.proc.pid)
+    nc, js = await connect(s, timeout=5)
+    model: dict[str, tuple[int, bytes]] = {}  # subject -> (seq, data): what the acks say the stream holds
+    refused = 0
+
+    async def put(subject: str, data: bytes, headers: dict | None = None) -> bool:
+        nonlocal refused
+        try:
+            ack = await js.publish(subject, data, headers=headers)
+        except nats.js.errors.APIError as e:
+            assert (e.code, e.err_code) == (503, 10077)
+            refused += 1
+            return False
+        if headers and headers.get("Nats-Rollup") == "all":
+            model.clear()
+        model[subject] = (ack.seq, data)
+        while len(model) > 40:  # max_msgs 40, discard old: the oldest goes
+            del model[min(model, key=lambda k: model[k][0])]
+        return True
+
+    async def check(js) -> None:
+        info = await js.stream_info("LAST")
+        assert info.state.messages == len(model)
+        for subject, (seq, data) in model.items():
+            got = await js.get_last_msg("LAST", subject)
+            assert (got.seq, got.data) == (seq, data), subject
+
+    try:
+        await js.add_stream(name="LAST", subjects=["last.>"], max_msgs_per_subject=1, max_msgs=40,
+                            allow_rollup_hdrs=True)
+        i = 0
+        while refused < 3 and i < 400:
+            await put(f"last.{i % 60}", os.urandom(16_000))  # incompressible: sealing frees no room
+            i += 1
+        assert refused >= 3, "the disk filled up"
+        await check(js)
+        # On the full disk: puts over existing subjects and a rollup of everything; each either stored (and
+        # then displacing) or refused (and then displacing nothing).
+        for j in range(12):
+            subject = next(iter(model)) if j % 2 else min(model, key=lambda k: model[k][0])
+            await put(subject, os.urandom(16_000))
+            await check(js)
+        await put("last.rollup", os.urandom(16_000), {"Nats-Rollup": "all"})
+        await check(js)
+        assert refused >= 10, "most of them were refused"
+        assert s.proc.poll() is None
+    finally:
+        await nc.close()
+    small_disk.make_room()
+    s.proc.send_signal(signal.SIGKILL)
+    s.proc.wait(timeout=10)
+    s2 = server_factory("-js", "-sd", str(small_disk.store))
+    nc, js = await connect(s2)
+    try:
+        await check(js)
+    finally:
+        await nc.close()

@@ -150,6 +150,8 @@ public final class DurableStream {
     /// Subjects that lost their last message to age and get a delete marker (`writeMarkers`).
     private var markerSubjects: [[UInt8]] = []
     private var writingMarkers = false
+    /// A publish is under way: the removals it causes (limits, rollups) are put back if its sync fails.
+    private var publishing = false
     /// max_age passes over messages with `Nats-TTL: never`; the scan starts after the ones it already passed.
     private var ageScanFrom: UInt64 = 0
     /// Every removal ever (consumers' cached pending counts are valid while it and the last sequence stay).
@@ -190,6 +192,9 @@ public final class DurableStream {
     func publish(subject: [UInt8], headers: [UInt8], payload: [UInt8], parsed h: PublishHeaders,
                  sourced: Bool = false) throws(PublishError) -> PublishResult {
         if config.sealed { throw .sealed }
+        let wasPublishing = publishing
+        publishing = true
+        defer { publishing = wasPublishing }
         let time = now()
         if !headers.isEmpty, !sourced {
             if let name = h.unsupported {
@@ -522,9 +527,10 @@ public final class DurableStream {
     /// After a failed sync: the store takes back what the sync did not cover (no PubAck was sent for it), and
     /// so does this stream's own bookkeeping (per-subject sequences, message ids, TTLs, the last msg id).
     /// Returns how many messages went.
-    public func rollBackUnsynced() -> Int {
-        let taken = store.rollBackUnsynced()
-        guard !taken.isEmpty else { return 0 }
+    public func rollBackUnsynced() -> (taken: Int, restored: Int) {
+        let rollback = store.rollBackUnsynced()
+        let taken = rollback.taken
+        guard !taken.isEmpty || !rollback.restored.isEmpty else { return (0, 0) }
         ageScanFrom = 0  // the sequences it passed over may be used again
         let sequences = Set(taken.map(\.sequence))
         for (sequence, subject) in taken {
@@ -533,17 +539,35 @@ public final class DurableStream {
             expiries[sequence] = nil
         }
         recentIDs = recentIDs.filter { !sequences.contains($0.value.0) }
+        // What those publishes displaced is back: in its subject's sequences (in order), with its TTL and id.
+        let time = now()
+        for sequence in rollback.restored {
+            guard let message = try? store.load(sequence) else { continue }
+            let list = perSubject[message.subject, default: []]
+            perSubject[message.subject, default: []].insert(sequence, at: Self.lowerBound(list, sequence))
+            guard !message.headers.isEmpty else { continue }
+            let h = PublishHeaders(headers: message.headers)
+            if time - message.timestamp < config.duplicateWindow, let id = h.messageID, recentIDs[id] == nil {
+                recentIDs[id] = (sequence, message.timestamp)
+                oldestIDTime = min(oldestIDTime, message.timestamp)
+            }
+            if config.allowMsgTTL, let text = h.ttl, case .seconds(let seconds)? = MessageTTL(text), seconds > 0 {
+                let deadline = message.timestamp.saturatingAdd(seconds.saturatingMultiply(1_000_000_000))
+                expiries[sequence] = deadline
+                earliestExpiry = min(earliestExpiry, deadline)
+            }
+        }
         let last = store.state.lastSequence
         lastMessageID = last > 0 ? (try? store.load(last)).flatMap { Self.messageID(in: $0.headers) } ?? "" : ""
         removals &+= 1
-        return taken.count
+        return (taken.count, rollback.restored.count)
     }
 
     /// Removes one message (an ack under workqueue retention, or a delete request).
     @discardableResult
     public func removeMessage(_ sequence: UInt64) throws(StoreError) -> Bool {
         guard let message = try? store.load(sequence) else { return false }
-        let removed = try store.remove(sequence)
+        let removed = try store.remove(sequence, undoable: publishing)
         if removed {
             if let index = perSubject[message.subject]?.firstIndex(of: sequence) { perSubject[message.subject]?.remove(at: index) }
             if perSubject[message.subject]?.isEmpty == true { perSubject[message.subject] = nil }
@@ -593,6 +617,9 @@ public final class DurableStream {
     /// Stores a mirrored message at its origin's `sequence` and time, passing over the sequences the origin
     /// no longer has. The stream's own limits apply; no de-duplication (the origin did it).
     public func storeMirrored(sequence: UInt64, timestamp: Int64, subject: [UInt8], headers: [UInt8], payload: [UInt8]) throws(PublishError) {
+        let wasPublishing = publishing
+        publishing = true
+        defer { publishing = wasPublishing }
         do {
             try store.skip(to: sequence)
             let stored = try store.append(subject: subject, headers: headers, payload: payload, timestamp: timestamp)

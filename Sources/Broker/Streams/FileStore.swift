@@ -91,8 +91,9 @@ public final class FileStore: MessageStore {
     private var syncedNextSequence: UInt64 = 1
     private var syncedLastSequence: UInt64 = 0
     private var unsyncedMessages: [(sequence: UInt64, size: UInt64)] = []
-    /// Delete records since the last sync, written again after a rollback (the removals stand).
-    private var unsyncedDeletes: [UInt64] = []
+    /// Removals since the last sync: after a rollback their delete records are written again (they stand), or
+    /// an undoable one (a publish's limits or rollup) is put back from where the message still lies.
+    private var unsyncedDeletes: [(sequence: UInt64, location: Location, size: UInt64, undoable: Bool)] = []
     /// A seal that failed (no space) is tried again only after this many more bytes.
     private var sealRetrySize = 0
     /// Full raw blocks being sealed in the background, with a descriptor they are read through meanwhile.
@@ -152,13 +153,13 @@ public final class FileStore: MessageStore {
 
     public func contains(_ sequence: UInt64) -> Bool { index[sequence] != nil }
 
-    public func remove(_ sequence: UInt64) throws(StoreError) -> Bool {
+    public func remove(_ sequence: UInt64, undoable: Bool) throws(StoreError) -> Bool {
         guard activeFD >= 0 else { throw .closed }
-        guard index[sequence] != nil else { return false }
+        guard let location = index[sequence] else { return false }
         let message = try load(sequence)
         _ = try write(Self.encode(kind: .delete, sequence: sequence, timestamp: 0, subject: [], headers: [], payload: []))
         forget(sequence, size: UInt64(message.size))
-        unsyncedDeletes.append(sequence)
+        unsyncedDeletes.append((sequence, location, UInt64(message.size), undoable))
         return true
     }
 
@@ -216,17 +217,30 @@ public final class FileStore: MessageStore {
 
     /// After a failed sync (no space, a failing fsync): takes back every message appended since the last
     /// successful one, which nobody was told is stored, cuts the active block back to what that sync covered
-    /// (after a failed fsync the kernel may have dropped those pages: they are never trusted) and writes the
-    /// removals since then again. Returns the sequences and subjects taken back.
-    public func rollBackUnsynced() -> [(sequence: UInt64, subject: [UInt8])] {
-        guard activeFD >= 0, dirty || fsyncFailed || !unsyncedMessages.isEmpty else { return [] }
-        var taken: [(sequence: UInt64, subject: [UInt8])] = []
+    /// (after a failed fsync the kernel may have dropped those pages: they are never trusted), puts back the
+    /// messages that those publishes displaced (their records lie before the cut, or in sealed blocks) and
+    /// writes the other removals since then again.
+    public func rollBackUnsynced() -> StoreRollback {
+        var result = StoreRollback()
+        guard activeFD >= 0, dirty || fsyncFailed || !unsyncedMessages.isEmpty else { return result }
         for (sequence, size) in unsyncedMessages.reversed() where index[sequence] != nil {
-            if let message = try? load(sequence) { taken.append((sequence, message.subject)) }
+            if let message = try? load(sequence) { result.taken.append((sequence, message.subject)) }
             forget(sequence, size: size)
         }
+        result.taken.reverse()
         let rolledBack = Set(unsyncedMessages.map(\.sequence))
-        let deletes = unsyncedDeletes.filter { !rolledBack.contains($0) }
+        let removals = unsyncedDeletes.filter { !rolledBack.contains($0.sequence) }
+        // A displaced message lies in the synced part of the active block or in an older block (a message after
+        // the last sync is among those taken back): its location holds after the cut.
+        let deletes = Set(removals.filter { !$0.undoable || ($0.location.block == activeID && $0.location.offset + $0.location.length > syncedSize) }.map(\.sequence))
+        for removal in removals where !deletes.contains(removal.sequence) {
+            index[removal.sequence] = removal.location
+            current.messages += 1
+            current.bytes += removal.size
+            if current.messages == 1 || removal.sequence < current.firstSequence { current.firstSequence = removal.sequence }
+            result.restored.append(removal.sequence)
+        }
+        result.restored.sort()
         buffered.removeAll(keepingCapacity: true)
         fsyncFailed = ftruncate(activeFD, off_t(syncedSize)) != 0  // a block that cannot be cut is never trusted
         activeSize = syncedSize
@@ -237,11 +251,11 @@ public final class FileStore: MessageStore {
         unsyncedMessages.removeAll()
         unsyncedDeletes.removeAll()
         dirty = false
-        for sequence in deletes {
-            _ = try? write(Self.encode(kind: .delete, sequence: sequence, timestamp: 0, subject: [], headers: [], payload: []))
-            unsyncedDeletes.append(sequence)
+        for removal in removals where deletes.contains(removal.sequence) {
+            _ = try? write(Self.encode(kind: .delete, sequence: removal.sequence, timestamp: 0, subject: [], headers: [], payload: []))
+            unsyncedDeletes.append((removal.sequence, removal.location, removal.size, false))
         }
-        return taken.reversed()
+        return result
     }
 
     public func close() throws(StoreError) {

@@ -261,12 +261,12 @@ public final class JetStream: @unchecked Sendable {
             logger.error("JetStream sync failed: kept for the next sync", metadata: ["stream": "\(name)", "error": "\(error)"])
             return
         }
-        let taken = entry.stream.rollBackUnsynced()
+        let (taken, restored) = entry.stream.rollBackUnsynced()
         storageFaults.messagesTakenBack += taken
         // Publishes waiting for the group commit were among what went: they must not be answered as stored.
         groupCommit.fail(stream: name, reason: "\(error)")
         logger.error("JetStream sync failed: the messages it covered were not acknowledged and are taken back", metadata: [
-            "stream": "\(name)", "error": "\(error)", "messages": "\(taken)"])
+            "stream": "\(name)", "error": "\(error)", "messages": "\(taken)", "displaced_restored": "\(restored)"])
         if taken > 0, let sourcing = runningSourcing[name] { restartSourcing(sourcing, after: entry) }
     }
 

@@ -104,7 +104,7 @@ final class FileJetStreamStorage: JetStreamStorage {
     func saveStream(_ name: String, _ record: StreamRecord) throws {
         let dir = streamDirectory(name)
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try Self.encoded(record).write(to: dir.appendingPathComponent("meta.json"), options: .atomic)
+        try SyncedFile.replace(Array(Self.encoded(record)), at: dir.appendingPathComponent("meta.json").path)
     }
 
     func removeStream(_ name: String) {
@@ -123,8 +123,13 @@ final class FileJetStreamStorage: JetStreamStorage {
 
     func saveConsumer(stream: String, name: String, _ record: ConsumerRecord) {
         let dir = consumerDirectory(stream, name)
-        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try? Self.encoded(record).write(to: dir.appendingPathComponent("meta.json"), options: .atomic)
+        do {
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            try SyncedFile.replace(Array(Self.encoded(record)), at: dir.appendingPathComponent("meta.json").path)
+        } catch {
+            logger.error("JetStream consumer: cannot save its configuration", metadata: [
+                "stream": "\(stream)", "consumer": "\(name)", "error": "\(error)"])
+        }
     }
 
     /// The last generation written per consumer ("<stream>/<name>"), so each save goes to the other slot.

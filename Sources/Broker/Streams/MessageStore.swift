@@ -47,14 +47,16 @@ public protocol MessageStore: AnyObject {
     func load(_ sequence: UInt64) throws(StoreError) -> StoredMessage
     /// Whether the store holds `sequence` (from the index: nothing is read).
     func contains(_ sequence: UInt64) -> Bool
-    /// After a failed `sync()`: takes back what it did not cover (nobody was told it is stored). Returns the
-    /// sequences and subjects taken back. The memory store never fails a sync: nothing.
-    func rollBackUnsynced() -> [(sequence: UInt64, subject: [UInt8])]
+    /// After a failed `sync()`: takes back what it did not cover (nobody was told it is stored) and puts back
+    /// the messages that removals marked `undoable` took since then (a publish's limits or rollup: the publish
+    /// is taken back, so what it displaced stays). The memory store never fails a sync: nothing.
+    func rollBackUnsynced() -> StoreRollback
     /// Every stored message in sequence order: sequence, time, subject and headers (what a stream rebuilds its
     /// indexes from after a restart, without copying payloads).
     func forEachMessage(_ body: (_ sequence: UInt64, _ timestamp: Int64, _ subject: ArraySlice<UInt8>, _ headers: ArraySlice<UInt8>) -> Void)
-    /// Removes one message (acks under workqueue retention, limits); false when it was not there.
-    func remove(_ sequence: UInt64) throws(StoreError) -> Bool
+    /// Removes one message (acks under workqueue retention, limits); false when it was not there. `undoable`:
+    /// a publish caused it, and a rollback of that publish puts the message back.
+    func remove(_ sequence: UInt64, undoable: Bool) throws(StoreError) -> Bool
     /// Removes everything; sequences continue from where they were.
     func purge() throws(StoreError)
     /// Makes every append so far durable (group commit: one fsync for a batch).
@@ -67,6 +69,19 @@ public protocol MessageStore: AnyObject {
     /// The next append gets `sequence` (a mirror keeps its origin's sequences over the origin's gaps); the
     /// sequences passed over hold nothing. No-op when `sequence` is not ahead.
     func skip(to sequence: UInt64) throws(StoreError)
+}
+
+extension MessageStore {
+    /// Removes one message for good (an ack, a delete request, expiry).
+    public func remove(_ sequence: UInt64) throws(StoreError) -> Bool { try remove(sequence, undoable: false) }
+}
+
+/// What a rollback after a failed sync did: the messages taken back (appended since the last good sync) and
+/// those put back (removed since then by a publish that was itself taken back), oldest first.
+public struct StoreRollback {
+    public var taken: [(sequence: UInt64, subject: [UInt8])] = []
+    public var restored: [UInt64] = []
+    public init() {}
 }
 
 /// Messages in memory: the same behaviour as the file store, without durability.
@@ -98,7 +113,7 @@ public final class MemoryStore: MessageStore {
 
     public func contains(_ sequence: UInt64) -> Bool { messages[sequence] != nil }
 
-    public func rollBackUnsynced() -> [(sequence: UInt64, subject: [UInt8])] { [] }
+    public func rollBackUnsynced() -> StoreRollback { StoreRollback() }
 
     public func forEachMessage(_ body: (_ sequence: UInt64, _ timestamp: Int64, _ subject: ArraySlice<UInt8>, _ headers: ArraySlice<UInt8>) -> Void) {
         for sequence in messages.keys.sorted() {
@@ -107,7 +122,7 @@ public final class MemoryStore: MessageStore {
         }
     }
 
-    public func remove(_ sequence: UInt64) throws(StoreError) -> Bool {
+    public func remove(_ sequence: UInt64, undoable: Bool) throws(StoreError) -> Bool {
         guard let message = messages.removeValue(forKey: sequence) else { return false }
         current.messages -= 1
         current.bytes -= UInt64(message.size)

@@ -78,8 +78,13 @@ extension StreamRegistry {
         if consumer.durable {
             storage.saveConsumer(stream: streamName, name: name, ConsumerRecord(
                 config: config, created: consumer.created.timeIntervalSince1970, lastPerSubjectBound: bound > 0 ? bound : nil))
-            // A restored consumer keeps its saved state (a fresh one written now could outlive it in a crash).
-            if !restoring { consumer.dirty = true }
+            // A new consumer's state is on disk before it is answered (a crash must not make a deliver policy of
+            // new, last or by_start_time recompute its start); a restored one keeps its saved state (a fresh one
+            // written now could outlive it in a crash). One that cannot be written now is written on the tick.
+            if !restoring {
+                consumer.dirty = true
+                try? saveState(of: consumer)
+            }
         }
         return .success(consumer)
     }

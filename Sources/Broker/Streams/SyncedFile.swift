@@ -18,6 +18,22 @@ enum SyncedFile {
         guard fsync(fd) == 0 else { throw .io("fsync \(path): \(String(cString: strerror(errno)))") }
     }
 
+    /// Replaces the file at `path` whole (a temporary file written and fsynced, renamed over it, the directory
+    /// fsynced): a crash leaves the old or the new file, and the new one stays once this returns. The parent of
+    /// the directory is fsynced too, for a directory that was just created.
+    static func replace(_ bytes: [UInt8], at path: String) throws(StoreError) {
+        let temporary = path + ".tmp"
+        try write(bytes, to: temporary)
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporary)
+            throw .io("rename \(temporary): \(reason)")
+        }
+        let directory = (path as NSString).deletingLastPathComponent
+        syncDirectory(directory)
+        syncDirectory((directory as NSString).deletingLastPathComponent)
+    }
+
     /// fsyncs a directory, so a file created or renamed in it survives a crash.
     static func syncDirectory(_ path: String) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
