@@ -292,6 +292,76 @@ final class MessageStoreTests: XCTestCase {
         XCTAssertEqual(try store.append(subject: bytes("s"), headers: [], payload: bytes("after"), timestamp: 0), 401)
     }
 
+    /// Sealed blocks that hold nothing any more (acked, purged) are deleted after the sync that made it so; the
+    /// store reopens with the same state and sequences go on where they were.
+    func testEmptiedBlocksAreDeleted() throws {
+        let dir = temporaryDirectory()
+        var config = FileStore.Configuration()
+        config.blockSize = 4 * 1024
+        func blocks() -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { $0.contains(".blk") }.sorted()
+        }
+        do {
+            let store = try FileStore(directory: dir, configuration: config)
+            for i in 1...400 { _ = try store.append(subject: bytes("s"), headers: [], payload: bytes("payload-\(i)-" + String(repeating: "x", count: 60)), timestamp: 0) }
+            try store.sync()
+            try store.close()  // the seals under way finish
+        }
+        let before = blocks()
+        XCTAssertGreaterThan(before.count, 5)
+        do {
+            let store = try FileStore(directory: dir, configuration: config)
+            for s: UInt64 in 1...300 { XCTAssertTrue(try store.remove(s)) }
+            try store.sync()
+            let after = blocks()
+            XCTAssertLessThan(after.count, before.count, "blocks below the first message are gone")
+            XCTAssertTrue(after.contains(before.last!))
+            for s: UInt64 in 301...400 { XCTAssertEqual(String(decoding: try store.load(s).payload, as: UTF8.self).split(separator: "-")[1], "\(s)") }
+            try store.close()
+        }
+        do {
+            let store = try FileStore(directory: dir, configuration: config)
+            XCTAssertEqual(store.state.messages, 100)
+            XCTAssertEqual(store.state.firstSequence, 301)
+            XCTAssertTrue(store.recovery.damage.isEmpty)
+            try store.purge()
+            _ = try store.append(subject: bytes("s"), headers: [], payload: bytes("x"), timestamp: 0)
+            try store.sync()
+            try store.close()
+        }
+        XCTAssertLessThanOrEqual(blocks().count, 2, "after a purge only the active block (and one being sealed) is left")
+        let store = try FileStore(directory: dir, configuration: config)
+        XCTAssertEqual(store.state.messages, 1)
+        XCTAssertEqual(store.state.firstSequence, 401)
+        XCTAssertEqual(try store.append(subject: bytes("s"), headers: [], payload: bytes("y"), timestamp: 0), 402)
+    }
+
+    /// The newest sealed block lost while the active block holds no message: the sequences it held are never
+    /// used again (each new block starts with a record of the next sequence).
+    func testLosingTheNewestSealedBlockReusesNoSequence() throws {
+        let dir = temporaryDirectory()
+        var config = FileStore.Configuration()
+        config.blockSize = 4 * 1024
+        var last: UInt64 = 0
+        do {
+            let store = try FileStore(directory: dir, configuration: config)
+            // Up to the append that fills the first block: it is sealed and the next block is empty.
+            repeat {
+                last = try store.append(subject: bytes("s"), headers: [], payload: bytes(String(repeating: "y", count: 100)), timestamp: 0)
+            } while FileManager.default.fileExists(atPath: dir.appendingPathComponent("00000002.blk").path) == false
+            try store.close()
+        }
+        let sealed = dir.appendingPathComponent("00000001.blk.lz4")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: sealed.path))
+        try Data("BKLZ garbage".utf8).write(to: sealed)
+        let store = try FileStore(directory: dir, configuration: config)
+        XCTAssertEqual(store.state.messages, 0)
+        XCTAssertEqual(store.recovery.damage.count, 1)
+        XCTAssertEqual(store.recovery.damage.first?.lostFirst, 1)
+        XCTAssertEqual(store.recovery.damage.first?.lostLast, last)
+        XCTAssertEqual(try store.append(subject: bytes("s"), headers: [], payload: bytes("after"), timestamp: 0), last + 1)
+    }
+
     /// A sync that fails (here: RLIMIT_FSIZE, as a full disk) takes back exactly what it did not cover; removals
     /// made meanwhile stand; once writes succeed again the store goes on from there, also after a reopen.
     func testAFailedSyncIsTakenBack() throws {

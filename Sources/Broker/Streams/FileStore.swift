@@ -96,6 +96,10 @@ public final class FileStore: MessageStore {
     private var unsyncedDeletes: [(sequence: UInt64, location: Location, size: UInt64, undoable: Bool)] = []
     /// A seal that failed (no space) is tried again only after this many more bytes.
     private var sealRetrySize = 0
+    /// The last sequence of each full block (appends go on in a later one), and the lowest of them: a sealed
+    /// block whose sequences all lie below the first message is deleted after the sync that made it so.
+    private var blockLast: [UInt32: UInt64] = [:]
+    private var lowestBlockLast: UInt64 = .max
     /// Full raw blocks being sealed in the background, with a descriptor they are read through meanwhile.
     private var sealing: [UInt32: Int32] = [:]
     private let sealer = BlockSealer()
@@ -205,6 +209,35 @@ public final class FileStore: MessageStore {
         }
         dirty = false
         markSynced()
+        if current.firstSequence > lowestBlockLast { releaseBlocksBelowFirst() }
+    }
+
+    /// Deletes the sealed blocks that hold nothing any more (every sequence in them lies below the first message:
+    /// acked work, purged, aged out), after the sync that made those removals durable, so a rollback never needs
+    /// them. The active block first gets a record of the next sequence, on disk, so that sequences go on from
+    /// there whatever blocks are left. A block still being sealed goes at a later sync.
+    private func releaseBlocksBelowFirst() {
+        let gone = blockLast.filter { $0.value < current.firstSequence && sealed.contains($0.key) }.map(\.key)
+        guard !gone.isEmpty else { return }
+        do {
+            _ = try write(Self.encode(kind: .skip, sequence: nextSequence, timestamp: 0, subject: [], headers: [], payload: []))
+            try flushWrites()
+            guard fsync(activeFD) == 0 else { throw StoreError.io("fsync: \(String(cString: strerror(errno)))") }
+        } catch {
+            fsyncFailed = true  // the next sync fails and the rollback cuts the record off; the blocks stay
+            return
+        }
+        dirty = false
+        markSynced()
+        for id in gone {
+            unlink(blockURL(id, sealed: true).path)
+            sealed.remove(id)
+            salvaged.remove(id)
+            blockLast[id] = nil
+            if cachedBlock?.id == id { cachedBlock = nil }
+        }
+        SyncedFile.syncDirectory(directory.path)
+        lowestBlockLast = blockLast.values.min() ?? .max
     }
 
     private func markSynced() {
@@ -260,7 +293,14 @@ public final class FileStore: MessageStore {
 
     public func close() throws(StoreError) {
         guard activeFD >= 0 else { return }
-        try sync()
+        do {
+            try sync()
+        } catch {
+            // The seals under way finish either way (a deleted stream must not get a sealed block back).
+            sealer.waitForAll()
+            collectSeals()
+            throw error
+        }
         sealer.waitForAll()
         collectSeals()
         Glibc.close(activeFD)
@@ -454,6 +494,7 @@ public final class FileStore: MessageStore {
         flushedSize = activeSize
         buffered.removeAll(keepingCapacity: true)
         markSynced()
+        if activeSize == 0 { SyncedFile.syncDirectory(directory.path) }  // the new block's name survives a crash
     }
 
     /// Once the active block is full: fsync it, start the next block, and hand the full one to the background
@@ -464,6 +505,8 @@ public final class FileStore: MessageStore {
         try sync()
         let id = activeID
         let fd = activeFD
+        blockLast[id] = nextSequence - 1
+        lowestBlockLast = min(lowestBlockLast, nextSequence - 1)
         activeFD = -1  // never write through a descriptor that now belongs to the sealer's reads
         do {
             try openActive(id + 1)
@@ -474,10 +517,14 @@ public final class FileStore: MessageStore {
         }
         sealing[id] = fd
         sealer.seal(id: id, raw: blockURL(id, sealed: false), sealed: blockURL(id, sealed: true), directory: directory)
+        // The new block starts with the next sequence, on disk now: were the block just sealed lost later (damage),
+        // an empty active block still says where sequences go on, and none is ever used twice.
+        _ = try? write(Self.encode(kind: .skip, sequence: nextSequence, timestamp: 0, subject: [], headers: [], payload: []))
+        try? sync()
     }
 
     /// Takes the seals the background finished: the sealed file is in place, so the raw one goes. A seal that
-    /// failed (no space) keeps its raw block, read as before, and is tried again with the next full block.
+    /// failed (no space) keeps its raw block, read as before, and is tried again a second later.
     private func collectSeals() {
         for (id, result) in sealer.finished() {
             guard let fd = sealing[id] else { continue }
@@ -648,12 +695,19 @@ public final class FileStore: MessageStore {
                     current.lastSequence = max(current.lastSequence, sequence - 1)
                     lastMessage = max(lastMessage, sequence - 1)
                 case .skip:
+                    // A block starts with one: what damage before it took ends here.
+                    for i in openDamage where sequence > lastMessage + 1 {
+                        recovery.damage[i].lostFirst = lastMessage + 1
+                        recovery.damage[i].lostLast = sequence - 1
+                    }
+                    openDamage.removeAll()
                     nextSequence = max(nextSequence, sequence)
                     current.lastSequence = max(current.lastSequence, sequence - 1)
                     lastMessage = max(lastMessage, sequence - 1)
                 }
                 offset += length
             }
+            if id != all.last || isSealed { blockLast[id] = lastMessage }  // an upper bound of its sequences
             if offset < bytes.count {
                 if isSealed {
                     noteDamage(name, offset, bytes.count - offset, "the end of a sealed block is not whole records")
@@ -667,6 +721,7 @@ public final class FileStore: MessageStore {
             }
         }
         recovery.messages = index.count
+        lowestBlockLast = blockLast.values.min() ?? .max
         current.firstSequence = index.first ?? nextSequence
         if current.lastSequence == 0 && nextSequence > 1 { current.lastSequence = nextSequence - 1 }
         // Full raw blocks a crash left unsealed (all but the last raw one): read through their file, sealed again.

@@ -23,7 +23,8 @@ enum LZ4 {
 
     /// Decompresses `input`, which must expand to exactly `originalSize` bytes.
     static func decompress(_ input: ArraySlice<UInt8>, originalSize: Int) throws(Error) -> [UInt8] {
-        guard originalSize >= 0, originalSize <= Int(LZ4_MAX_INPUT_SIZE) else { throw .corrupt }
+        // LZ4 expands at most 255 times: a larger claimed size is damage, never an allocation of gigabytes.
+        guard originalSize >= 0, originalSize <= Int(LZ4_MAX_INPUT_SIZE), originalSize <= input.count * 255 + 16 else { throw .corrupt }
         if originalSize == 0 { return [] }
         var output = [UInt8](repeating: 0, count: originalSize)
         let read = input.withUnsafeBytes { src in
