@@ -293,8 +293,10 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
         }
     }
 
-    private func handle(_ op: ClientOp) {
-        switch op {
+    /// `consuming`: the op's buffers move into the handler (a PUB's subject and payload are not copied, which
+    /// cost retains and releases per message).
+    private func handle(_ op: consuming ClientOp) {
+        switch consume op {
         case .pub(let publish):
             handlePublish(publish)
         case .ping:
@@ -442,13 +444,12 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
     // MARK: - Publish path
 
     @inline(__always)
-    private func handlePublish(_ publish: Publish) {
+    private func handlePublish(_ publish: consuming Publish) {
         let size = UInt64(publish.payload.readableBytes)
         inMsgs &+= 1
         inBytes &+= size
         router.inMsgs &+= 1
         router.inBytes &+= size
-        var publish = publish
         // As nats-server, mappings apply first and permissions judge the subject the message will really have.
         if let mapper = server.subjectMapper, let mapped = mapper.map(publish.subject) {
             publish.subject = mapped

@@ -91,7 +91,9 @@ struct ClientSession {
     /// reserved `_GR_.` prefix, the user's publish permissions (then a permitted response), the reserved
     /// `$NRG.` prefix, reserved reply subjects.
     @inline(__always)
-    func publishReceived(subject: ByteBuffer, reply: ByteBuffer?, now: @autoclosure () -> NIODeadline) -> PublishAction {
+    /// `mutating` though it changes nothing: the connection then calls it in place, where a non-mutating call on
+    /// its stored session copied the whole session (a retain and release of each field) per message (perf).
+    mutating func publishReceived(subject: ByteBuffer, reply: ByteBuffer?, now: @autoclosure () -> NIODeadline) -> PublishAction {
         let error: ProtocolError? = options.pedantic && !Subject.isValidPublish(subject) ? .invalidPublishSubject : nil
         if Self.hasPrefix(subject, Self.gatewayReplyPrefix)
             || (publishPermissions.map { !$0.allows(subject, now: now()) } ?? false)
