@@ -543,12 +543,34 @@ public final class FileStore: MessageStore {
         }
     }
 
+    /// A whole file read straight into an array (no Data in between, no zeroing first); nil when unreadable.
+    static func readWholeFile(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { Glibc.close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return nil }
+        let size = Int(info.st_size)
+        var complete = true
+        let bytes = [UInt8](unsafeUninitializedCapacity: size) { buffer, count in
+            var done = 0
+            while done < size {
+                let n = pread(fd, buffer.baseAddress! + done, size - done, off_t(done))
+                if n < 0, errno == EINTR { continue }
+                guard n > 0 else { break }
+                done += n
+            }
+            complete = done == size
+            count = done
+        }
+        return complete ? bytes : nil
+    }
+
     private func sealedBlock(_ id: UInt32) throws(StoreError) -> [UInt8] {
         if let cached = cachedBlock, cached.id == id { return cached.bytes }
-        guard let data = FileManager.default.contents(atPath: blockURL(id, sealed: true).path) else {
+        guard let bytes = Self.readWholeFile(blockURL(id, sealed: true).path) else {
             throw .io("missing sealed block \(id)")
         }
-        let bytes = [UInt8](data)
         guard bytes.count >= 12, Array(bytes[0..<4]) == Self.sealedMagic else { throw .io("bad sealed block \(id)") }
         let rawSize = Int(Self.read(bytes[...], at: 4, as: UInt32.self))
         let crc = Self.read(bytes[...], at: 8, as: UInt32.self)
@@ -567,8 +589,7 @@ public final class FileStore: MessageStore {
 
     /// A sealed block at start-up: whole, readable but failing its block checksum, or not readable at all.
     private func readSealedForRecovery(_ id: UInt32) -> SealedRead {
-        guard let data = FileManager.default.contents(atPath: blockURL(id, sealed: true).path) else { return .unreadable("cannot read", size: 0) }
-        let bytes = [UInt8](data)
+        guard let bytes = Self.readWholeFile(blockURL(id, sealed: true).path) else { return .unreadable("cannot read", size: 0) }
         guard bytes.count >= 12, Array(bytes[0..<4]) == Self.sealedMagic else { return .unreadable("no block header", size: bytes.count) }
         let rawSize = Int(Self.read(bytes[...], at: 4, as: UInt32.self))
         let crc = Self.read(bytes[...], at: 8, as: UInt32.self)
@@ -657,7 +678,7 @@ public final class FileStore: MessageStore {
                     continue
                 }
             } else {
-                bytes = [UInt8](FileManager.default.contents(atPath: blockURL(id, sealed: false).path) ?? Data())
+                bytes = Self.readWholeFile(blockURL(id, sealed: false).path) ?? []
             }
             var offset = 0
             while offset < bytes.count {

@@ -26,13 +26,15 @@ enum LZ4 {
         // LZ4 expands at most 255 times: a larger claimed size is damage, never an allocation of gigabytes.
         guard originalSize >= 0, originalSize <= Int(LZ4_MAX_INPUT_SIZE), originalSize <= input.count * 255 + 16 else { throw .corrupt }
         if originalSize == 0 { return [] }
-        var output = [UInt8](repeating: 0, count: originalSize)
-        let read = input.withUnsafeBytes { src in
-            output.withUnsafeMutableBytes { dst in
+        // Not zeroed first (LZ4 writes every byte it reports; a block's worth of memset showed in recovery).
+        var read: Int32 = 0
+        let output = [UInt8](unsafeUninitializedCapacity: originalSize) { dst, count in
+            read = input.withUnsafeBytes { src in
                 LZ4_decompress_safe(src.baseAddress?.assumingMemoryBound(to: CChar.self),
-                                    dst.baseAddress!.assumingMemoryBound(to: CChar.self),
+                                    UnsafeMutableRawPointer(dst.baseAddress!).assumingMemoryBound(to: CChar.self),
                                     Int32(input.count), Int32(originalSize))
             }
+            count = read == Int32(originalSize) ? originalSize : 0
         }
         guard read == Int32(originalSize) else { throw .corrupt }
         return output
