@@ -131,6 +131,7 @@ public final class BrokerServer: @unchecked Sendable {
             js.syncInterval = TimeAmount(opts.jetStreamSyncInterval).nanoseconds
             js.maxMemory = opts.jetStreamMaxMemory
             js.maxStore = opts.jetStreamMaxStore
+            js.prepareCaptureBatches(loopCount: loops.count)
             try js.attach(to: subjectSpace)
             jetStream = js
             logger.info("JetStream enabled", metadata: ["store_dir": "\(base.appendingPathComponent("jetstream").path)"])

@@ -790,8 +790,7 @@ final class BlockSealer: @unchecked Sendable {
     func waitForAll() { group.wait() }
 
     private static func writeSealed(raw rawURL: URL, sealed final: URL, directory: URL) -> Result<Void, StoreError> {
-        guard let data = FileManager.default.contents(atPath: rawURL.path) else { return .failure(.io("cannot read \(rawURL.lastPathComponent)")) }
-        let raw = [UInt8](data)
+        guard let raw = FileStore.readWholeFile(rawURL.path) else { return .failure(.io("cannot read \(rawURL.lastPathComponent)")) }
         // Never seal over damage: the block's checksum would vouch for it. A block with a record that fails its
         // own CRC stays raw (read record by record, damaged ones never served).
         var offset = 0
@@ -799,12 +798,14 @@ final class BlockSealer: @unchecked Sendable {
             guard let record = FileStore.check(raw[offset...]) else { return .failure(.damaged) }
             offset += record.length
         }
-        let compressed: [UInt8]
-        do { compressed = try LZ4.compress(raw) } catch { return .failure(.io("lz4: \(error)")) }
-        var file = Array("BKLZ".utf8)
-        withUnsafeBytes(of: UInt32(raw.count).littleEndian) { file.append(contentsOf: $0) }
-        withUnsafeBytes(of: CRC32C.checksum(raw).littleEndian) { file.append(contentsOf: $0) }
-        file += compressed
+        // "BKLZ", the raw size and its CRC-32C, then the LZ4 bytes (compressed straight after the header room).
+        var file: [UInt8]
+        do { file = try LZ4.compress(raw, reserving: 12) } catch { return .failure(.io("lz4: \(error)")) }
+        file.withUnsafeMutableBytes { header in
+            header.copyBytes(from: "BKLZ".utf8)
+            header.storeBytes(of: UInt32(raw.count).littleEndian, toByteOffset: 4, as: UInt32.self)
+            header.storeBytes(of: CRC32C.checksum(raw).littleEndian, toByteOffset: 8, as: UInt32.self)
+        }
         let temporary = final.appendingPathExtension("tmp")
         do {
             try SyncedFile.write(file, to: temporary.path)

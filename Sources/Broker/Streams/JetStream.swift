@@ -172,80 +172,123 @@ public final class JetStream: @unchecked Sendable {
 
     // MARK: - Publish path
 
+    /// A publish a stream captured, on its way to the JetStream queue.
+    struct Capture {
+        let stream: String
+        let subject: [UInt8]
+        let headers: [UInt8]
+        let payload: [UInt8]
+        let answer: PublishAnswer?
+    }
+
+    /// The captures one event loop made during its current tick, handed to the JetStream queue at once at the
+    /// end of it: one hop (and one wake-up of the queue) per read rather than per message. Each batch is touched
+    /// only by its own loop.
+    final class CaptureBatch: @unchecked Sendable {
+        var items: [Capture] = []
+    }
+
+    /// One batch per event loop (by the router's index), made before any traffic; without them (a JetStream
+    /// made outside a server) every capture hops on its own.
+    private var captureBatches: [CaptureBatch] = []
+
+    public func prepareCaptureBatches(loopCount: Int) {
+        captureBatches = (0..<loopCount).map { _ in CaptureBatch() }
+    }
+
     /// Stores a message the trie matched to stream `name` and, when `answer` is given, sends the PubAck once
-    /// the message is durable.
-    func capture(into name: String, subject: [UInt8], headers: [UInt8], payload: [UInt8], answer: PublishAnswer?) {
-        queue.async { [self] in
-            var answer = answer
-            // no_ack: clients get no PubAck (the server's own publishers still get their typed answer).
-            if case .reply? = answer, streams[name]?.config.noAck == true { answer = nil }
-            guard let entry = streams[name] else {
-                // The stream went away between the publisher's match and now: say so rather than stay silent.
-                answer?.send(.failed(code: 503, errorCode: 10077, description: "no stream captures this subject"))
-                return
+    /// the message is durable. Called on `router`'s loop.
+    func capture(into name: String, subject: [UInt8], headers: [UInt8], payload: [UInt8], answer: PublishAnswer?, on router: Router) {
+        let capture = Capture(stream: name, subject: subject, headers: headers, payload: payload, answer: answer)
+        guard router.index < captureBatches.count else {
+            queue.async { [self] in store(capture) }
+            return
+        }
+        assert(router.eventLoop.inEventLoop, "a capture off its router's loop would race on the loop's batch")
+        let batch = captureBatches[router.index]
+        if batch.items.isEmpty {
+            // Runs after this tick's reads: everything they captured goes in one hop, in order.
+            router.eventLoop.execute { [self] in
+                let items = batch.items
+                batch.items = []
+                queue.async { [self] in for capture in items { store(capture) } }
             }
-            let response: PubAck
-            if let limit = limit(for: entry.stream.config.storage),
-               usage(of: entry.stream.config.storage) + UInt64(subject.count + headers.count + payload.count + 16) > UInt64(limit) {
-                // nats-server's answer once the server's store limit is reached: nothing is stored.
-                logger.warning("JetStream resource limit reached: publish refused", metadata: [
-                    "stream": "\(name)", "storage": "\(entry.stream.config.storage.rawValue)", "limit": "\(limit)"])
-                answer?.send(.failed(code: 503, errorCode: 10023, description: "insufficient resources"))
-                return
+        }
+        batch.items.append(capture)
+    }
+
+    /// A captured publish, on the JetStream queue: checked, stored, and answered after the group commit.
+    private func store(_ capture: Capture) {
+        let name = capture.stream, headers = capture.headers, payload = capture.payload
+        var answer = capture.answer
+        // no_ack: clients get no PubAck (the server's own publishers still get their typed answer).
+        if case .reply? = answer, streams[name]?.config.noAck == true { answer = nil }
+        guard let entry = streams[name] else {
+            // The stream went away between the publisher's match and now: say so rather than stay silent.
+            answer?.send(.failed(code: 503, errorCode: 10077, description: "no stream captures this subject"))
+            return
+        }
+        let response: PubAck
+        if let limit = limit(for: entry.stream.config.storage),
+           usage(of: entry.stream.config.storage) + UInt64(capture.subject.count + headers.count + payload.count + 16) > UInt64(limit) {
+            // nats-server's answer once the server's store limit is reached: nothing is stored.
+            logger.warning("JetStream resource limit reached: publish refused", metadata: [
+                "stream": "\(name)", "storage": "\(entry.stream.config.storage.rawValue)", "limit": "\(limit)"])
+            answer?.send(.failed(code: 503, errorCode: 10023, description: "insufficient resources"))
+            return
+        }
+        // subject_transform and republish (StreamIngest.swift): one nil check when the stream has neither.
+        let subject = entry.ingest?.storedSubject(capture.subject) ?? capture.subject
+        let previous = entry.ingest?.republishes == true ? entry.stream.lastSequence(on: subject) : 0
+        do {
+            switch try entry.stream.publish(subject: subject, headers: headers, payload: payload, parsed: PublishHeaders(headers: headers)) {
+            case .stored(let sequence):
+                response = .stored(stream: name, sequence: sequence, duplicate: false)
+                if entry.ingest?.republishes == true {
+                    let time = (try? entry.stream.store.load(sequence))?.timestamp ?? now()
+                    republish(entry, subject: subject, sequence: sequence, timestamp: time, previous: previous, headers: headers, payload: payload)
+                }
+            case .duplicate(let sequence):
+                response = .stored(stream: name, sequence: sequence, duplicate: true)
             }
-            // subject_transform and republish (StreamIngest.swift): one nil check when the stream has neither.
-            let subject = entry.ingest?.storedSubject(subject) ?? subject
-            let previous = entry.ingest?.republishes == true ? entry.stream.lastSequence(on: subject) : 0
+        } catch let error as DurableStream.PublishError {
+            answer?.send(.failed(code: error.codes.code, errorCode: error.codes.errorCode, description: error.description, stream: name))
+            return
+        } catch {
+            answer?.send(.failed(code: 503, errorCode: 10077, description: "\(error)"))
+            return
+        }
+        switch syncPolicy {
+        case .always:
             do {
-                switch try entry.stream.publish(subject: subject, headers: headers, payload: payload, parsed: PublishHeaders(headers: headers)) {
-                case .stored(let sequence):
-                    response = .stored(stream: name, sequence: sequence, duplicate: false)
-                    if entry.ingest?.republishes == true {
-                        let time = (try? entry.stream.store.load(sequence))?.timestamp ?? now()
-                        republish(entry, subject: subject, sequence: sequence, timestamp: time, previous: previous, headers: headers, payload: payload)
-                    }
-                case .duplicate(let sequence):
-                    response = .stored(stream: name, sequence: sequence, duplicate: true)
-                }
-            } catch let error as DurableStream.PublishError {
-                answer?.send(.failed(code: error.codes.code, errorCode: error.codes.errorCode, description: error.description, stream: name))
-                return
+                try entry.stream.store.sync()
+                durableLast[name] = entry.stream.store.state.lastSequence
             } catch {
-                answer?.send(.failed(code: 503, errorCode: 10077, description: "\(error)"))
+                syncFailed(name, entry, error)
+                answer?.send(.failed(code: 503, errorCode: 10077, description: "storage failure: \(error)"))
                 return
             }
-            switch syncPolicy {
-            case .always:
-                do {
-                    try entry.stream.store.sync()
-                    durableLast[name] = entry.stream.store.state.lastSequence
-                } catch {
-                    syncFailed(name, entry, error)
-                    answer?.send(.failed(code: 503, errorCode: 10077, description: "storage failure: \(error)"))
-                    return
-                }
-                answer?.send(response)
-                for consumer in (consumers[name] ?? [:]).values { pump(consumer) }
-            case .batch:
-                if groupCommit.appended(to: name, ack: response, answer: answer) { scheduleSync() }
-            case .interval:
-                // Acked before the disk has it (as nats-server's default), but at least in the kernel's hands,
-                // so a crash of brokerd alone loses nothing acknowledged.
-                do {
-                    try entry.stream.store.flushWrites()
-                } catch {
-                    answer?.send(.failed(code: 503, errorCode: 10077, description: "storage failure: \(error)"))
-                    return
-                }
-                // Interval: acknowledged before the disk has it (as nats-server's default); consumers may see it.
-                durableLast[name] = entry.stream.store.state.lastSequence
-                answer?.send(response)
-                for consumer in (consumers[name] ?? [:]).values { pump(consumer) }
-                let time = now()
-                if time - lastIntervalSync >= syncInterval {
-                    lastIntervalSync = time
-                    try? entry.stream.store.sync()
-                }
+            answer?.send(response)
+            for consumer in (consumers[name] ?? [:]).values { pump(consumer) }
+        case .batch:
+            if groupCommit.appended(to: name, ack: response, answer: answer) { scheduleSync() }
+        case .interval:
+            // Acked before the disk has it (as nats-server's default), but at least in the kernel's hands,
+            // so a crash of brokerd alone loses nothing acknowledged.
+            do {
+                try entry.stream.store.flushWrites()
+            } catch {
+                answer?.send(.failed(code: 503, errorCode: 10077, description: "storage failure: \(error)"))
+                return
+            }
+            // Interval: acknowledged before the disk has it (as nats-server's default); consumers may see it.
+            durableLast[name] = entry.stream.store.state.lastSequence
+            answer?.send(response)
+            for consumer in (consumers[name] ?? [:]).values { pump(consumer) }
+            let time = now()
+            if time - lastIntervalSync >= syncInterval {
+                lastIntervalSync = time
+                try? entry.stream.store.sync()
             }
         }
     }

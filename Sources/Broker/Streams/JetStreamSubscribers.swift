@@ -77,7 +77,7 @@ final class StreamCaptureSubscriber: InternalSubscriber {
         let bytes = publish.payload.readableBytesView
         let headerLength = publish.headerLength ?? 0
         jetStream.capture(into: stream, subject: Array(publish.subject.readableBytesView), headers: Array(bytes.prefix(headerLength)),
-                          payload: Array(bytes.dropFirst(headerLength)), answer: answer)
+                          payload: Array(bytes.dropFirst(headerLength)), answer: answer, on: router)
         return answer != nil
     }
 }
