@@ -56,19 +56,26 @@ public struct ClientParser: Sendable {
 
     /// Parses one operation from `buffer`. Returns nil when more bytes are needed.
     public mutating func next(_ buffer: inout ByteBuffer) throws(ProtocolError) -> ClientOp? {
+        var op = ClientOp.ok
+        return try next(&buffer, into: &op) ? op : nil
+    }
+
+    /// Parses one operation from `buffer` into `op`; false when more bytes are needed. The connection's form:
+    /// a PUB is built in place (returned as an optional, it was copied and destroyed once more: perf).
+    public mutating func next(_ buffer: inout ByteBuffer, into op: inout ClientOp) throws(ProtocolError) -> Bool {
         switch state {
         case .payload(let publish, let wireSize):
-            return try readPayload(publish, wireSize: wireSize, from: &buffer)
+            return try readPayload(publish, wireSize: wireSize, from: &buffer, into: &op)
         case .controlLine:
             break
         }
 
         let readable = buffer.readableBytes
-        if readable == 0 { return nil }
+        if readable == 0 { return false }
         guard let newline = buffer.newlineOffset(from: scanned) else {
             try checkIncompleteLine(buffer)
             scanned = readable
-            return nil
+            return false
         }
         scanned = 0
         let lineLength = buffer.controlLineLength(newline: newline)
@@ -86,35 +93,37 @@ public struct ClientParser: Sendable {
         switch verb {
         case .ping:
             buffer.moveReaderIndex(forwardBy: consumed)
-            return .ping
+            op = .ping
+            return true
         case .pong:
             buffer.moveReaderIndex(forwardBy: consumed)
-            return .pong
+            op = .pong
+            return true
         case .ok:
             buffer.moveReaderIndex(forwardBy: consumed)
-            return .ok
+            op = .ok
+            return true
         case .info, .err, .connect:
             let arg = buffer.getSlice(at: lineStart + line.argStart, length: line.argLength)!
             buffer.moveReaderIndex(forwardBy: consumed)
-            return verb == .info ? .info(arg) : verb == .err ? .err(arg) : .connect(arg)
+            op = verb == .info ? .info(arg) : verb == .err ? .err(arg) : .connect(arg)
+            return true
         case .sub:
-            let op: ClientOp
             switch line.count {
             case 2: op = .sub(subject: line.slice(0, of: buffer), queue: nil, sid: line.slice(1, of: buffer))
             case 3: op = .sub(subject: line.slice(0, of: buffer), queue: line.slice(1, of: buffer), sid: line.slice(2, of: buffer))
             default: throw .protocolViolation("SUB parse error")
             }
             buffer.moveReaderIndex(forwardBy: consumed)
-            return op
+            return true
         case .unsub:
-            let op: ClientOp
             switch line.count {
             case 1: op = .unsub(sid: line.slice(0, of: buffer), max: nil)
             case 2: op = .unsub(sid: line.slice(0, of: buffer), max: line.size(1, of: buffer))
             default: throw .protocolViolation("UNSUB parse error")
             }
             buffer.moveReaderIndex(forwardBy: consumed)
-            return op
+            return true
         case .pub, .hpub:
             let headers = verb == .hpub
             if headers && !headersEnabled { throw .protocolViolation("HPUB without headers support") }
@@ -143,25 +152,27 @@ public struct ClientParser: Sendable {
                 try checkPayloadEnd(buffer, at: payloadStart + size)
                 let payload = buffer.getSlice(at: payloadStart, length: size)!
                 buffer.moveReaderIndex(forwardBy: consumed + size + 2)
-                return .pub(Publish(subject: subject, reply: reply, headerLength: headerSize, payload: payload))
+                op = .pub(Publish(subject: subject, reply: reply, headerLength: headerSize, payload: payload))
+                return true
             }
             buffer.moveReaderIndex(forwardBy: consumed)
             state = .payload(Publish(subject: subject, reply: reply, headerLength: headerSize, payload: ByteBuffer()), wireSize: size)
-            return nil
+            return false
         }
     }
 
     // MARK: - Payload
 
-    private mutating func readPayload(_ publish: Publish, wireSize: Int, from buffer: inout ByteBuffer) throws(ProtocolError) -> ClientOp? {
-        guard buffer.readableBytes >= wireSize + 2 else { return nil }
+    private mutating func readPayload(_ publish: Publish, wireSize: Int, from buffer: inout ByteBuffer, into op: inout ClientOp) throws(ProtocolError) -> Bool {
+        guard buffer.readableBytes >= wireSize + 2 else { return false }
         let start = buffer.readerIndex
         try checkPayloadEnd(buffer, at: start + wireSize)
         var complete = publish
         complete.payload = buffer.getSlice(at: start, length: wireSize)!
         buffer.moveReaderIndex(forwardBy: wireSize + 2)
         state = .controlLine
-        return .pub(complete)
+        op = .pub(complete)
+        return true
     }
 
     /// The payload must be followed by CRLF; anything else is nats-server's MSG_END_R/MSG_END_N parse error.

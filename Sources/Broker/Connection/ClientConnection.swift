@@ -281,15 +281,14 @@ final class ClientConnection: ChannelInboundHandler, OutboundOwner, @unchecked S
 
     private func process(_ buffer: inout ByteBuffer) {
         while !session.isClosed && !authPending {
-            let op: ClientOp?
+            var op = ClientOp.ok
             do {
-                op = try parser.next(&buffer)
+                guard try parser.next(&buffer, into: &op) else { return }
             } catch {
                 fail(error)
                 return
             }
-            guard let op else { return }
-            handle(op)
+            handle(consume op)
         }
     }
 
