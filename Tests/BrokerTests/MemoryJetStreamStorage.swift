@@ -32,7 +32,7 @@ final class MemoryJetStreamStorage: JetStreamStorage {
 
     func saveConsumer(stream: String, name: String, _ record: ConsumerRecord) { consumers[stream, default: [:]][name] = record }
 
-    func saveConsumerState(stream: String, name: String, _ state: [UInt8]) throws { consumerStates[stream, default: [:]][name] = state }
+    func saveConsumerState(stream: String, name: String, _ state: [UInt8], sync: Bool) throws { consumerStates[stream, default: [:]][name] = state }
 
     func removeConsumer(stream: String, name: String) {
         consumers[stream]?[name] = nil

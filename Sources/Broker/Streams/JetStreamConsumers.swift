@@ -455,7 +455,7 @@ extension JetStream {
                         consumer.waiting[i].lastActivity = time
                     }
                 }
-                if consumer.dirty && consumer.durable { persistConsumerState(consumer) }
+                if consumer.dirty && consumer.durable { persistConsumerState(consumer, sync: false) }
             }
         }
         removeInactive(inactive)
@@ -471,12 +471,13 @@ extension JetStream {
 
     // MARK: - Persistence
 
-    /// Writes a durable consumer's state (fsynced); true when it is on disk. A failure is logged and the
-    /// consumer stays dirty, so the next tick tries again.
+    /// Writes a durable consumer's state (fsynced unless `sync` is false: the tick's save of plain acks, which
+    /// must not hold the JetStream queue for an fsync per consumer every 100 ms); true when it is written. A
+    /// failure is logged and the consumer stays dirty, so the next tick tries again.
     @discardableResult
-    func persistConsumerState(_ consumer: ConsumerEntry) -> Bool {
+    func persistConsumerState(_ consumer: ConsumerEntry, sync: Bool = true) -> Bool {
         do {
-            try registry.saveState(of: consumer)
+            try registry.saveState(of: consumer, sync: sync)
             return true
         } catch {
             logger.error("JetStream consumer state not saved", metadata: [

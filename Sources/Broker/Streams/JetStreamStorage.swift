@@ -48,8 +48,9 @@ protocol JetStreamStorage: AnyObject {
 
     func saveConsumer(stream: String, name: String, _ record: ConsumerRecord)
     /// The consumer state machine's encoding (ack floor, pending deliveries), on disk (fsynced) when this
-    /// returns: a confirmed ack (ack_sync) is answered only after it. Throws when it could not be written.
-    func saveConsumerState(stream: String, name: String, _ state: [UInt8]) throws
+    /// returns: a confirmed ack (ack_sync) is answered only after it. `sync` false (the periodic save of plain
+    /// acks) hands it to the kernel without waiting for the disk. Throws when it could not be written.
+    func saveConsumerState(stream: String, name: String, _ state: [UInt8], sync: Bool) throws
     func removeConsumer(stream: String, name: String)
     /// The saved durable consumers of `stream`, by name, with their last saved state.
     func savedConsumers(stream: String) -> [(name: String, record: ConsumerRecord, state: [UInt8]?)]
@@ -60,6 +61,13 @@ protocol JetStreamStorage: AnyObject {
 
     /// What start-up found damaged and passed over.
     var damageFound: [StorageDamage] { get }
+}
+
+extension JetStreamStorage {
+    /// A durable consumer's state, fsynced.
+    func saveConsumerState(stream: String, name: String, _ state: [UInt8]) throws {
+        try saveConsumerState(stream: stream, name: name, state, sync: true)
+    }
 }
 
 /// The layout on disk: `<dir>/<stream>/meta.json`, `<dir>/<stream>/msgs/` (the file store),
@@ -135,13 +143,13 @@ final class FileJetStreamStorage: JetStreamStorage {
     /// The last generation written per consumer ("<stream>/<name>"), so each save goes to the other slot.
     private var generations: [String: UInt64] = [:]
 
-    func saveConsumerState(stream: String, name: String, _ state: [UInt8]) throws {
+    func saveConsumerState(stream: String, name: String, _ state: [UInt8], sync: Bool) throws {
         let key = stream + "/" + name
         let generation = (generations[key] ?? 0) + 1
         let dir = consumerDirectory(stream, name)
         let path = dir.appendingPathComponent(ConsumerStateFile.slot(for: generation)).path
         let created = !FileManager.default.fileExists(atPath: path)
-        try SyncedFile.write(ConsumerStateFile.record(generation: generation, state: state), to: path)
+        try SyncedFile.write(ConsumerStateFile.record(generation: generation, state: state), to: path, sync: sync)
         if created { SyncedFile.syncDirectory(dir.path) }
         generations[key] = generation
         if generation == 1 || generation == 2 {

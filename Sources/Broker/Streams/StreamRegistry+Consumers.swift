@@ -205,8 +205,8 @@ extension StreamRegistry {
 
     /// A durable consumer's delivery state to storage, fsynced (on the tick when it changed, for confirmed acks,
     /// at close). Throws when it could not be written: the consumer stays dirty and is written again.
-    func saveState(of consumer: ConsumerEntry) throws {
-        try storage.saveConsumerState(stream: consumer.stream, name: consumer.name, consumer.machine.encoded())
+    func saveState(of consumer: ConsumerEntry, sync: Bool = true) throws {
+        try storage.saveConsumerState(stream: consumer.stream, name: consumer.name, consumer.machine.encoded(), sync: sync)
         consumer.dirty = false
     }
 

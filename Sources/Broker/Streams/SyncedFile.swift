@@ -4,8 +4,9 @@ import Glibc
 /// Whole-file writes that are on disk when they return, and the directory fsync that makes a new name durable:
 /// what the consumer state slots and the block sealer share.
 enum SyncedFile {
-    /// Writes `bytes` over the file at `path` (created when missing) and fsyncs it.
-    static func write(_ bytes: [UInt8], to path: String) throws(StoreError) {
+    /// Writes `bytes` over the file at `path` (created when missing) and fsyncs it (`sync`: false leaves that to
+    /// the kernel: the file then survives a crash of brokerd, not of the machine).
+    static func write(_ bytes: [UInt8], to path: String, sync: Bool = true) throws(StoreError) {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .io("open \(path): \(String(cString: strerror(errno)))") }
         defer { Glibc.close(fd) }
@@ -15,7 +16,7 @@ enum SyncedFile {
             guard n > 0 else { throw .io("write \(path): \(String(cString: strerror(errno)))") }
             done += n
         }
-        guard fsync(fd) == 0 else { throw .io("fsync \(path): \(String(cString: strerror(errno)))") }
+        guard !sync || fsync(fd) == 0 else { throw .io("fsync \(path): \(String(cString: strerror(errno)))") }
     }
 
     /// Replaces the file at `path` whole (a temporary file written and fsynced, renamed over it, the directory
