@@ -32,6 +32,26 @@ final class DurableStreamTests: XCTestCase {
         }
     }
 
+    /// The first message stored at or after a time (by_start_time), found by a binary search: deleted sequences
+    /// are passed over, several messages at one time give the first of them, a time after all gives last + 1.
+    func testFirstSequenceStoredAtOrAfterATime() throws {
+        try each(StreamConfig(name: "T", subjects: ["t.>"])) { name, stream, clock in
+            for i in 1...200 {
+                _ = try stream.publish(subject: b("t.x"), headers: [], payload: b("\(i)"), messageID: nil)
+                if i % 4 == 0 { clock.advance(seconds: 1) }  // four messages per second
+            }
+            for s: UInt64 in [1, 2, 3, 9, 10, 11, 12, 100, 150] { XCTAssertTrue(try stream.removeMessage(s), name) }
+            let start: Int64 = 1_000_000_000
+            XCTAssertEqual(stream.firstSequence(storedAtOrAfter: 0), 4, name)
+            XCTAssertEqual(stream.firstSequence(storedAtOrAfter: start + 1_000_000_000), 5, name)
+            XCTAssertEqual(stream.firstSequence(storedAtOrAfter: start + 2_000_000_000), 13, "\(name): 9-12 are gone")
+            XCTAssertEqual(stream.firstSequence(storedAtOrAfter: start + 24_000_000_000), 97, name)
+            XCTAssertEqual(stream.firstSequence(storedAtOrAfter: start + 24_500_000_000), 101, "\(name): 100 is gone")
+            XCTAssertEqual(stream.firstSequence(storedAtOrAfter: start + 49_000_000_000), 197, name)
+            XCTAssertEqual(stream.firstSequence(storedAtOrAfter: start + 50_000_000_000), 201, "\(name): none, one past the last")
+        }
+    }
+
     func testDiscardOldKeepsTheNewest() throws {
         var config = StreamConfig(name: "FALCO", subjects: ["FALCO.>"])
         config.maxMsgs = 5

@@ -157,6 +157,10 @@ public final class FileStore: MessageStore {
 
     public func contains(_ sequence: UInt64) -> Bool { index[sequence] != nil }
 
+    public func firstStored(atOrAfter sequence: UInt64) -> UInt64? {
+        index.first(atOrAfter: max(sequence, current.firstSequence), limit: current.lastSequence)
+    }
+
     public func remove(_ sequence: UInt64, undoable: Bool) throws(StoreError) -> Bool {
         guard activeFD >= 0 else { throw .closed }
         guard let location = index[sequence] else { return false }

@@ -47,6 +47,8 @@ public protocol MessageStore: AnyObject {
     func load(_ sequence: UInt64) throws(StoreError) -> StoredMessage
     /// Whether the store holds `sequence` (from the index: nothing is read).
     func contains(_ sequence: UInt64) -> Bool
+    /// The lowest sequence the store holds at or after `sequence` (nil: none), from the index.
+    func firstStored(atOrAfter sequence: UInt64) -> UInt64?
     /// After a failed `sync()`: takes back what it did not cover (nobody was told it is stored) and puts back
     /// the messages that removals marked `undoable` took since then (a publish's limits or rollup: the publish
     /// is taken back, so what it displaced stays). The memory store never fails a sync: nothing.
@@ -112,6 +114,13 @@ public final class MemoryStore: MessageStore {
     }
 
     public func contains(_ sequence: UInt64) -> Bool { messages[sequence] != nil }
+
+    public func firstStored(atOrAfter sequence: UInt64) -> UInt64? {
+        guard !messages.isEmpty, sequence <= current.lastSequence else { return nil }
+        var s = max(sequence, current.firstSequence)
+        while messages[s] == nil && s <= current.lastSequence { s += 1 }
+        return s <= current.lastSequence ? s : nil
+    }
 
     public func rollBackUnsynced() -> StoreRollback { StoreRollback() }
 
