@@ -197,10 +197,16 @@ extension JetStream {
                 var done: [UInt64] = [sequence]
                 let floor = consumer.machine.ackFloorStream
                 if consumer.machine.configuration.ackPolicy == .all, floor > floorBefore {
+                    // Only the sequences still held (from the index), and a message read only when the consumer
+                    // filters (one that takes every subject needs no subject).
                     let store = entry.stream.store
-                    done = (floorBefore + 1...floor).filter { s in
-                        guard s != sequence, let m = try? store.load(s) else { return s == sequence }
-                        return consumer.accepts(m.subject)
+                    done = []
+                    var next = store.firstStored(atOrAfter: floorBefore + 1)
+                    while let s = next, s <= floor {
+                        if s == sequence || consumer.filters.isEmpty || (try? store.load(s)).map({ consumer.accepts($0.subject) }) == true {
+                            done.append(s)
+                        }
+                        next = s < floor ? store.firstStored(atOrAfter: s + 1) : nil
                     }
                     if !done.contains(sequence) { done.append(sequence) }
                 }
