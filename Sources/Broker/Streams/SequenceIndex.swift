@@ -28,6 +28,8 @@ final class SequenceIndex {
     private static let chunkSize = 1 << 10
     private static let mask: UInt64 = UInt64(chunkSize - 1)
     private var chunks: [UInt64: Chunk] = [:]
+    /// The keys of `chunks`, ascending: a gap is passed over by a binary search, not a scan of every key.
+    private var keys: [UInt64] = []
     private(set) var count = 0
     private var cachedKey: UInt64 = .max
     private var cachedChunk: Chunk?
@@ -58,6 +60,7 @@ final class SequenceIndex {
                 } else {
                     target = Chunk()
                     chunks[key] = target
+                    if let last = keys.last, last > key { keys.insert(key, at: Self.firstKey(in: keys, atLeast: key)) } else { keys.append(key) }
                     cachedKey = key
                     cachedChunk = target
                 }
@@ -73,6 +76,8 @@ final class SequenceIndex {
                 target.live -= 1
                 if target.live == 0 {
                     chunks[key] = nil
+                    let at = Self.firstKey(in: keys, atLeast: key)
+                    if at < keys.count, keys[at] == key { keys.remove(at: at) }
                     cachedKey = .max
                     cachedChunk = nil
                 }
@@ -82,6 +87,7 @@ final class SequenceIndex {
 
     func removeAll() {
         chunks.removeAll()
+        keys.removeAll()
         count = 0
         cachedKey = .max
         cachedChunk = nil
@@ -96,8 +102,9 @@ final class SequenceIndex {
             let key = s >> Self.bits
             guard let chunk = chunk(key) else {
                 // No chunk here: the next one that exists (a purge can leave a long gap).
-                guard let next = chunks.keys.filter({ $0 > key }).min() else { return nil }
-                s = next << Self.bits
+                let at = Self.firstKey(in: keys, atLeast: key + 1)
+                guard at < keys.count else { return nil }
+                s = keys[at] << Self.bits
                 continue
             }
             var i = Int(s & Self.mask)
@@ -115,7 +122,18 @@ final class SequenceIndex {
 
     /// The lowest sequence held (nil: none).
     var first: UInt64? {
-        guard let key = chunks.keys.min() else { return nil }
+        guard let key = keys.first else { return nil }
         return first(atOrAfter: key << Self.bits)
+    }
+
+    /// The index in sorted `keys` of the first key at least `key` (keys.count: none). Keys are sequences / 1,024,
+    /// so `key + 1` never overflows.
+    private static func firstKey(in keys: [UInt64], atLeast key: UInt64) -> Int {
+        var low = 0, high = keys.count
+        while low < high {
+            let middle = (low + high) / 2
+            if keys[middle] < key { low = middle + 1 } else { high = middle }
+        }
+        return low
     }
 }
