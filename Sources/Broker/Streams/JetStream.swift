@@ -33,6 +33,8 @@ public final class JetStream: @unchecked Sendable {
     /// PubAcks waiting for the fsync that covers their message (`syncPolicy` batch).
     private var groupCommit = GroupCommit()
     var storageFaults = StorageFaults()
+    /// The consumer of the last ack handled: the next ack names it again most of the time (`handleAck`).
+    weak var lastAcked: ConsumerEntry?
     /// Per stream: the last sequence known to be on disk (consumers deliver nothing beyond it, so a message
     /// a crash could still take is never handed out, and no consumer state can point past the stream).
     var durableLast: [String: UInt64] = [:]

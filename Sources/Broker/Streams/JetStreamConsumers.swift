@@ -182,9 +182,19 @@ extension JetStream {
     /// `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>` with +ACK/-NAK/+WPI/+TERM/+NXT.
     @discardableResult
     func handleAck(subject: String, payload: [UInt8], reply: String?, pumpAfter: Bool = true) -> ConsumerEntry? {
-        let tokens = subject.split(separator: ".")
-        guard tokens.count >= 9, let sequence = UInt64(tokens[5]),
-              let consumer = consumers[String(tokens[2])]?[String(tokens[3])] else { return nil }
+        // Split by bytes (not Characters), the sequence read from its digits, and the consumer of the last ack
+        // reused when the subject names it again: no String made per ack (perf of jsconsume).
+        let tokens = subject.utf8.split(separator: UInt8(ascii: "."))
+        guard tokens.count >= 9, let sequence = Self.decimal(tokens[5]) else { return nil }
+        let consumer: ConsumerEntry
+        if let last = lastAcked, tokens[2].elementsEqual(last.stream.utf8), tokens[3].elementsEqual(last.name.utf8),
+           consumers[last.stream]?[last.name] === last {
+            consumer = last
+        } else {
+            guard let found = consumers[String(Substring(tokens[2]))]?[String(Substring(tokens[3]))] else { return nil }
+            consumer = found
+            lastAcked = found
+        }
         // Most acks are empty (nats-py's msg.ack()): no String work for those.
         let body = payload.isEmpty ? "" : String(decoding: payload, as: UTF8.self).trimmingCharacters(in: .whitespaces)
         let time = now()
@@ -398,6 +408,17 @@ extension JetStream {
         let reply = "$JS.FC.\(consumer.stream).\(consumer.name).\(NATSInboxToken.make().prefix(4))"
         consumer.flowControlPending = reply
         publish(deliverSubject, reply, Array("NATS/1.0 100 FlowControl Request\r\n\r\n".utf8), [])
+    }
+
+    /// A decimal number of at most 19 digits (nil: not one).
+    static func decimal(_ token: Substring.UTF8View) -> UInt64? {
+        guard !token.isEmpty, token.count <= 19 else { return nil }
+        var value: UInt64 = 0
+        for byte in token {
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + UInt64(byte - UInt8(ascii: "0"))
+        }
+        return value
     }
 
     /// A client answered a flow-control request: delivery goes on.
