@@ -181,7 +181,7 @@ public final class Sublist<Entry: SublistEntry>: @unchecked Sendable {
         matches.add(1, ordering: .relaxed)
         let tokens = Self.tokens(subject)
         // A subject with an empty token ("foo..bar", ".foo") matches nothing, not even ">" (nats-server).
-        if tokens.contains(where: \.isEmpty) { return empty }
+        if tokens.contains(where: { $0.isEmpty }) { return empty }  // a closure: the key path was applied generically (perf)
         return lock.withLock {
             var plain: [Entry] = []
             var queues: [[UInt8]: [Entry]] = [:]
