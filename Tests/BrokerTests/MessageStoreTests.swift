@@ -362,6 +362,22 @@ final class MessageStoreTests: XCTestCase {
         XCTAssertEqual(try store.append(subject: bytes("s"), headers: [], payload: bytes("after"), timestamp: 0), last + 1)
     }
 
+    /// Runs `body` with files limited to `bytes` (RLIMIT_FSIZE, SIGXFSZ ignored: writes past it fail with EFBIG,
+    /// as on a full disk), then lifts the limit.
+    static func underFileSizeLimit(_ bytes: Int, _ body: () throws -> Void) rethrows {
+        let previous = signal(SIGXFSZ, SIG_IGN)
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_FSIZE.rawValue), &limit)
+        var small = limit
+        small.rlim_cur = rlim_t(bytes)
+        setrlimit(Int32(RLIMIT_FSIZE.rawValue), &small)
+        defer {
+            setrlimit(Int32(RLIMIT_FSIZE.rawValue), &limit)
+            signal(SIGXFSZ, previous)
+        }
+        try body()
+    }
+
     /// A sync that fails (here: RLIMIT_FSIZE, as a full disk) takes back exactly what it did not cover; removals
     /// made meanwhile stand; once writes succeed again the store goes on from there, also after a reopen.
     func testAFailedSyncIsTakenBack() throws {
@@ -372,15 +388,7 @@ final class MessageStoreTests: XCTestCase {
         let size = (try FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent("00000001.blk").path)[.size] as? Int) ?? 0
         for i in 11...15 { _ = try store.append(subject: bytes("r.x"), headers: [], payload: bytes("lost-\(i)"), timestamp: 0) }
         XCTAssertTrue(try store.remove(3))
-        let previous = signal(SIGXFSZ, SIG_IGN)
-        var limit = rlimit()
-        getrlimit(Int32(RLIMIT_FSIZE.rawValue), &limit)
-        var small = limit
-        small.rlim_cur = rlim_t(size + 40)
-        setrlimit(Int32(RLIMIT_FSIZE.rawValue), &small)
-        XCTAssertThrowsError(try store.sync())
-        setrlimit(Int32(RLIMIT_FSIZE.rawValue), &limit)
-        signal(SIGXFSZ, previous)
+        XCTAssertThrowsError(try Self.underFileSizeLimit(size + 40) { try store.sync() })
         let taken = store.rollBackUnsynced().taken
         XCTAssertEqual(taken.map(\.sequence), [11, 12, 13, 14, 15])
         XCTAssertEqual(taken.first?.subject, bytes("r.x"))
@@ -413,15 +421,7 @@ final class MessageStoreTests: XCTestCase {
         _ = try store.append(subject: bytes("r.12"), headers: [], payload: bytes("lost-12"), timestamp: 0)
         XCTAssertTrue(try store.remove(11, undoable: true))  // displaced by 12, itself taken back
         XCTAssertEqual(store.state.messages, 8)
-        let previous = signal(SIGXFSZ, SIG_IGN)
-        var limit = rlimit()
-        getrlimit(Int32(RLIMIT_FSIZE.rawValue), &limit)
-        var small = limit
-        small.rlim_cur = rlim_t(size + 20)
-        setrlimit(Int32(RLIMIT_FSIZE.rawValue), &small)
-        XCTAssertThrowsError(try store.sync())
-        setrlimit(Int32(RLIMIT_FSIZE.rawValue), &limit)
-        signal(SIGXFSZ, previous)
+        XCTAssertThrowsError(try Self.underFileSizeLimit(size + 20) { try store.sync() })
         let rollback = store.rollBackUnsynced()
         XCTAssertEqual(rollback.taken.map(\.sequence), [12], "11 was removed already")
         XCTAssertEqual(rollback.restored, [1, 5])

@@ -313,12 +313,7 @@ public final class DurableStream {
         // Nothing lies above the last sequence: no walk over every subject (a KV watch asks this per delivery).
         if after >= store.state.lastSequence { return 0 }
         func above(_ sequences: [UInt64]) -> UInt64 {
-            var lo = 0, hi = sequences.count
-            while lo < hi {
-                let mid = (lo + hi) / 2
-                if sequences[mid] <= after { lo = mid + 1 } else { hi = mid }
-            }
-            return UInt64(sequences.count - lo)
+            UInt64(sequences.count - sequences.firstIndex(atLeast: after &+ 1))
         }
         if let filter, !filter.contains(UInt8(ascii: "*")), !filter.contains(UInt8(ascii: ">")) {
             return perSubject[filter].map(above) ?? 0
@@ -376,8 +371,8 @@ public final class DurableStream {
     /// no filter a walk of the index from `from`; only a wildcard lists what it matches.
     func sequences(matching filter: [UInt8]?, from: UInt64, upTo: UInt64, limit: Int) -> (first: [UInt64], total: UInt64) {
         func range(_ sequences: [UInt64]) -> Range<Int> {
-            let lower = Self.lowerBound(sequences, from)
-            let upper = upTo == .max ? sequences.count : Self.lowerBound(sequences, upTo + 1)
+            let lower = sequences.firstIndex(atLeast: from)
+            let upper = upTo == .max ? sequences.count : sequences.firstIndex(atLeast: upTo + 1)
             return lower..<max(lower, upper)
         }
         if let filter, !filter.contains(UInt8(ascii: "*")), !filter.contains(UInt8(ascii: ">")) {
@@ -400,16 +395,6 @@ public final class DurableStream {
             s += 1
         }
         return (first, total)
-    }
-
-    /// The index of the first element of sorted `a` that is at least `value`.
-    private static func lowerBound(_ a: [UInt64], _ value: UInt64) -> Int {
-        var low = 0, high = a.count
-        while low < high {
-            let mid = (low + high) / 2
-            if a[mid] < value { low = mid + 1 } else { high = mid }
-        }
-        return low
     }
 
     /// STREAM.PURGE with options: everything matching `filter` (nil: all) below `upTo` (nil: no bound), or all
@@ -556,7 +541,7 @@ public final class DurableStream {
         for sequence in rollback.restored {
             guard let message = try? store.load(sequence) else { continue }
             let list = perSubject[message.subject, default: []]
-            perSubject[message.subject, default: []].insert(sequence, at: Self.lowerBound(list, sequence))
+            perSubject[message.subject, default: []].insert(sequence, at: list.firstIndex(atLeast: sequence))
             guard !message.headers.isEmpty else { continue }
             let h = PublishHeaders(headers: message.headers)
             if time - message.timestamp < config.duplicateWindow, let id = h.messageID, recentIDs[id] == nil {

@@ -60,7 +60,7 @@ final class SequenceIndex {
                 } else {
                     target = Chunk()
                     chunks[key] = target
-                    if let last = keys.last, last > key { keys.insert(key, at: Self.firstKey(in: keys, atLeast: key)) } else { keys.append(key) }
+                    if let last = keys.last, last > key { keys.insert(key, at: keys.firstIndex(atLeast: key)) } else { keys.append(key) }
                     cachedKey = key
                     cachedChunk = target
                 }
@@ -76,7 +76,7 @@ final class SequenceIndex {
                 target.live -= 1
                 if target.live == 0 {
                     chunks[key] = nil
-                    let at = Self.firstKey(in: keys, atLeast: key)
+                    let at = keys.firstIndex(atLeast: key)
                     if at < keys.count, keys[at] == key { keys.remove(at: at) }
                     cachedKey = .max
                     cachedChunk = nil
@@ -102,7 +102,7 @@ final class SequenceIndex {
             let key = s >> Self.bits
             guard let chunk = chunk(key) else {
                 // No chunk here: the next one that exists (a purge can leave a long gap).
-                let at = Self.firstKey(in: keys, atLeast: key + 1)
+                let at = keys.firstIndex(atLeast: key + 1)
                 guard at < keys.count else { return nil }
                 s = keys[at] << Self.bits
                 continue
@@ -124,16 +124,5 @@ final class SequenceIndex {
     var first: UInt64? {
         guard let key = keys.first else { return nil }
         return first(atOrAfter: key << Self.bits)
-    }
-
-    /// The index in sorted `keys` of the first key at least `key` (keys.count: none). Keys are sequences / 1,024,
-    /// so `key + 1` never overflows.
-    private static func firstKey(in keys: [UInt64], atLeast key: UInt64) -> Int {
-        var low = 0, high = keys.count
-        while low < high {
-            let middle = (low + high) / 2
-            if keys[middle] < key { low = middle + 1 } else { high = middle }
-        }
-        return low
     }
 }
