@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 
@@ -30,8 +31,12 @@ async def api(nc, subject, body):
 
 async def crash_and_restart(nc, server, server_factory, store, timeout: float = WAIT):
     """Closes `nc`, kills the server with SIGKILL (a crash: nothing shut down in order), starts it again on the
-    same store and connects: returns (server, nc, js)."""
+    same store and connects: returns (server, nc, js). nats-server acknowledges before it writes (its writes
+    leave the process a moment later), so it gets a second to hand them to the kernel first; brokerd is killed
+    at once (it acknowledges only what is on disk)."""
     await nc.close()
+    if server.target.name != "brokerd":
+        await asyncio.sleep(1.0)
     server.proc.send_signal(signal.SIGKILL)
     server.proc.wait(timeout=10)
     server = server_factory("-js", "-sd", str(store))

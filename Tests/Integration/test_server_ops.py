@@ -175,7 +175,7 @@ def test_max_connections(server_factory):
         a.connect()
         b.connect()
         with s.conn(read_info=False) as c:
-            assert c.read_until_closed(5)
+            assert c.read_until_closed(15)  # a wait, not a timing assertion: a loaded CI machine is slow
             assert c.raw.endswith(ERR_MAX_CONNECTIONS)
         # The two admitted clients are unaffected.
         a.send(PING)
