@@ -29,13 +29,13 @@ async def api(nc, subject, body):
     return json.loads((await nc.request(subject, json.dumps(body).encode(), timeout=WAIT)).data)
 
 
-async def crash_and_restart(nc, server, server_factory, store, timeout: float = WAIT):
+async def crash_and_restart(nc, server, server_factory, store, timeout: float = WAIT, settle: bool = True):
     """Closes `nc`, kills the server with SIGKILL (a crash: nothing shut down in order), starts it again on the
     same store and connects: returns (server, nc, js). nats-server acknowledges before it writes (its writes
     leave the process a moment later), so it gets a second to hand them to the kernel first; brokerd is killed
-    at once (it acknowledges only what is on disk)."""
+    at once (it acknowledges only what is on disk). `settle` False kills nats-server at once too."""
     await nc.close()
-    if server.target.name != "brokerd":
+    if settle and server.target.name != "brokerd":
         await asyncio.sleep(1.0)
     server.proc.send_signal(signal.SIGKILL)
     server.proc.wait(timeout=10)
