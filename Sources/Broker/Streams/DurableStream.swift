@@ -270,11 +270,7 @@ public final class DurableStream {
             recentIDs[messageID] = (sequence, time)
         }
         lastMessageID = h.messageID ?? ""
-        if config.allowMsgTTL, case .seconds(let seconds)? = ttl, seconds > 0 {
-            let deadline = time.saturatingAdd(seconds.saturatingMultiply(1_000_000_000))
-            expiries[sequence] = deadline
-            earliestExpiry = min(earliestExpiry, deadline)
-        }
+        noteTTL(ttl, of: sequence, storedAt: time)
         do {
             if rollupSubject || rollupAll { try rollUp(to: sequence, subject: rollupAll ? nil : subject) }
             try enforceLimits(at: time, subject: subject)
@@ -548,16 +544,20 @@ public final class DurableStream {
                 recentIDs[id] = (sequence, message.timestamp)
                 oldestIDTime = min(oldestIDTime, message.timestamp)
             }
-            if config.allowMsgTTL, let text = h.ttl, case .seconds(let seconds)? = MessageTTL(text), seconds > 0 {
-                let deadline = message.timestamp.saturatingAdd(seconds.saturatingMultiply(1_000_000_000))
-                expiries[sequence] = deadline
-                earliestExpiry = min(earliestExpiry, deadline)
-            }
+            noteTTL(h.ttl.flatMap(MessageTTL.init), of: sequence, storedAt: message.timestamp)
         }
         let last = store.state.lastSequence
         lastMessageID = last > 0 ? (try? store.load(last)).flatMap { Self.messageID(in: $0.headers) } ?? "" : ""
         removals &+= 1
         return (taken.count, rollback.restored.count)
+    }
+
+    /// A stored message's `Nats-TTL` (where the stream allows them) becomes its expiry deadline.
+    private func noteTTL(_ ttl: MessageTTL?, of sequence: UInt64, storedAt time: Int64) {
+        guard config.allowMsgTTL, case .seconds(let seconds)? = ttl, seconds > 0 else { return }
+        let deadline = time.saturatingAdd(seconds.saturatingMultiply(1_000_000_000))
+        expiries[sequence] = deadline
+        earliestExpiry = min(earliestExpiry, deadline)
     }
 
     /// Removes one message (an ack under workqueue retention, or a delete request).
@@ -613,11 +613,7 @@ public final class DurableStream {
                 recentIDs[id] = (sequence, timestamp)
                 oldestIDTime = min(oldestIDTime, timestamp)
             }
-            if config.allowMsgTTL, let text = h.ttl, case .seconds(let seconds)? = MessageTTL(text), seconds > 0 {
-                let deadline = timestamp.saturatingAdd(seconds.saturatingMultiply(1_000_000_000))
-                expiries[sequence] = deadline
-                earliestExpiry = min(earliestExpiry, deadline)
-            }
+            noteTTL(h.ttl.flatMap(MessageTTL.init), of: sequence, storedAt: timestamp)
             if sequence == state.lastSequence { lastMessageID = Self.messageID(in: headers) ?? "" }
         }
     }
@@ -639,11 +635,7 @@ public final class DurableStream {
             // message through the same path): the last message id, a TTL, a rollup where allowed.
             let h = headers.isEmpty ? PublishHeaders.none : PublishHeaders(headers: headers)
             lastMessageID = h.messageID ?? ""
-            if config.allowMsgTTL, let text = h.ttl, case .seconds(let seconds)? = MessageTTL(text), seconds > 0 {
-                let deadline = timestamp.saturatingAdd(seconds.saturatingMultiply(1_000_000_000))
-                expiries[stored] = deadline
-                earliestExpiry = min(earliestExpiry, deadline)
-            }
+            noteTTL(h.ttl.flatMap(MessageTTL.init), of: stored, storedAt: timestamp)
             if config.allowRollup, !config.denyPurge, let rollup = h.rollup, rollup == "sub" || rollup == "all" {
                 try rollUp(to: stored, subject: rollup == "all" ? nil : subject)
             }

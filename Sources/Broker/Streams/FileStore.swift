@@ -165,7 +165,7 @@ public final class FileStore: MessageStore {
         guard activeFD >= 0 else { throw .closed }
         guard let location = index[sequence] else { return false }
         let message = try load(sequence)
-        _ = try write(Self.encode(kind: .delete, sequence: sequence, timestamp: 0, subject: [], headers: [], payload: []))
+        _ = try write(Self.marker(.delete, sequence))
         forget(sequence, size: UInt64(message.size))
         unsyncedDeletes.append((sequence, location, UInt64(message.size), undoable))
         return true
@@ -176,7 +176,7 @@ public final class FileStore: MessageStore {
         // What came before is on disk first (else the purge is refused and the caller's sync takes it back);
         // then the purge record alone, taken back if its sync fails, before anything leaves memory.
         try sync()
-        _ = try write(Self.encode(kind: .purge, sequence: nextSequence, timestamp: 0, subject: [], headers: [], payload: []))
+        _ = try write(Self.marker(.purge, nextSequence))
         do {
             try sync()
         } catch {
@@ -192,7 +192,7 @@ public final class FileStore: MessageStore {
     public func skip(to sequence: UInt64) throws(StoreError) {
         guard activeFD >= 0 else { throw .closed }
         guard sequence > nextSequence else { return }
-        _ = try write(Self.encode(kind: .skip, sequence: sequence, timestamp: 0, subject: [], headers: [], payload: []))
+        _ = try write(Self.marker(.skip, sequence))
         nextSequence = sequence
         current.lastSequence = sequence - 1
         if current.messages == 0 { current.firstSequence = sequence }
@@ -224,7 +224,7 @@ public final class FileStore: MessageStore {
         let gone = blockLast.filter { $0.value < current.firstSequence && sealed.contains($0.key) }.map(\.key)
         guard !gone.isEmpty else { return }
         do {
-            _ = try write(Self.encode(kind: .skip, sequence: nextSequence, timestamp: 0, subject: [], headers: [], payload: []))
+            _ = try write(Self.marker(.skip, nextSequence))
             try flushWrites()
             guard fsync(activeFD) == 0 else { throw StoreError.io("fsync: \(String(cString: strerror(errno)))") }
         } catch {
@@ -289,7 +289,7 @@ public final class FileStore: MessageStore {
         unsyncedDeletes.removeAll()
         dirty = false
         for removal in removals where deletes.contains(removal.sequence) {
-            _ = try? write(Self.encode(kind: .delete, sequence: removal.sequence, timestamp: 0, subject: [], headers: [], payload: []))
+            _ = try? write(Self.marker(.delete, removal.sequence))
             unsyncedDeletes.append((removal.sequence, removal.location, removal.size, false))
         }
         return result
@@ -382,6 +382,11 @@ public final class FileStore: MessageStore {
     }
 
     // MARK: - Records
+
+    /// A record that carries only a sequence: a delete, a purge or a skip.
+    private static func marker(_ kind: Kind, _ sequence: UInt64) -> [UInt8] {
+        encode(kind: kind, sequence: sequence, timestamp: 0, subject: [], headers: [], payload: [])
+    }
 
     private static func encode(kind: Kind, sequence: UInt64, timestamp: Int64, subject: [UInt8], headers: [UInt8],
                                payload: [UInt8]) -> [UInt8] {
@@ -520,10 +525,10 @@ public final class FileStore: MessageStore {
             throw error
         }
         sealing[id] = fd
-        sealer.seal(id: id, raw: blockURL(id, sealed: false), sealed: blockURL(id, sealed: true), directory: directory)
+        sealer.seal(id: id, raw: blockURL(id, sealed: false), sealed: blockURL(id, sealed: true))
         // The new block starts with the next sequence, on disk now: were the block just sealed lost later (damage),
         // an empty active block still says where sequences go on, and none is ever used twice.
-        _ = try? write(Self.encode(kind: .skip, sequence: nextSequence, timestamp: 0, subject: [], headers: [], payload: []))
+        _ = try? write(Self.marker(.skip, nextSequence))
         try? sync()
     }
 
@@ -541,7 +546,7 @@ public final class FileStore: MessageStore {
             case .failure(.damaged):
                 break  // kept raw for good: read through its file, record by record
             case .failure:
-                sealer.seal(id: id, raw: blockURL(id, sealed: false), sealed: blockURL(id, sealed: true), directory: directory,
+                sealer.seal(id: id, raw: blockURL(id, sealed: false), sealed: blockURL(id, sealed: true),
                             after: .seconds(1))
             }
         }
@@ -754,7 +759,7 @@ public final class FileStore: MessageStore {
             let fd = open(blockURL(id, sealed: false).path, O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { continue }
             sealing[id] = fd
-            sealer.seal(id: id, raw: blockURL(id, sealed: false), sealed: blockURL(id, sealed: true), directory: directory)
+            sealer.seal(id: id, raw: blockURL(id, sealed: false), sealed: blockURL(id, sealed: true))
         }
         try openActive(rawIDs.last ?? ((all.last ?? 0) + 1))
         if activeFD >= 0 { _ = fsync(activeFD) }
@@ -772,10 +777,10 @@ final class BlockSealer: @unchecked Sendable {
 
     var hasFinished: Bool { ready.load(ordering: .acquiring) }
 
-    func seal(id: UInt32, raw: URL, sealed: URL, directory: URL, after delay: DispatchTimeInterval? = nil) {
+    func seal(id: UInt32, raw: URL, sealed: URL, after delay: DispatchTimeInterval? = nil) {
         group.enter()
         let work: @Sendable () -> Void = { [self] in
-            let result = Self.writeSealed(raw: raw, sealed: sealed, directory: directory)
+            let result = Self.writeSealed(raw: raw, sealed: sealed)
             results.withLock { $0.append((id, result)) }
             ready.store(true, ordering: .releasing)
             group.leave()
@@ -793,7 +798,7 @@ final class BlockSealer: @unchecked Sendable {
 
     func waitForAll() { group.wait() }
 
-    private static func writeSealed(raw rawURL: URL, sealed final: URL, directory: URL) -> Result<Void, StoreError> {
+    private static func writeSealed(raw rawURL: URL, sealed final: URL) -> Result<Void, StoreError> {
         guard let raw = FileStore.readWholeFile(rawURL.path) else { return .failure(.io("cannot read \(rawURL.lastPathComponent)")) }
         // Never seal over damage: the block's checksum would vouch for it. A block with a record that fails its
         // own CRC stays raw (read record by record, damaged ones never served).
@@ -810,19 +815,12 @@ final class BlockSealer: @unchecked Sendable {
             header.storeBytes(of: UInt32(raw.count).littleEndian, toByteOffset: 4, as: UInt32.self)
             header.storeBytes(of: CRC32C.checksum(raw).littleEndian, toByteOffset: 8, as: UInt32.self)
         }
-        let temporary = final.appendingPathExtension("tmp")
         do {
-            try SyncedFile.write(file, to: temporary.path)
+            try SyncedFile.replace(file, at: final.path, newDirectory: false)
         } catch {
-            unlink(temporary.path)
+            unlink(final.path + ".tmp")
             return .failure(error)
         }
-        guard rename(temporary.path, final.path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            unlink(temporary.path)
-            return .failure(.io("sealing \(rawURL.lastPathComponent) failed: \(reason)"))
-        }
-        SyncedFile.syncDirectory(directory.path)
         return .success(())
     }
 }

@@ -19,10 +19,10 @@ enum SyncedFile {
         guard !sync || fsync(fd) == 0 else { throw .io("fsync \(path): \(String(cString: strerror(errno)))") }
     }
 
-    /// Replaces the file at `path` whole (a temporary file written and fsynced, renamed over it, the directory
-    /// fsynced): a crash leaves the old or the new file, and the new one stays once this returns. The parent of
-    /// the directory is fsynced too, for a directory that was just created.
-    static func replace(_ bytes: [UInt8], at path: String) throws(StoreError) {
+    /// Replaces the file at `path` whole (a temporary `<path>.tmp` written and fsynced, renamed over it, the
+    /// directory fsynced): a crash leaves the old or the new file, and the new one stays once this returns.
+    /// `newDirectory`: the directory may have just been made, so its parent is fsynced too.
+    static func replace(_ bytes: [UInt8], at path: String, newDirectory: Bool = true) throws(StoreError) {
         let temporary = path + ".tmp"
         try write(bytes, to: temporary)
         guard rename(temporary, path) == 0 else {
@@ -32,7 +32,7 @@ enum SyncedFile {
         }
         let directory = (path as NSString).deletingLastPathComponent
         syncDirectory(directory)
-        syncDirectory((directory as NSString).deletingLastPathComponent)
+        if newDirectory { syncDirectory((directory as NSString).deletingLastPathComponent) }
     }
 
     /// fsyncs a directory, so a file created or renamed in it survives a crash.
