@@ -221,14 +221,16 @@ public final class FileStore: MessageStore {
     /// them. The active block first gets a record of the next sequence, on disk, so that sequences go on from
     /// there whatever blocks are left. A block still being sealed goes at a later sync.
     private func releaseBlocksBelowFirst() {
-        let gone = blockLast.filter { $0.value < current.firstSequence && sealed.contains($0.key) }.map(\.key)
+        // Only blocks older than every block still raw (being sealed, or kept raw as damaged): a newer block may
+        // hold the delete and purge records of an older one's messages, and must outlive it.
+        let oldestRaw = sealing.keys.min() ?? .max
+        let gone = blockLast.filter { $0.value < current.firstSequence && sealed.contains($0.key) && $0.key < oldestRaw }.map(\.key)
         guard !gone.isEmpty else { return }
-        do {
-            _ = try write(Self.marker(.skip, nextSequence))
-            try flushWrites()
-            guard fsync(activeFD) == 0 else { throw StoreError.io("fsync: \(String(cString: strerror(errno)))") }
-        } catch {
-            fsyncFailed = true  // the next sync fails and the rollback cuts the record off; the blocks stay
+        // A write that fails (no space) leaves the record buffered for the next sync and the blocks in place; a
+        // failed fsync is never followed by a false success (the next sync fails and the rollback cuts it off).
+        guard (try? write(Self.marker(.skip, nextSequence))) != nil, (try? flushWrites()) != nil else { return }
+        guard fsync(activeFD) == 0 else {
+            fsyncFailed = true
             return
         }
         dirty = false
