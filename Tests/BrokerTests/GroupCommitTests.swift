@@ -37,12 +37,30 @@ final class GroupCommitTests: XCTestCase {
     func testATakeBackBeforeTheCommitFailsItsPubAcks() {
         var commit = GroupCommit()
         _ = commit.appended(to: "A", ack: .stored(stream: "A", sequence: 5, duplicate: false), answer: .callback { _ in })
-        commit.fail(stream: "A", reason: "fsync: Input/output error")
-        commit.fail(stream: "B", reason: "nothing waits for B")
+        commit.fail(stream: "A", reason: "fsync: Input/output error", lastKept: 4)
+        commit.fail(stream: "B", reason: "nothing waits for B", lastKept: 0)
         let batch = commit.synced(failed: [:])
         XCTAssertEqual(batch.answers.map(\.0), [.failed(code: 503, errorCode: 10077, description: "storage failure: fsync: Input/output error")])
         _ = commit.appended(to: "A", ack: .stored(stream: "A", sequence: 5, duplicate: false), answer: .callback { _ in })
         XCTAssertEqual(commit.synced(failed: [:]).answers.map(\.0), [.stored(stream: "A", sequence: 5, duplicate: false)], "once only")
+    }
+
+    /// A failed sync settles the stream's waiting PubAcks by what the store kept: a message an earlier sync made
+    /// durable (a full block's seal) is answered as stored, also as a duplicate; one taken back gets 503.
+    func testAFailedSyncAnswersWhatASealAlreadyMadeDurable() {
+        var commit = GroupCommit()
+        _ = commit.appended(to: "A", ack: .stored(stream: "A", sequence: 9, duplicate: false), answer: .callback { _ in })
+        _ = commit.appended(to: "B", ack: .stored(stream: "B", sequence: 3, duplicate: false), answer: .callback { _ in })
+        _ = commit.appended(to: "A", ack: .stored(stream: "A", sequence: 10, duplicate: false), answer: .callback { _ in })
+        _ = commit.appended(to: "A", ack: .stored(stream: "A", sequence: 9, duplicate: true), answer: .callback { _ in })
+        _ = commit.appended(to: "A", ack: .stored(stream: "A", sequence: 11, duplicate: false), answer: .callback { _ in })
+        commit.fail(stream: "A", reason: "No space left on device", lastKept: 10)
+        let failure = PubAck.failed(code: 503, errorCode: 10077, description: "storage failure: No space left on device")
+        let batch = commit.synced(failed: ["A": "No space left on device"])
+        XCTAssertEqual(batch.answers.map(\.0), [
+            .stored(stream: "A", sequence: 9, duplicate: false), .stored(stream: "A", sequence: 10, duplicate: false),
+            .stored(stream: "A", sequence: 9, duplicate: true), failure, .stored(stream: "B", sequence: 3, duplicate: false),
+        ])
     }
 
     func testCallbacksGetTheirAnswers() {

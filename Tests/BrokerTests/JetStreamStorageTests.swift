@@ -76,6 +76,37 @@ final class JetStreamStorageTests: XCTestCase {
         XCTAssertNil(try FileJetStreamStorage(directory: directory, logger: Logger(label: "test")).savedConsumers(stream: "A").first?.state)
     }
 
+    /// A save without an fsync (the tick's) never goes over the last fsynced state: unsynced saves take the other
+    /// slot again and again, and the next fsynced save takes that slot too; only then may the older one go.
+    func testUnsyncedSavesNeverOverwriteTheLastFsyncedState() throws {
+        let (storage, dir) = try storageWithConsumer()
+        func slot(_ name: String) throws -> (UInt64, [UInt8])? {
+            ConsumerStateFile.decode([UInt8](try Data(contentsOf: dir.appendingPathComponent(name)))).map { ($0.generation, $0.state) }
+        }
+        try storage.saveConsumerState(stream: "A", name: "D", [1], sync: true)   // generation 1: state.b, fsynced
+        XCTAssertFalse(storage.hasUnsyncedState(stream: "A", name: "D"))
+        try storage.saveConsumerState(stream: "A", name: "D", [2], sync: false)  // generation 2: state.a
+        try storage.saveConsumerState(stream: "A", name: "D", [3], sync: false)  // generation 4: state.a again
+        XCTAssertTrue(storage.hasUnsyncedState(stream: "A", name: "D"))
+        XCTAssertEqual(try slot("state.b")?.1, [1])
+        XCTAssertEqual(try slot("state.a")?.0, 4)
+        XCTAssertEqual(try slot("state.a")?.1, [3])
+        try storage.saveConsumerState(stream: "A", name: "D", [4], sync: true)   // generation 6: state.a, fsynced
+        XCTAssertFalse(storage.hasUnsyncedState(stream: "A", name: "D"))
+        XCTAssertEqual(try slot("state.b")?.1, [1])
+        XCTAssertEqual(try slot("state.a")?.1, [4])
+        try storage.saveConsumerState(stream: "A", name: "D", [5], sync: false)  // generation 7: state.b
+        XCTAssertEqual(try slot("state.a")?.1, [4])
+        XCTAssertEqual(try slot("state.b")?.0, 7)
+        // After a restart the newest state counts as fsynced (start-up fsyncs it): the next save takes the other slot.
+        let reopened = try FileJetStreamStorage(directory: directory, logger: Logger(label: "test"))
+        XCTAssertEqual(reopened.savedConsumers(stream: "A").first?.state, [5])
+        XCTAssertFalse(reopened.hasUnsyncedState(stream: "A", name: "D"))
+        try reopened.saveConsumerState(stream: "A", name: "D", [6], sync: false)  // generation 8: state.a
+        XCTAssertEqual(try slot("state.b")?.1, [5])
+        XCTAssertEqual(try slot("state.a")?.0, 8)
+    }
+
     /// The single `state` file of an earlier brokerd is read, and removed once a slot supersedes it.
     func testReadsTheEarlierStateFile() throws {
         let (storage, dir) = try storageWithConsumer()

@@ -34,6 +34,8 @@ final class MemoryJetStreamStorage: JetStreamStorage {
 
     func saveConsumerState(stream: String, name: String, _ state: [UInt8], sync: Bool) throws { consumerStates[stream, default: [:]][name] = state }
 
+    func hasUnsyncedState(stream: String, name: String) -> Bool { false }
+
     func removeConsumer(stream: String, name: String) {
         consumers[stream]?[name] = nil
         consumerStates[stream]?[name] = nil

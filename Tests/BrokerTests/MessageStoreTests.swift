@@ -406,7 +406,7 @@ final class MessageStoreTests: XCTestCase {
         XCTAssertTrue(reopened.recovery.damage.isEmpty)
     }
 
-    /// Removals a publish caused (`undoable`: its limits, its rollup) are undone with it when its sync fails; other
+    /// Removals a publish caused (`causedBy`: its limits, its rollup) are undone with it when its sync fails; other
     /// removals since the last sync stand. Nothing of the undone removals reaches the disk.
     func testARolledBackPublishPutsBackWhatItDisplaced() throws {
         let dir = temporaryDirectory()
@@ -416,10 +416,10 @@ final class MessageStoreTests: XCTestCase {
         let size = (try FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent("00000001.blk").path)[.size] as? Int) ?? 0
         XCTAssertTrue(try store.remove(2))  // an ack: stands
         _ = try store.append(subject: bytes("r.1"), headers: [], payload: bytes("lost-11"), timestamp: 0)
-        XCTAssertTrue(try store.remove(1, undoable: true))  // displaced by 11
-        XCTAssertTrue(try store.remove(5, undoable: true))
+        XCTAssertTrue(try store.remove(1, causedBy: 11))  // displaced by 11
+        XCTAssertTrue(try store.remove(5, causedBy: 11))
         _ = try store.append(subject: bytes("r.12"), headers: [], payload: bytes("lost-12"), timestamp: 0)
-        XCTAssertTrue(try store.remove(11, undoable: true))  // displaced by 12, itself taken back
+        XCTAssertTrue(try store.remove(11, causedBy: 12))  // displaced by 12, itself taken back
         XCTAssertEqual(store.state.messages, 8)
         XCTAssertThrowsError(try Self.underFileSizeLimit(size + 20) { try store.sync() })
         let rollback = store.rollBackUnsynced()
@@ -439,6 +439,39 @@ final class MessageStoreTests: XCTestCase {
         XCTAssertEqual(try reopened.load(5).payload, bytes("keep-5"))
         XCTAssertThrowsError(try reopened.load(2))
         XCTAssertThrowsError(try reopened.load(11))
+    }
+
+    /// A publish whose append filled the block is made durable by the block's seal: when the group sync after it
+    /// fails, it stays, and so do the removals it caused (its limits hold); a later publish is taken back with
+    /// what it displaced.
+    func testAPublishASealMadeDurableKeepsItsRemovals() throws {
+        let dir = temporaryDirectory()
+        var config = FileStore.Configuration()
+        config.blockSize = 4 * 1024
+        let store = try FileStore(directory: dir, configuration: config)
+        let second = dir.appendingPathComponent("00000002.blk").path
+        var sealing: UInt64 = 0
+        while !FileManager.default.fileExists(atPath: second) {
+            sealing = try store.append(subject: bytes("s"), headers: [], payload: [UInt8](repeating: 0x61, count: 100), timestamp: 0)
+        }
+        XCTAssertTrue(try store.remove(1, causedBy: sealing))  // its max_msgs
+        let later = try store.append(subject: bytes("s"), headers: [], payload: bytes("later"), timestamp: 0)
+        XCTAssertTrue(try store.remove(2, causedBy: later))
+        let size = (try FileManager.default.attributesOfItem(atPath: second)[.size] as? Int) ?? 0
+        XCTAssertThrowsError(try Self.underFileSizeLimit(size + 10) { try store.sync() })
+        let rollback = store.rollBackUnsynced()
+        XCTAssertEqual(rollback.taken.map(\.sequence), [later])
+        XCTAssertEqual(rollback.restored, [2])
+        XCTAssertEqual(store.state.firstSequence, 2)
+        XCTAssertEqual(store.state.lastSequence, sealing)
+        XCTAssertEqual(store.state.messages, sealing - 1)
+        try store.sync()
+        try store.close()
+        let reopened = try FileStore(directory: dir, configuration: config)
+        XCTAssertEqual(reopened.state.firstSequence, 2)
+        XCTAssertEqual(reopened.state.lastSequence, sealing)
+        XCTAssertEqual(reopened.state.messages, sealing - 1)
+        XCTAssertThrowsError(try reopened.load(1))
     }
 
     func testManyMessagesRecover() throws {

@@ -150,8 +150,9 @@ public final class DurableStream {
     /// Subjects that lost their last message to age and get a delete marker (`writeMarkers`).
     private var markerSubjects: [[UInt8]] = []
     private var writingMarkers = false
-    /// A publish is under way: the removals it causes (limits, rollups) are put back if its sync fails.
-    private var publishing = false
+    /// The sequence of the publish under way, once stored: the removals it causes (limits, rollups) are put back
+    /// if a failed sync takes it back.
+    private var displacing: UInt64?
     /// max_age passes over messages with `Nats-TTL: never`; the scan starts after the ones it already passed.
     private var ageScanFrom: UInt64 = 0
     /// Every removal ever (consumers' cached pending counts are valid while it and the last sequence stay).
@@ -192,9 +193,8 @@ public final class DurableStream {
     func publish(subject: [UInt8], headers: [UInt8], payload: [UInt8], parsed h: PublishHeaders,
                  sourced: Bool = false) throws(PublishError) -> PublishResult {
         if config.sealed { throw .sealed }
-        let wasPublishing = publishing
-        publishing = true
-        defer { publishing = wasPublishing }
+        let outer = displacing
+        defer { displacing = outer }
         let time = now()
         if !headers.isEmpty, !sourced {
             if let name = h.unsupported {
@@ -264,6 +264,7 @@ public final class DurableStream {
         } catch {
             throw .store(error)
         }
+        displacing = sequence
         perSubject[subject, default: []].append(sequence)
         if let messageID = h.messageID {
             if recentIDs.isEmpty { oldestIDTime = time }
@@ -564,7 +565,7 @@ public final class DurableStream {
     @discardableResult
     public func removeMessage(_ sequence: UInt64) throws(StoreError) -> Bool {
         guard let message = try? store.load(sequence) else { return false }
-        let removed = try store.remove(sequence, undoable: publishing)
+        let removed = try store.remove(sequence, causedBy: displacing)
         if removed {
             if let index = perSubject[message.subject]?.firstIndex(of: sequence) { perSubject[message.subject]?.remove(at: index) }
             if perSubject[message.subject]?.isEmpty == true { perSubject[message.subject] = nil }
@@ -624,12 +625,12 @@ public final class DurableStream {
     /// Stores a mirrored message at its origin's `sequence` and time, passing over the sequences the origin
     /// no longer has. The stream's own limits apply; no de-duplication (the origin did it).
     public func storeMirrored(sequence: UInt64, timestamp: Int64, subject: [UInt8], headers: [UInt8], payload: [UInt8]) throws(PublishError) {
-        let wasPublishing = publishing
-        publishing = true
-        defer { publishing = wasPublishing }
+        let outer = displacing
+        defer { displacing = outer }
         do {
             try store.skip(to: sequence)
             let stored = try store.append(subject: subject, headers: headers, payload: payload, timestamp: timestamp)
+            displacing = stored
             perSubject[subject, default: []].append(stored)
             // What the origin's headers ask for applies here as on any publish (nats-server stores a mirrored
             // message through the same path): the last message id, a TTL, a rollup where allowed.

@@ -92,8 +92,9 @@ public final class FileStore: MessageStore {
     private var syncedLastSequence: UInt64 = 0
     private var unsyncedMessages: [(sequence: UInt64, size: UInt64)] = []
     /// Removals since the last sync: after a rollback their delete records are written again (they stand), or
-    /// an undoable one (a publish's limits or rollup) is put back from where the message still lies.
-    private var unsyncedDeletes: [(sequence: UInt64, location: Location, size: UInt64, undoable: Bool)] = []
+    /// one caused by a publish that the rollback takes back (its limits or rollup) is put back from where the
+    /// message still lies.
+    private var unsyncedDeletes: [(sequence: UInt64, location: Location, size: UInt64, causedBy: UInt64?)] = []
     /// A seal that failed (no space) is tried again only after this many more bytes.
     private var sealRetrySize = 0
     /// The last sequence of each full block (appends go on in a later one), and the lowest of them: a sealed
@@ -161,13 +162,13 @@ public final class FileStore: MessageStore {
         index.first(atOrAfter: max(sequence, current.firstSequence), limit: current.lastSequence)
     }
 
-    public func remove(_ sequence: UInt64, undoable: Bool) throws(StoreError) -> Bool {
+    public func remove(_ sequence: UInt64, causedBy publish: UInt64?) throws(StoreError) -> Bool {
         guard activeFD >= 0 else { throw .closed }
         guard let location = index[sequence] else { return false }
         let message = try load(sequence)
         _ = try write(Self.marker(.delete, sequence))
         forget(sequence, size: UInt64(message.size))
-        unsyncedDeletes.append((sequence, location, UInt64(message.size), undoable))
+        unsyncedDeletes.append((sequence, location, UInt64(message.size), publish))
         return true
     }
 
@@ -269,9 +270,13 @@ public final class FileStore: MessageStore {
         result.taken.reverse()
         let rolledBack = Set(unsyncedMessages.map(\.sequence))
         let removals = unsyncedDeletes.filter { !rolledBack.contains($0.sequence) }
-        // A displaced message lies in the synced part of the active block or in an older block (a message after
-        // the last sync is among those taken back): its location holds after the cut.
-        let deletes = Set(removals.filter { !$0.undoable || ($0.location.block == activeID && $0.location.offset + $0.location.length > syncedSize) }.map(\.sequence))
+        // Only what a publish taken back displaced returns (one a seal's sync made durable keeps its removals). It
+        // lies in the synced part of the active block or in an older block (a message after the last sync is
+        // among those taken back): its location holds after the cut.
+        let deletes = Set(removals.filter { removal in
+            guard let cause = removal.causedBy, rolledBack.contains(cause) else { return true }
+            return removal.location.block == activeID && removal.location.offset + removal.location.length > syncedSize
+        }.map(\.sequence))
         for removal in removals where !deletes.contains(removal.sequence) {
             index[removal.sequence] = removal.location
             current.messages += 1
@@ -292,7 +297,7 @@ public final class FileStore: MessageStore {
         dirty = false
         for removal in removals where deletes.contains(removal.sequence) {
             _ = try? write(Self.marker(.delete, removal.sequence))
-            unsyncedDeletes.append((removal.sequence, removal.location, removal.size, false))
+            unsyncedDeletes.append((removal.sequence, removal.location, removal.size, nil))
         }
         return result
     }
@@ -516,8 +521,6 @@ public final class FileStore: MessageStore {
         try sync()
         let id = activeID
         let fd = activeFD
-        blockLast[id] = nextSequence - 1
-        lowestBlockLast = min(lowestBlockLast, nextSequence - 1)
         activeFD = -1  // never write through a descriptor that now belongs to the sealer's reads
         do {
             try openActive(id + 1)
@@ -526,6 +529,8 @@ public final class FileStore: MessageStore {
             activeID = id
             throw error
         }
+        blockLast[id] = nextSequence - 1
+        lowestBlockLast = min(lowestBlockLast, nextSequence - 1)
         sealing[id] = fd
         sealer.seal(id: id, raw: blockURL(id, sealed: false), sealed: blockURL(id, sealed: true))
         // The new block starts with the next sequence, on disk now: were the block just sealed lost later (damage),

@@ -7,13 +7,24 @@ struct GroupCommit {
     /// Acks with a reply (confirmed acks), answered once their consumer's state is on disk.
     private var confirmations: [(stream: String, consumer: String, reply: String)] = []
     private var scheduled = false
-    /// Streams whose unsynced messages were taken back outside the commit (a failed sync on the tick or in
-    /// sourcing): their waiting PubAcks are failures, whatever the next sync does.
-    private var takenBack: [String: String] = [:]
+    /// Answers settled by a failed sync (`fail`), sent with the next batch.
+    private var settled: [(PubAck, PublishAnswer)] = []
 
-    /// `stream`'s unsynced messages were taken back: what waits for the sync is answered 503.
-    mutating func fail(stream: String, reason: String) {
-        if waiting.contains(where: { $0.stream == stream }) { takenBack[stream] = reason }
+    /// A sync of `stream` failed and its unsynced messages were taken back: the store now ends at `lastKept`.
+    /// A waiting PubAck whose message is gone is answered 503; one whose message an earlier sync already made
+    /// durable (a full block's seal syncs it) keeps its success. Both go out with the next batch.
+    mutating func fail(stream: String, reason: String, lastKept: UInt64) {
+        guard waiting.contains(where: { $0.stream == stream }) else { return }
+        let failure = PubAck.failed(code: 503, errorCode: 10077, description: "storage failure: \(reason)")
+        waiting.removeAll { ack, answer, name in
+            guard name == stream else { return false }
+            if case .stored(_, let sequence, _) = ack, sequence <= lastKept {
+                settled.append((ack, answer))
+            } else {
+                settled.append((failure, answer))
+            }
+            return true
+        }
     }
 
     /// A confirmed ack waits for the sync; true when the caller must schedule it.
@@ -44,14 +55,14 @@ struct GroupCommit {
         var confirmations: [(stream: String, consumer: String, reply: String)] = []
     }
 
-    /// The sync ran; `failed` holds the streams whose fsync failed, with the error. Never a success PubAck for
-    /// what did not reach the disk: those publishes get 503/10077. The next append schedules a new sync.
+    /// The sync ran; `failed` holds the streams whose fsync failed, with the error (their waiting PubAcks were
+    /// settled by `fail`; any still waiting get 503/10077). Never a success PubAck for what did not reach the
+    /// disk. The next append schedules a new sync.
     mutating func synced(failed: [String: String]) -> Batch {
-        let failed = failed.merging(takenBack) { a, _ in a }
-        takenBack.removeAll()
-        let answers = waiting.map { ack, answer, stream in
+        let answers = settled + waiting.map { ack, answer, stream in
             (failed[stream].map { PubAck.failed(code: 503, errorCode: 10077, description: "storage failure: \($0)") } ?? ack, answer)
         }
+        settled.removeAll(keepingCapacity: true)
         let batch = Batch(answers: answers, streams: appendedTo, confirmations: confirmations)
         waiting.removeAll(keepingCapacity: true)
         confirmations.removeAll(keepingCapacity: true)

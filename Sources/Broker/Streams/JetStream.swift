@@ -309,7 +309,7 @@ public final class JetStream: @unchecked Sendable {
         let (taken, restored) = entry.stream.rollBackUnsynced()
         storageFaults.messagesTakenBack += taken
         // Publishes waiting for the group commit were among what went: they must not be answered as stored.
-        groupCommit.fail(stream: name, reason: "\(error)")
+        groupCommit.fail(stream: name, reason: "\(error)", lastKept: entry.stream.store.state.lastSequence)
         logger.error("JetStream sync failed: the messages it covered were not acknowledged and are taken back", metadata: [
             "stream": "\(name)", "error": "\(error)", "messages": "\(taken)", "displaced_restored": "\(restored)"])
         if taken > 0, let sourcing = runningSourcing[name] { restartSourcing(sourcing, after: entry) }
@@ -349,7 +349,9 @@ public final class JetStream: @unchecked Sendable {
                     saved[key] = false
                     continue
                 }
-                saved[key] = !consumer.dirty || persistConsumerState(consumer)
+                // A state the tick wrote without an fsync is not yet a promise: it is written again, fsynced.
+                let durable = !consumer.dirty && !registry.storage.hasUnsyncedState(stream: stream, name: name)
+                saved[key] = durable || persistConsumerState(consumer)
             }
             if saved[key] == true { publish(reply, nil, [], []) }
         }
@@ -495,7 +497,11 @@ public final class JetStream: @unchecked Sendable {
     func close() {
         queue.sync {
             ticking = false
-            for byName in consumers.values { for c in byName.values where c.durable && c.dirty { persistConsumerState(c) } }
+            for byName in consumers.values {
+                for c in byName.values where c.durable && (c.dirty || registry.storage.hasUnsyncedState(stream: c.stream, name: c.name)) {
+                    persistConsumerState(c)
+                }
+            }
             for entry in streams.values { try? entry.stream.store.close() }
         }
     }

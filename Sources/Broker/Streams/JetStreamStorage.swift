@@ -51,6 +51,9 @@ protocol JetStreamStorage: AnyObject {
     /// returns: a confirmed ack (ack_sync) is answered only after it. `sync` false (the periodic save of plain
     /// acks) hands it to the kernel without waiting for the disk. Throws when it could not be written.
     func saveConsumerState(stream: String, name: String, _ state: [UInt8], sync: Bool) throws
+    /// True when the consumer's last saved state was written without an fsync (a confirmed ack must not be
+    /// answered on it).
+    func hasUnsyncedState(stream: String, name: String) -> Bool
     func removeConsumer(stream: String, name: String)
     /// The saved durable consumers of `stream`, by name, with their last saved state.
     func savedConsumers(stream: String) -> [(name: String, record: ConsumerRecord, state: [UInt8]?)]
@@ -140,22 +143,31 @@ final class FileJetStreamStorage: JetStreamStorage {
         }
     }
 
-    /// The last generation written per consumer ("<stream>/<name>"), so each save goes to the other slot.
-    private var generations: [String: UInt64] = [:]
+    /// Per consumer ("<stream>/<name>"): the last generation written and the last one fsynced. A save never
+    /// goes to the slot that holds the last fsynced state: after an fsynced save the next one takes the other
+    /// slot; after an unsynced one (the tick's), the next takes that same slot again, with a generation two
+    /// higher, so a power loss during any save leaves the last fsynced state whole.
+    private var generations: [String: (written: UInt64, synced: UInt64)] = [:]
 
     func saveConsumerState(stream: String, name: String, _ state: [UInt8], sync: Bool) throws {
         let key = stream + "/" + name
-        let generation = (generations[key] ?? 0) + 1
+        let last = generations[key] ?? (0, 0)
+        let generation = last.written + (last.written == last.synced ? 1 : 2)
         let dir = consumerDirectory(stream, name)
         let path = dir.appendingPathComponent(ConsumerStateFile.slot(for: generation)).path
         let created = !FileManager.default.fileExists(atPath: path)
         try SyncedFile.write(ConsumerStateFile.record(generation: generation, state: state), to: path, sync: sync)
         if created { SyncedFile.syncDirectory(dir.path) }
-        generations[key] = generation
+        generations[key] = (generation, sync ? generation : last.synced)
         if generation == 1 || generation == 2 {
             // The state of an older brokerd is superseded once a slot holds a newer one.
             try? FileManager.default.removeItem(at: dir.appendingPathComponent(ConsumerStateFile.legacyName))
         }
+    }
+
+    func hasUnsyncedState(stream: String, name: String) -> Bool {
+        guard let last = generations[stream + "/" + name] else { return false }
+        return last.written != last.synced
     }
 
     func removeConsumer(stream: String, name: String) {
@@ -174,7 +186,12 @@ final class FileJetStreamStorage: JetStreamStorage {
                 (file, (try? Data(contentsOf: consumerDir.appendingPathComponent(file))).map { [UInt8]($0) })
             }
             let found = ConsumerStateFile.newest(in: slots)
-            generations[stream + "/" + name] = found.generation
+            // The newest slot may have been written without an fsync before a crash: it is made durable now, so
+            // the next save may take the other slot.
+            if found.generation > 0 {
+                SyncedFile.syncFile(consumerDir.appendingPathComponent(ConsumerStateFile.slot(for: found.generation)).path)
+            }
+            generations[stream + "/" + name] = (found.generation, found.generation)
             for file in found.damaged {
                 damageFound.append(StorageDamage(
                     stream: stream, consumer: name, file: "consumers/\(name)/\(file)", offset: 0, bytes: 0, lostFirst: nil, lostLast: nil,

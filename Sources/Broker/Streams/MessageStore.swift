@@ -50,15 +50,16 @@ public protocol MessageStore: AnyObject {
     /// The lowest sequence the store holds at or after `sequence` (nil: none), from the index.
     func firstStored(atOrAfter sequence: UInt64) -> UInt64?
     /// After a failed `sync()`: takes back what it did not cover (nobody was told it is stored) and puts back
-    /// the messages that removals marked `undoable` took since then (a publish's limits or rollup: the publish
-    /// is taken back, so what it displaced stays). The memory store never fails a sync: nothing.
+    /// the messages that removals `causedBy` a publish took since then, when that publish is among those taken
+    /// back (its limits or rollup: what it displaced stays). The memory store never fails a sync: nothing.
     func rollBackUnsynced() -> StoreRollback
     /// Every stored message in sequence order: sequence, time, subject and headers (what a stream rebuilds its
     /// indexes from after a restart, without copying payloads).
     func forEachMessage(_ body: (_ sequence: UInt64, _ timestamp: Int64, _ subject: ArraySlice<UInt8>, _ headers: ArraySlice<UInt8>) -> Void)
-    /// Removes one message (acks under workqueue retention, limits); false when it was not there. `undoable`:
-    /// a publish caused it, and a rollback of that publish puts the message back.
-    func remove(_ sequence: UInt64, undoable: Bool) throws(StoreError) -> Bool
+    /// Removes one message (acks under workqueue retention, limits); false when it was not there. `causedBy`:
+    /// the sequence of the publish whose limits or rollup displaced it; a rollback that takes that publish
+    /// back puts the message back (a publish made durable meanwhile, by a block's seal, keeps its removals).
+    func remove(_ sequence: UInt64, causedBy publish: UInt64?) throws(StoreError) -> Bool
     /// Removes everything; sequences continue from where they were.
     func purge() throws(StoreError)
     /// Makes every append so far durable (group commit: one fsync for a batch).
@@ -75,7 +76,7 @@ public protocol MessageStore: AnyObject {
 
 extension MessageStore {
     /// Removes one message for good (an ack, a delete request, expiry).
-    public func remove(_ sequence: UInt64) throws(StoreError) -> Bool { try remove(sequence, undoable: false) }
+    public func remove(_ sequence: UInt64) throws(StoreError) -> Bool { try remove(sequence, causedBy: nil) }
 }
 
 /// What a rollback after a failed sync did: the messages taken back (appended since the last good sync) and
@@ -131,7 +132,7 @@ public final class MemoryStore: MessageStore {
         }
     }
 
-    public func remove(_ sequence: UInt64, undoable: Bool) throws(StoreError) -> Bool {
+    public func remove(_ sequence: UInt64, causedBy publish: UInt64?) throws(StoreError) -> Bool {
         guard let message = messages.removeValue(forKey: sequence) else { return false }
         current.messages -= 1
         current.bytes -= UInt64(message.size)

@@ -35,6 +35,9 @@ enum SyncedFile {
         if newDirectory { syncDirectory((directory as NSString).deletingLastPathComponent) }
     }
 
+    /// fsyncs a file written earlier without waiting for the disk (nothing when it cannot be opened).
+    static func syncFile(_ path: String) { syncDirectory(path) }
+
     /// fsyncs a directory, so a file created or renamed in it survives a crash.
     static func syncDirectory(_ path: String) {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
