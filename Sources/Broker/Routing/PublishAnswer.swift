@@ -62,7 +62,26 @@ enum PubAck: Sendable, Equatable {
     var json: ByteBuffer {
         switch self {
         case .stored(let stream, let sequence, let duplicate):
-            return ByteBuffer(string: #"{"stream":\#(JSONString.quoted(stream)),"seq":\#(sequence)\#(duplicate ? #","duplicate":true"# : "")}"#)
+            // Written straight into one buffer: one per PubAck, so no String built first (a group commit of 256
+            // publishes answers 256 of these on the JetStream queue).
+            var out = ByteBufferAllocator().buffer(capacity: stream.utf8.count + 48)
+            out.writeStaticString(#"{"stream":"#)
+            if stream.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+                out.writeString(JSONString.quoted(stream))
+            } else {
+                out.writeInteger(UInt8(ascii: "\""))
+                out.writeString(stream)
+                out.writeInteger(UInt8(ascii: "\""))
+            }
+            out.writeStaticString(#","seq":"#)
+            if let value = Int(exactly: sequence) {
+                ServerEncoder.writeDecimal(into: &out, value)
+            } else {
+                out.writeString(String(sequence))
+            }
+            if duplicate { out.writeStaticString(#","duplicate":true"#) }
+            out.writeInteger(UInt8(ascii: "}"))
+            return out
         case .failed(let code, let errorCode, let description, let stream):
             let refusedBy = stream.map { #","stream":\#(JSONString.quoted($0)),"seq":0"# } ?? ""
             return ByteBuffer(string: #"{"error":{"code":\#(code),"err_code":\#(errorCode),"description":\#(JSONString.quoted(description))}\#(refusedBy)}"#)
