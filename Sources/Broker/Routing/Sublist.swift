@@ -179,13 +179,12 @@ public final class Sublist<Entry: SublistEntry>: @unchecked Sendable {
     /// All subscriptions matching a literal subject, given as bytes.
     public func match(_ subject: [UInt8]) -> SublistResult<Entry> {
         matches.add(1, ordering: .relaxed)
-        let tokens = Self.tokens(subject)
-        // A subject with an empty token ("foo..bar", ".foo") matches nothing, not even ">" (nats-server).
-        if tokens.contains(where: { $0.isEmpty }) { return empty }  // a closure: the key path was applied generically (perf)
+        // A subject with an empty token ("foo..bar", ".foo", "") matches nothing, not even ">" (nats-server).
+        guard Self.hasNoEmptyToken(subject) else { return empty }
         return lock.withLock {
             var plain: [Entry] = []
             var queues: [[UInt8]: [Entry]] = [:]
-            Self.match(level: root, tokens: tokens[...], plain: &plain, queues: &queues)
+            Self.match(level: root, subject: subject, from: 0, plain: &plain, queues: &queues)
             if plain.isEmpty && queues.isEmpty { return empty }
             var groups = Array(queues.values)
             if plain.contains(where: { !$0.accepts(subject: subject) }) {
@@ -206,25 +205,39 @@ public final class Sublist<Entry: SublistEntry>: @unchecked Sendable {
         }
     }
 
-    private static func match(level: Level, tokens: ArraySlice<Token>, plain: inout [Entry],
+    /// No empty token: not empty, no leading or trailing dot, no two dots in a row.
+    static func hasNoEmptyToken(_ subject: [UInt8]) -> Bool {
+        let dot = UInt8(ascii: ".")
+        guard let first = subject.first, first != dot, subject.last != dot else { return false }
+        var previous = first
+        for byte in subject.dropFirst() {
+            if byte == dot && previous == dot { return false }
+            previous = byte
+        }
+        return true
+    }
+
+    /// Matches the token of `subject` that starts at `from` (and the rest after it) against `level`; the tokens
+    /// are slices of the subject, found as the walk goes (no array of tokens per match).
+    private static func match(level: Level, subject: [UInt8], from: Int, plain: inout [Entry],
                               queues: inout [[UInt8]: [Entry]]) {
-        guard let token = tokens.first else { return }
-        let rest = tokens.dropFirst()
+        let end = subject[from...].firstIndex(of: UInt8(ascii: ".")) ?? subject.endIndex
+        let isLast = end == subject.endIndex
         if let fwc = level.fullWildcard {
             collect(fwc, plain: &plain, queues: &queues)
         }
         if let pwc = level.partialWildcard {
-            if rest.isEmpty {
+            if isLast {
                 collect(pwc, plain: &plain, queues: &queues)
             } else if let next = pwc.next {
-                match(level: next, tokens: rest, plain: &plain, queues: &queues)
+                match(level: next, subject: subject, from: end + 1, plain: &plain, queues: &queues)
             }
         }
-        if let lit = level.literals[token] {
-            if rest.isEmpty {
+        if let lit = level.literals[subject[from..<end]] {
+            if isLast {
                 collect(lit, plain: &plain, queues: &queues)
             } else if let next = lit.next {
-                match(level: next, tokens: rest, plain: &plain, queues: &queues)
+                match(level: next, subject: subject, from: end + 1, plain: &plain, queues: &queues)
             }
         }
     }
