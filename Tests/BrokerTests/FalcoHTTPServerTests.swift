@@ -90,5 +90,12 @@ final class FalcoHTTPServerTests: XCTestCase {
         XCTAssertTrue(FalcoHTTPHandler.acceptable("application/json; charset=utf-8"))
         XCTAssertTrue(FalcoHTTPHandler.acceptable(""))
         XCTAssertFalse(FalcoHTTPHandler.acceptable("text/html"))
+        XCTAssertTrue(FalcoHTTPHandler.acceptable("Application/JSON"), "media types ignore case")
+        XCTAssertTrue(FalcoHTTPHandler.acceptable(" \tapplication/x-ndjson ; charset=utf-8"))
+        XCTAssertTrue(FalcoHTTPHandler.acceptable("TEXT/PLAIN;charset=UTF-8"))
+        XCTAssertTrue(FalcoHTTPHandler.acceptable("  "), "blank is no type")
+        XCTAssertFalse(FalcoHTTPHandler.acceptable("application/jsonx"))
+        XCTAssertFalse(FalcoHTTPHandler.acceptable("application/js"))
+        XCTAssertFalse(FalcoHTTPHandler.acceptable("application/json+x; charset=utf-8"))
     }
 }

@@ -89,18 +89,24 @@ public struct FalcoAlert: Sendable, Equatable {
             return .failure(.init(reason: .unknownPriority, detail: "unknown priority \(Self.quoted(priorityText)): expected one of \(priorities.joined(separator: ", "))"))
         }
         var alert = FalcoAlert(priority: priority, messageID: "")
-        for (name, value, keyPath) in [("rule", fields.rule, \FalcoAlert.rule), ("hostname", fields.hostname, \.hostname),
-                                       ("source", fields.source, \.source), ("uuid", fields.uuid, \.uuid)] {
-            guard let value else { continue }
-            switch value {
-            case .string(let text):
-                if text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
-                    return .failure(.init(reason: .badField, detail: "\"\(name)\" contains control characters"))
-                }
-                alert[keyPath: keyPath] = text
-            case .other:
+        /// A labelled field's text: a string without control characters (it goes into a header), or a rejection.
+        func label(_ name: String, _ value: Fields.Value?) -> Result<String?, Rejection> {
+            guard let value else { return .success(nil) }
+            guard case .string(let text) = value else {
                 return .failure(.init(reason: .badField, detail: "\"\(name)\" must be a string"))
             }
+            if text.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) {
+                return .failure(.init(reason: .badField, detail: "\"\(name)\" contains control characters"))
+            }
+            return .success(text)
+        }
+        do {
+            alert.rule = try label("rule", fields.rule).get()
+            alert.hostname = try label("hostname", fields.hostname).get()
+            alert.source = try label("source", fields.source).get()
+            alert.uuid = try label("uuid", fields.uuid).get()
+        } catch {
+            return .failure(error)
         }
         if let uuid = alert.uuid, !uuid.isEmpty, uuid.utf8.count <= 128, !uuid.contains(" ") {
             alert.messageID = uuid
@@ -177,13 +183,42 @@ public struct FalcoAlert: Sendable, Equatable {
             return routed.firstIndex { $0.utf8.elementsEqual(folded) }
         }
 
-        mutating func set(_ key: String, _ value: Value) {
-            guard let index = Self.routedKey(key) else { return }
+        static let routedBytes: [[UInt8]] = routed.map { Array($0.utf8) }
+
+        /// `routedKey` on a key as it stands in the JSON (between its quotes), and whether it is the exact name.
+        /// A key without escapes or non-ASCII bytes (every key of a real alert) is matched on its bytes; any
+        /// other is decoded first.
+        static func routedKey(raw: UnsafeRawBufferPointer, plain: Bool, decode: () throws -> String) rethrows -> (index: Int, exact: Bool)? {
+            guard plain else {
+                let key = try decode()
+                return routedKey(key).map { ($0, key == routed[$0]) }
+            }
+            guard raw.count >= 4 && raw.count <= 8 else { return nil }
+            for (index, name) in routedBytes.enumerated() where name.count == raw.count {
+                var exact = true
+                var same = true
+                for i in 0..<name.count {
+                    let c = raw[i]
+                    if c != name[i] {
+                        exact = false
+                        if c >= 0x41 && c <= 0x5A && c | 0x20 == name[i] { continue }
+                        same = false
+                        break
+                    }
+                }
+                if same { return (index, exact) }
+            }
+            return nil
+        }
+
+        /// Records the value of routed field `index` (read only under its exact name; a differently cased one
+        /// only counts as a duplicate, as every reader reads the exact name). True when this is the first key
+        /// seen twice: the caller then records its spelling in `duplicate`.
+        mutating func set(_ index: Int, exact: Bool, _ value: Value) -> Bool {
             let bit: UInt8 = 1 << index
-            if seen & bit != 0, duplicate == nil { duplicate = key }
+            let firstDuplicate = seen & bit != 0 && duplicate == nil
             seen |= bit
-            // Only the exact name is read (as every reader does); a differently cased one only counts as a duplicate.
-            guard key == Self.routed[index] else { return }
+            guard exact else { return firstDuplicate }
             switch index {
             case 0: priority = value
             case 1: rule = value
@@ -191,6 +226,7 @@ public struct FalcoAlert: Sendable, Equatable {
             case 3: source = value
             default: uuid = value
             }
+            return firstDuplicate
         }
     }
 }
@@ -239,17 +275,25 @@ struct JSONScanner {
         while true {
             skipWhitespace()
             guard peek == UInt8(ascii: "\"") else { throw fail(atEnd ? "unexpected end (truncated?)" : "expected a key") }
-            let key = try string()
+            let key = try scanRaw()
+            let keyBytes = UnsafeRawBufferPointer(rebasing: bytes[key.start..<key.end])
+            let decodeKey = { try Self.decode(keyBytes, plain: key.plain, at: key.start) }
+            let routed = try FalcoAlert.Fields.routedKey(raw: keyBytes, plain: key.plain, decode: decodeKey)
             try expect(UInt8(ascii: ":"), "':'")
             skipWhitespace()
-            let slot: FalcoAlert.Fields.Value
-            if peek == UInt8(ascii: "\"") {
-                slot = .string(try string())
+            if let routed {
+                // Only the fields brokerd reads are decoded; every other value is checked and skipped.
+                let slot: FalcoAlert.Fields.Value
+                if peek == UInt8(ascii: "\"") {
+                    slot = .string(try string())
+                } else {
+                    try value()
+                    slot = .other
+                }
+                if fields.set(routed.index, exact: routed.exact, slot) { fields.duplicate = try decodeKey() }
             } else {
                 try value()
-                slot = .other
             }
-            fields.set(key, slot)
             skipWhitespace()
             guard let next = peek else { throw fail("unexpected end (truncated?)") }
             offset += 1
@@ -334,6 +378,19 @@ struct JSONScanner {
     }
 
     private mutating func scanString(decode: Bool) throws -> String? {
+        let raw = try scanRaw()
+        guard decode else { return nil }
+        return try Self.decode(UnsafeRawBufferPointer(rebasing: bytes[raw.start..<raw.end]), plain: raw.plain, at: raw.start)
+    }
+
+    /// A string's text as it stands between its quotes (checked), and whether it is plain ASCII without escapes.
+    private static func decode(_ raw: UnsafeRawBufferPointer, plain: Bool, at start: Int) throws -> String {
+        if plain { return String(decoding: raw, as: UTF8.self) }
+        return try unescape(raw, at: start)
+    }
+
+    /// Checks a string (escapes, control characters, UTF-8) and steps over it: where its text starts and ends.
+    private mutating func scanRaw() throws -> (start: Int, end: Int, plain: Bool) {
         offset += 1  // the opening quote
         let start = offset
         var plain = true
@@ -377,10 +434,7 @@ struct JSONScanner {
         }
         let end = offset
         offset += 1  // the closing quote
-        guard decode else { return nil }
-        let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<end])
-        if plain { return String(decoding: raw, as: UTF8.self) }
-        return try Self.unescape(raw, at: start)
+        return (start, end, plain)
     }
 
     private static func unescape(_ raw: UnsafeRawBufferPointer, at base: Int) throws -> String {

@@ -155,6 +155,18 @@ final class FalcoHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
         context.fireUserInboundEventTriggered(event)
     }
 
+    /// What the requests of one read published goes out once, at the end of the read (as a NATS client's
+    /// publishes do), not once per alert.
+    func channelReadComplete(context: ChannelHandlerContext) {
+        router.flushPending()
+        context.fireChannelReadComplete()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        router.flushPending()  // a read that ended in a close gets no channelReadComplete
+        context.fireChannelInactive()
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
         case .head(let head):
@@ -181,8 +193,7 @@ final class FalcoHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
 
     private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let falco = server.falco
-        let path = head.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? "/"
-        if path == "/healthz" && (head.method == .GET || head.method == .HEAD) {
+        if head.method == .GET || head.method == .HEAD, head.uri.utf8.prefix(while: { $0 != UInt8(ascii: "?") }).elementsEqual("/healthz".utf8) {
             respond(context, head, .ok, #"{"status":"ok"}"#)
             return
         }
@@ -195,7 +206,7 @@ final class FalcoHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
             respond(context, head, .payloadTooLarge, #"{"error":"request body over the limit of \#(server.maxBody) bytes"}"#, close: true)
             return
         }
-        if let type = head.headers.first(name: "content-type")?.lowercased(), !Self.acceptable(type) {
+        if let type = head.headers.first(name: "content-type"), !Self.acceptable(type) {
             falco.countRejected(.http, reason: "unsupported_media_type", detail: type)
             respond(context, head, .unsupportedMediaType, #"{"error":"Content-Type must be application/json (or JSON lines)"}"#)
             return
@@ -256,7 +267,7 @@ final class FalcoHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
             }
         }
         for (alert, bytes) in alerts {
-            falco.publish(alert, body: bytes, path: .http, via: router, completion: finish)
+            falco.publish(alert, body: bytes, path: .http, via: router, flush: false, completion: finish)
         }
     }
 
@@ -271,10 +282,18 @@ final class FalcoHTTPHandler: ChannelInboundHandler, @unchecked Sendable {
         }
     }
 
+    static let acceptedMediaTypes = ["application/json", "application/x-ndjson", "application/jsonl",
+                                     "application/x-jsonlines", "application/json-seq", "text/plain", ""].map { Array($0.utf8) }
+
+    /// Whether a Content-Type names JSON (or JSON lines): its media type, before any parameters, without
+    /// surrounding blanks, compared ignoring ASCII case. Checked on bytes: it runs once per request.
     static func acceptable(_ type: String) -> Bool {
-        let media = type.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
-        return ["application/json", "application/x-ndjson", "application/jsonl", "application/x-jsonlines",
-                "application/json-seq", "text/plain", ""].contains(media)
+        var media = type.utf8.prefix { $0 != UInt8(ascii: ";") }
+        let blank: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 }
+        while let first = media.first, blank(first) { media = media.dropFirst() }
+        while let last = media.last, blank(last) { media = media.dropLast() }
+        let lower: (UInt8) -> UInt8 = { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }
+        return acceptedMediaTypes.contains { $0.elementsEqual(media.lazy.map(lower)) }
     }
 
     private func respond(_ context: ChannelHandlerContext, _ request: HTTPRequestHead, _ status: HTTPResponseStatus,

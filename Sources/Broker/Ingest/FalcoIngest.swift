@@ -116,8 +116,9 @@ public final class FalcoIngest: @unchecked Sendable {
 
     /// Publishes a checked alert as the server on `router`'s loop (where the caller runs): routed to subscribers
     /// at once and, when a stream captures its subject, stored; `completion` runs once it is accepted (after the
-    /// stream's fsync) or refused. Counts the outcome for `path`.
-    func publish(_ alert: FalcoAlert, body: some Collection<UInt8>, path: Path, via router: Router,
+    /// stream's fsync) or refused. Counts the outcome for `path`. `flush: false` leaves the routed bytes in the
+    /// router's batch for the caller's `router.flushPending()` (the HTTP endpoint flushes once per read, not per alert).
+    func publish(_ alert: FalcoAlert, body: some Collection<UInt8>, path: Path, via router: Router, flush: Bool = true,
                  completion: @escaping @Sendable (Outcome) -> Void) {
         inFlight.add(1, ordering: .relaxed)
         let stored = router.publishFromServer(Self.message(alert, body: body, reply: nil), toServices: true, answer: .callback { [self] ack in
@@ -130,7 +131,7 @@ public final class FalcoIngest: @unchecked Sendable {
             }
             completion(outcome)
         })
-        router.flushPending()
+        if flush { router.flushPending() }
         if !stored {
             // No stream captures it: delivered is accepted.
             inFlight.subtract(1, ordering: .relaxed)
