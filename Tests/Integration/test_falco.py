@@ -568,3 +568,107 @@ def test_idle_and_half_sent_connections_are_closed(brokerd):
     finally:
         idle.close()
         slow.close()
+
+
+def _read_responses(sock: socket.socket, n: int) -> list[tuple[int, dict, bytes]]:
+    """Reads n HTTP/1.x responses (each with a Content-Length) off a raw socket, in order."""
+    buf = b""
+    out = []
+    while len(out) < n:
+        while b"\r\n\r\n" not in buf:
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed after {len(out)} of {n} responses: {buf!r}"
+            buf += chunk
+        head, buf = buf.split(b"\r\n\r\n", 1)
+        lines = head.decode().split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines[1:])}
+        length = int(headers.get("content-length", "0"))
+        while len(buf) < length:
+            chunk = sock.recv(65536)
+            assert chunk, "connection closed inside a body"
+            buf += chunk
+        body, buf = buf[:length], buf[length:]
+        if status != 100:
+            out.append((status, headers, body))
+    return out
+
+
+async def test_pipelined_requests_are_answered_in_order_and_bad_http_gets_400(brokerd, tmp_path):
+    """Falco's libcurl sends one request at a time, but the endpoint is HTTP/1.1: requests pipelined on one
+    connection (good, bad, a stream's fsync in between) get their answers in request order; a request the HTTP
+    parser refuses gets 400 with Connection: close after the answers before it; Expect: 100-continue gets
+    100 Continue; an HTTP/1.0 request is answered in 1.0 and closed."""
+    store = tmp_path / "store"
+    s = brokerd(config=f'jetstream {{\n  store_dir: "{store}"\n}}\n')
+    nc = await nats.connect(s.url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(name="FALCO", subjects=["FALCO.>"])
+        good = alerts()[:30]
+
+        def post(body: bytes, content_type: str = "application/json", extra: str = "") -> bytes:
+            return (f"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n{extra}"
+                    f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+
+        # 30 good alerts with a bad one, a 415 and a GET in between, all in one write.
+        requests = [post(a) for a in good[:10]] + [post(b'{"priority":"Nope"}')] + [post(a) for a in good[10:20]]
+        requests += [post(b"<html/>", "text/html"), b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"]
+        requests += [post(a) for a in good[20:]]
+        sock = socket.create_connection((HOST, s.falco_port), timeout=WAIT)
+        try:
+            sock.sendall(b"".join(requests))
+            answers = _read_responses(sock, len(requests))
+        finally:
+            sock.close()
+        statuses = [status for status, _, _ in answers]
+        assert statuses == [200] * 10 + [400] + [200] * 10 + [415, 200] + [200] * 10
+        assert answers[0][2] == b'{"accepted":1}\n' and answers[0][1]["content-type"] == "application/json"
+        assert json.loads(answers[10][2])["rejected"][0]["reason"] == "unknown_priority"
+        assert answers[22][2] == b'{"status":"ok"}\n'
+        info = await js.stream_info("FALCO")
+        assert info.state.messages == 30, "every 200 is stored"
+        stored = [(await js.get_msg("FALCO", seq)).data for seq in range(1, 31)]
+        assert stored == good, "stored in request order"
+
+        # Not HTTP: 400 after the answer before it, then the connection closes.
+        sock = socket.create_connection((HOST, s.falco_port), timeout=WAIT)
+        try:
+            sock.sendall(post(alerts()[30]) + b"BREW /pot HTCPCP/1.0\r\n\r\n" + post(alerts()[31]))
+            (ok, _, _), (bad, headers, _) = _read_responses(sock, 2)
+            assert (ok, bad, headers.get("connection")) == (200, 400, "close")
+            rest = b""
+            while chunk := sock.recv(4096):
+                rest += chunk
+            assert rest == b"", "nothing after the 400, and the connection is closed"
+        finally:
+            sock.close()
+        assert (await js.stream_info("FALCO")).state.messages == 31, "nothing after the bad request was taken"
+
+        # Expect: 100-continue: the interim answer comes before the body is sent.
+        body = alerts()[32]
+        sock = socket.create_connection((HOST, s.falco_port), timeout=WAIT)
+        try:
+            sock.sendall(post(body, extra="Expect: 100-continue\r\n")[:-len(body)])
+            interim = sock.recv(4096)
+            assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+            sock.sendall(body)
+            [(status, _, data)] = _read_responses(sock, 1)
+            assert (status, data) == (200, b'{"accepted":1}\n')
+        finally:
+            sock.close()
+
+        # HTTP/1.0 without keep-alive: answered in 1.0, then closed.
+        sock = socket.create_connection((HOST, s.falco_port), timeout=WAIT)
+        try:
+            sock.sendall(post(alerts()[33]).replace(b"HTTP/1.1", b"HTTP/1.0", 1))
+            data = b""
+            while chunk := sock.recv(4096):
+                data += chunk
+            assert data.startswith(b"HTTP/1.0 200 OK\r\n") and b"Connection: close\r\n" in data, data
+            assert data.endswith(b'{"accepted":1}\n')
+        finally:
+            sock.close()
+        assert (await js.stream_info("FALCO")).state.messages == 33
+    finally:
+        await nc.close()
