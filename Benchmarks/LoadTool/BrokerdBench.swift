@@ -284,6 +284,9 @@ struct BrokerdBench: AsyncParsableCommand {
     @Option(help: ArgumentHelp("falcohttp: alerts per request (more than 1: JSON lines, application/x-ndjson).", valueName: "b"))
     var batch = 1
 
+    @Flag(help: "falcohttp: a file stream BENCHFALCO captures FALCO.> (brokerd -js): each 200 then waits for the alerts' fsync; the stream must hold every accepted alert at the end (then it is deleted, unless --keep-stream).")
+    var capture = false
+
     @Option(help: ArgumentHelp("falcopipe: the brokerd binary whose falco-pipe subcommand to run (default: brokerd next to this tool).", valueName: "path"))
     var brokerd: String?
 
@@ -323,7 +326,7 @@ struct BrokerdBench: AsyncParsableCommand {
                            cycleAlerts: cycle, drainTimeout: .milliseconds(Int64(drainTimeout * 1000)),
                            requestTimeout: .milliseconds(Int64(requestTimeout * 1000)), progress: !quiet,
                            maxPendingBytes: pendingBytes, window: window, keepStream: keepStream,
-                           httpURL: httpUrl, conns: conns, pipeline: pipeline, batch: batch,
+                           httpURL: httpUrl, conns: conns, pipeline: pipeline, batch: batch, capture: capture,
                            brokerdPath: brokerd ?? Self.siblingBrokerd, pipeWindow: pipeWindow, tls: tlsOptions,
                            keys: keys)
     }

@@ -335,6 +335,9 @@ extension Runner {
         let (templates, meanSize) = try loadTemplates()
         let n = config.msgs, conns = config.conns, batch = config.batch, pipeline = config.pipeline
         let (subscriber, tracker) = try await subscribeFalcoStamped(expected: n, lanes: conns)
+        if config.capture {
+            try await recreateStream(subscriber, name: Self.falcoStream, subjects: ["FALCO.>"])
+        }
 
         var connections: [HTTPConnection] = []
         for i in 0..<conns {
@@ -478,16 +481,36 @@ extension Runner {
         if reconnects.load(ordering: .relaxed) > 0 {
             note("the server closed keep-alive connections \(reconnects.load(ordering: .relaxed)) times (reconnected)")
         }
+        // With a capturing stream, every 200 promised the alerts were stored: the stream must hold them all.
+        var unstored = 0
+        if config.capture {
+            let info = try await jsAPI(subscriber, "STREAM.INFO.\(Self.falcoStream)")
+            let stored = Self.streamState(info, "messages") ?? -1
+            let acceptedAlerts = accepted.load(ordering: .relaxed)
+            if stored != acceptedAlerts {
+                unstored = max(acceptedAlerts - stored, 1)
+                note("stream \(Self.falcoStream) holds \(stored) alerts, \(acceptedAlerts) were answered 200")
+            }
+            await deleteStream(subscriber, name: Self.falcoStream)
+        }
         let tally = Tally.independent([tracker])
         var r = result(start: start, published: published, publishedCount: accepted.load(ordering: .relaxed), tally: tally,
                        subs: 1, size: Int(meanSize.rounded()), countedBytes: Double(tally.delivered) * meanSize)
         r.msgs = n
-        r.failures = bad + (n - answeredAlerts)
+        r.failures = bad + (n - answeredAlerts) + unstored
         let statusJSON = "{" + requests.sorted { $0.key < $1.key }.map { "\"\($0.key)\": \($0.value)" }.joined(separator: ", ") + "}"
         r.extras = [("conns", String(conns)), ("pipeline", String(pipeline)), ("batch", String(batch)),
+                    ("capture", String(config.capture)),
                     ("requests", String(requests.values.reduce(0, +))), ("http_status", statusJSON),
                     ("non_200_alerts", String(bad)), ("reorder_check", BenchResult.quote("per connection"))]
         return r
+    }
+
+    /// STREAM.INFO's state.messages, or nil.
+    static func streamState(_ json: String, _ key: String) -> Int? {
+        guard let object = (try? JSONSerialization.jsonObject(with: Data(json.utf8))) as? [String: Any],
+              let state = object["state"] as? [String: Any] else { return nil }
+        return (state[key] as? NSNumber)?.intValue
     }
 
     final class SharedState: @unchecked Sendable {

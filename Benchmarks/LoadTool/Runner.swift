@@ -44,6 +44,8 @@ struct BenchConfig: Sendable {
     var conns: Int = 4
     var pipeline: Int = 1
     var batch: Int = 1
+    /// falcohttp: a file stream captures FALCO.> while the alerts are posted (answers wait for its fsync).
+    var capture: Bool = false
     /// falcopipe: the brokerd binary (its `falco-pipe` subcommand) and the pipe's --window (nil: its default).
     var brokerdPath: String? = nil
     var pipeWindow: Int? = nil

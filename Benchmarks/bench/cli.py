@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from .config import (ALL_SCENARIOS, BRIDGE_ALERTS, BRIDGE_MIN_QUICK, BUDGET, DEFAULT_SIZES, EXIT_USAGE,
-                     FALCO_BUDGET, FALCOHTTP_BATCH_BUDGET, FALCOHTTP_BUDGET, FALCOPIPE_BUDGET, HOST,
+                     FALCO_BUDGET, FALCOHTTP_BATCH_BUDGET, FALCOHTTP_BUDGET, FALCOHTTP_CAPTURE_BUDGET, FALCOPIPE_BUDGET, HOST,
                      JS_ACKSYNC_ASYNC_BUDGET, JS_ACKSYNC_SYNC_BUDGET, JS_ASYNC_BUDGET, JS_ASYNC_WINDOW, JS_CONSUME_BUDGET, JS_DISK_ALERTS, JS_DISK_MIN_QUICK,
                      JS_FALCO_BUDGET, JS_RECOVERY_MSGS, JS_SIZE, JS_SYNC_BUDGET, KV_GET_BUDGET, KV_KEYS,
                      KV_PUT_BUDGET, KV_SIZE, KV_WATCH_BUDGET, MIN_MSGS, OBJ_CHUNK, OBJ_CHUNKS, OBJ_MIN_CHUNKS,
@@ -31,6 +31,9 @@ what it does
        falcohttp/CxB  the same with --batch B (--falco-batch, 100): B alerts per POST as JSON lines
        falcopipe      --scenario falcopipe --brokerd <brokerd>: the tool runs `brokerd falco-pipe` and
                       writes the alerts to its stdin
+       falcohttp+js/C --scenario falcohttp --capture --conns C, C = --falco-conns and 64, after the JetStream
+                      rows (brokerd -js -sd DIR): a file stream captures FALCO.>, each 200 waits for the
+                      alerts' fsync, and the stream must hold every alert answered 200
      each with one FALCO.* subscriber; the alerts carry a "bench_stamp" field for latency.
      TLS rows (tlspubsub, tlsfanout at every --sizes): pubsub and fanout again, over TLS. The plain servers
      are stopped and a third pair is started as `BIN -a {HOST} -p PORT -c <out dir>/tls/tls.conf`, a tls {{ }}
@@ -106,7 +109,7 @@ message counts (N per run, --scale 1)
   delivered-message budget per size: {', '.join(f'{s} B: {n:,}' for s, n in BUDGET.items())};
   pub/pubsub/queue publish the budget, fanout budget/K, wildcard budget/2 (two subscribers);
   reqrep {REQREP_BUDGET:,} requests; falco {FALCO_BUDGET:,} alerts; falcohttp/4 {FALCOHTTP_BUDGET:,},
-  falcohttp/4x100 {FALCOHTTP_BATCH_BUDGET:,}, falcopipe {FALCOPIPE_BUDGET:,} alerts. N = max({MIN_MSGS:,}, budget x scale).
+  falcohttp/4x100 {FALCOHTTP_BATCH_BUDGET:,}, falcopipe {FALCOPIPE_BUDGET:,}, falcohttp+js/C {FALCOHTTP_CAPTURE_BUDGET:,} alerts. N = max({MIN_MSGS:,}, budget x scale).
   --quick is --scale {QUICK_SCALE} (unless --scale is given): a ~1 minute smoke run.
   JetStream: jspub/1 {JS_SYNC_BUDGET:,}, jspub/256 {JS_ASYNC_BUDGET:,}, jsfalco/256 {JS_FALCO_BUDGET:,},
   jsconsume {JS_CONSUME_BUDGET:,}, jsacksync/1 {JS_ACKSYNC_SYNC_BUDGET:,}, jsacksync/256 {JS_ACKSYNC_ASYNC_BUDGET:,}, kvput {KV_PUT_BUDGET:,}, kvget {KV_GET_BUDGET:,}, kvwatch {KV_WATCH_BUDGET:,}
@@ -118,7 +121,8 @@ goals
   publish (window 256, 128 B and Falco alerts) >= 1.00x, that publish's p99 <= nats-server's, recovery time <=
   nats-server's, idle RSS (VmRSS 0.3 s after each server is ready, plain and -js) <= nats-server's, pub/16 >= 1.00x,
   the Pub/Sub bridge >= 90 % of the emulator's own limit, Falco http_output one alert per POST on 4 connections
-  >= 50k alerts/s: "met", "BELOW", or "not measured in this run".
+  >= 50k alerts/s, and the same with a stream capturing FALCO.> (the best falcohttp+js row, with its connection
+  count): "met", "BELOW", or "not measured in this run".
 
 reading the table
   msgs/s     messages published per second (pub) or delivered per second (all others; fanout counts

@@ -16,7 +16,10 @@ OBJ_SCENARIOS = ("objput", "objget")
 JS_ROW_SCENARIOS = ("jspub", "jsconsume", "jsacksync") + KV_OBJ_SCENARIOS  # tool rows against the JetStream-enabled servers
 JS_EXTRA_SCENARIOS = ("jsrecovery", "jsdisk")  # one-off measurements, not table rows
 JS_SCENARIOS = JS_ROW_SCENARIOS + JS_EXTRA_SCENARIOS
-FALCO_INGEST_SCENARIOS = ("falcohttp", "falcopipe")  # brokerd only: its Falco HTTP endpoint and falco-pipe
+# Falco http_output again with a file stream capturing FALCO.> (brokerd -js): each 200 waits for the alerts'
+# fsync. Runs after the JetStream rows, against the same -js servers.
+FALCO_CAPTURE_SCENARIOS = ("falcohttpjs",)
+FALCO_INGEST_SCENARIOS = ("falcohttp", "falcopipe") + FALCO_CAPTURE_SCENARIOS  # brokerd only: its Falco HTTP endpoint and falco-pipe
 TLS_SCENARIOS = ("tlspubsub", "tlsfanout")  # pubsub / fanout over TLS, against a pair started with a tls { } block
 TLS_TOOL_SCENARIO = {"tlspubsub": "pubsub", "tlsfanout": "fanout"}
 # pub / pubsub with per-user permissions on, against a pair started with an authorization { users } block: the
@@ -26,8 +29,8 @@ PERM_SCENARIOS = ("permpub", "permpubsub")
 PERM_TOOL_SCENARIO = {"permpub": "pub", "permpubsub": "pubsub"}
 BRIDGE_SCENARIOS = ("bridge",)  # brokerd only, one-off: the Pub/Sub bridge against the emulator (bridge_bench.py)
 EXTRA_SCENARIOS = JS_EXTRA_SCENARIOS + BRIDGE_SCENARIOS  # one-off measurements after the table rows
-ALL_SCENARIOS = (SIZED_SCENARIOS + ("reqrep", "falco") + FALCO_INGEST_SCENARIOS + TLS_SCENARIOS + PERM_SCENARIOS
-                 + JS_SCENARIOS + BRIDGE_SCENARIOS)
+ALL_SCENARIOS = (SIZED_SCENARIOS + ("reqrep", "falco", "falcohttp", "falcopipe") + TLS_SCENARIOS + PERM_SCENARIOS
+                 + JS_ROW_SCENARIOS + FALCO_CAPTURE_SCENARIOS + JS_EXTRA_SCENARIOS + BRIDGE_SCENARIOS)
 ALERT_SCENARIOS = {"falco", "jspub", "jsdisk", "bridge"} | set(FALCO_INGEST_SCENARIOS)  # need --alerts
 DEFAULT_SIZES = (16, 128, 1024, 65536)
 
@@ -42,6 +45,8 @@ FALCO_BUDGET = 200_000  # alerts (~0.8 KB each); the tool cycles the file when N
 FALCOHTTP_BUDGET = 100_000
 FALCOHTTP_BATCH_BUDGET = 300_000
 FALCOPIPE_BUDGET = 100_000
+FALCOHTTP_CAPTURE_BUDGET = 50_000  # falcohttpjs: each 200 waits for an fsync (group commit across connections)
+FALCOHTTP_CAPTURE_CONNS = 64  # falcohttpjs's second row: a cluster's worth of Falco pods posting at once
 MIN_MSGS = 1_000
 QUICK_SCALE = 0.05
 

@@ -190,6 +190,8 @@ def main(argv: list[str]) -> int:
                 for name in a.servers:
                     js_servers[name] = js_server(a, name, binaries[name], log_dir,
                                                  out_path.parent / "jsstore" / f"rows-{name}", "-js")
+                    # falcohttpjs posts to brokerd's Falco endpoint with a stream capturing FALCO.>.
+                    js_servers[name].falco_http = name == "brokerd" and "falcohttpjs" in a.scenarios
                 start_all(js_servers)
             if not row_servers(row):
                 log(f"      {row.label}: brokerd only (nats-server has no Falco HTTP endpoint or falco-pipe): skipped")

@@ -6,7 +6,8 @@ import argparse
 from dataclasses import dataclass
 from typing import Optional
 
-from .config import (ALL_SCENARIOS, BUDGET, BUDGET_BYTES, FALCO_BUDGET, FALCO_INGEST_SCENARIOS,
+from .config import (ALL_SCENARIOS, BUDGET, BUDGET_BYTES, FALCO_BUDGET, FALCO_CAPTURE_SCENARIOS, FALCO_INGEST_SCENARIOS,
+                     FALCOHTTP_CAPTURE_BUDGET, FALCOHTTP_CAPTURE_CONNS,
                      FALCOHTTP_BATCH_BUDGET, FALCOHTTP_BUDGET, FALCOPIPE_BUDGET, HOST, JS_ASYNC_BUDGET,
                      JS_ACKSYNC_ASYNC_BUDGET, JS_ACKSYNC_SYNC_BUDGET, JS_ASYNC_WINDOW, JS_CONSUME_BUDGET, JS_FALCO_BUDGET, JS_ROW_SCENARIOS, JS_SIZE, JS_SYNC_BUDGET,
                      KV_GET_BUDGET, KV_KEYS, KV_PUT_BUDGET, KV_SIZE, KV_WATCH_BUDGET, MIN_MSGS, OBJ_CHUNK, OBJ_CHUNKS,
@@ -33,7 +34,7 @@ class Row:
 
     @property
     def jetstream(self) -> bool:
-        return self.scenario in JS_ROW_SCENARIOS
+        return self.scenario in JS_ROW_SCENARIOS or self.scenario in FALCO_CAPTURE_SCENARIOS
 
     @property
     def tls(self) -> bool:
@@ -50,6 +51,8 @@ class Row:
 
     @property
     def tool_scenario(self) -> str:
+        if self.scenario in FALCO_CAPTURE_SCENARIOS:
+            return "falcohttp"  # with --capture
         return TLS_TOOL_SCENARIO.get(self.scenario) or PERM_TOOL_SCENARIO.get(self.scenario, self.scenario)
 
     @property
@@ -58,7 +61,7 @@ class Row:
             return f"{self.scenario}/{'falco' if self.alerts else self.size}/w{self.window}"
         if self.scenario == "jsacksync":
             return f"{self.scenario}/{self.size}/w{self.window}"
-        if self.scenario == "falcohttp":
+        if self.scenario in ("falcohttp", "falcohttpjs"):
             return f"{self.scenario}/c{self.conns}/b{self.batch}"
         return f"{self.scenario}/{self.size}"
 
@@ -70,6 +73,8 @@ class Row:
             return f"jsacksync/{self.window}"
         if self.scenario == "falcohttp":
             return f"falcohttp/{self.conns}" + (f"x{self.batch}" if self.batch > 1 else "")
+        if self.scenario == "falcohttpjs":
+            return f"falcohttp+js/{self.conns}"
         if self.scenario in OBJ_SCENARIOS:
             return f"{self.scenario}/{self.msgs * self.size / 2**20:g}M"  # the object's size in MiB
         return f"{self.scenario}/{self.subs}" if self.subs else self.scenario
@@ -114,6 +119,9 @@ def plan(a: argparse.Namespace, falco_size: int) -> list[Row]:
             if a.falco_batch > 1:
                 rows.append(Row(sc, falco_size, msgs_for(FALCOHTTP_BATCH_BUDGET, 1, a), None, conns=a.falco_conns,
                                 batch=a.falco_batch))
+        elif sc == "falcohttpjs":
+            for conns in sorted({a.falco_conns, FALCOHTTP_CAPTURE_CONNS}):
+                rows.append(Row(sc, falco_size, msgs_for(FALCOHTTP_CAPTURE_BUDGET, 1, a), None, conns=conns, batch=1))
         elif sc == "falcopipe":
             rows.append(Row(sc, falco_size, msgs_for(FALCOPIPE_BUDGET, 1, a), None))
         elif sc == "jspub":
@@ -162,9 +170,11 @@ def tool_argv(a: argparse.Namespace, tool: str, row: Row, url: str, server: Opti
         argv += ["--keys", str(row.keys)]
     if row.scenario in FALCO_INGEST_SCENARIOS:
         argv += ["--alerts", a.alerts]
-    if row.scenario == "falcohttp":
+    if row.scenario in ("falcohttp", "falcohttpjs"):
         http = f"http://{HOST}:{server.falco_port}" if server and server.falco_port else f"http://{HOST}:HTTPPORT"
         argv += ["--http-url", http, "--conns", str(row.conns), "--batch", str(row.batch)]
+    if row.scenario in FALCO_CAPTURE_SCENARIOS:
+        argv.append("--capture")
     if row.scenario == "falcopipe":
         argv += ["--brokerd", server.binary if server else a.brokerd]
     return argv
