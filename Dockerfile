@@ -24,7 +24,12 @@ RUN swift package resolve
 COPY Sources ./Sources
 COPY Tests ./Tests
 COPY Benchmarks ./Benchmarks
-RUN swift build -c release --product brokerd --static-swift-stdlib \
+# The Makefile's RELEASE_FLAGS (test_deploy.py checks they match): static runtime, the start-up's functions
+# first (Sources/brokerd/brokerd.order), packed relocations; see the Makefile.
+RUN swift build -c release --product brokerd --static-swift-stdlib -Xswiftc -Xfrontend -Xswiftc -function-sections \
+        -Xcc -ffunction-sections -Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs \
+        -Xlinker --no-export-dynamic -Xlinker --symbol-ordering-file=/src/Sources/brokerd/brokerd.order \
+        -Xlinker --no-warn-symbol-ordering \
     && install -D -m 0755 "$(swift build -c release --show-bin-path)/brokerd" /out/usr/local/bin/brokerd
 
 # ---- runtime --------------------------------------------------------------------------------------------

@@ -119,7 +119,9 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-            ]
+            ],
+            // The release link's function order (Makefile RELEASE_FLAGS, Benchmarks/startup_order.py), not a resource.
+            exclude: ["brokerd.order"]
         ),
         // The end-to-end load tool (`brokerd-bench --help`), always built: Benchmarks/run_bench.py drives it.
         .executableTarget(

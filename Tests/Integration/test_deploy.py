@@ -543,8 +543,15 @@ def test_dockerfile_ports_entrypoint_and_stages():
     ins = dockerfile_instructions()
     froms = [a for w, a in ins if w == "FROM"]
     assert len(froms) >= 2 and re.search(r"swift:.*-bookworm", " ".join(froms)) and "debian:bookworm-slim" in froms[-1]
-    assert any("swift build -c release --product brokerd" in a and "--static-swift-stdlib" in a
-               for w, a in ins if w == "RUN")
+    builds = [a for w, a in ins if w == "RUN" and "swift build -c release --product brokerd" in a]
+    assert len(builds) == 1 and "--static-swift-stdlib" in builds[0]
+    # The image's binary is built with the Makefile's RELEASE_FLAGS (what `make run` and `make bench` measure).
+    makefile = re.sub(r"\\\n", " ", MAKEFILE.read_text())
+    release_flags = re.search(r"^RELEASE_FLAGS\s*\?=\s*(.*)$", makefile, re.M).group(1)
+    workdir = [a for w, a in ins if w == "WORKDIR"][0]
+    wanted = release_flags.replace("$(CURDIR)", workdir).split()
+    used = builds[0].split("&&")[0].split()
+    assert [t for t in used if t in wanted] == wanted, (wanted, used)
     exposed = {int(p.split("/")[0]) for w, a in runtime_stage() if w == "EXPOSE" for p in a.split()}
     assert exposed == set(PORTS.values()) == set(conf_ports().values())
     entry = [a for w, a in runtime_stage() if w == "ENTRYPOINT"][-1]
