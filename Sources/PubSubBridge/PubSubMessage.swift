@@ -23,39 +23,70 @@ public struct PubSubMessage: Sendable, Equatable {
     /// becomes an attribute under its lower-cased name; the bridge's static attributes come last.
     public static func make(subject: String, headers: [(String, String)], payload: [UInt8],
                             orderingKey: OrderingKey, staticAttributes: [String: String]) -> PubSubMessage {
-        var attributes: [String: String] = ["nats_subject": subject]
-        var known: [String: String] = [:]
+        // Runs for every bridged message: header names are matched on their bytes (no lower-cased copy of each),
+        // the known fields kept in locals rather than a second dictionary.
+        var attributes: [String: String] = [:]
+        attributes.reserveCapacity(headers.count + staticAttributes.count + 3)
+        attributes["nats_subject"] = subject
+        var priority: String?, rule: String?, source: String?, hostname: String?, messageID: String?, uuid: String?
         for (name, value) in headers {
-            switch name.lowercased() {
-            case "falco-priority": known["falco_priority"] = value
-            case "falco-rule": known["falco_rule"] = value
-            case "falco-source": known["falco_source"] = value
-            case "falco-hostname": known["falco_hostname"] = value
-            case "nats-msg-id": known["nats_msg_id"] = value
-            case "nats-expected-stream", "nats-expected-last-sequence", "nats-expected-last-msg-id",
-                 "nats-expected-last-subject-sequence":
-                break
-            default: attributes[name.lowercased()] = value
+            switch KnownHeader(name) {
+            case .priority: priority = value
+            case .rule: rule = value
+            case .source: source = value
+            case .hostname: hostname = value
+            case .messageID: messageID = value
+            case .expectation: break
+            case nil: attributes[name.lowercased()] = value
             }
         }
-        if known["falco_priority"] == nil, case .success(let alert) = FalcoAlert.validate(payload) {
-            known["falco_priority"] = alert.priority
-            known["falco_rule"] = alert.rule
-            known["falco_source"] = alert.source
-            known["falco_hostname"] = alert.hostname
-            if let uuid = alert.uuid { known["falco_uuid"] = uuid }
-            if known["nats_msg_id"] == nil { known["nats_msg_id"] = alert.messageID }
+        if priority == nil, case .success(let alert) = FalcoAlert.validate(payload) {
+            priority = alert.priority
+            rule = alert.rule
+            source = alert.source
+            hostname = alert.hostname
+            uuid = alert.uuid
+            if messageID == nil { messageID = alert.messageID }
         }
         // falco_uuid: the alert's uuid when the id is one; otherwise consumers dedupe on nats_msg_id.
-        if known["falco_uuid"] == nil, let id = known["nats_msg_id"], !id.hasPrefix("sha256:") { known["falco_uuid"] = id }
-        for (k, v) in known { attributes[k] = v }
+        if uuid == nil, let id = messageID, !id.hasPrefix("sha256:") { uuid = id }
+        if let priority { attributes["falco_priority"] = priority }
+        if let rule { attributes["falco_rule"] = rule }
+        if let source { attributes["falco_source"] = source }
+        if let hostname { attributes["falco_hostname"] = hostname }
+        if let messageID { attributes["nats_msg_id"] = messageID }
+        if let uuid { attributes["falco_uuid"] = uuid }
         for (k, v) in staticAttributes { attributes[k] = v }
         let key: String? = switch orderingKey {
         case .none: nil
-        case .hostname: known["falco_hostname"]
-        case .rule: known["falco_rule"]
+        case .hostname: hostname
+        case .rule: rule
         }
         return PubSubMessage(data: payload, attributes: attributes, orderingKey: key)
+    }
+
+    /// The headers `make` reads (any case), or that never become attributes (publish expectations).
+    private enum KnownHeader {
+        case priority, rule, source, hostname, messageID, expectation
+
+        init?(_ name: String) {
+            let utf8 = name.utf8
+            guard utf8.count >= 10 else { return nil }
+            func equals(_ lower: StaticString) -> Bool {
+                guard utf8.count == lower.utf8CodeUnitCount else { return false }
+                return lower.withUTF8Buffer { expected in
+                    zip(utf8, expected).allSatisfy { byte, want in (byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte) == want }
+                }
+            }
+            if equals("falco-priority") { self = .priority }
+            else if equals("falco-rule") { self = .rule }
+            else if equals("falco-source") { self = .source }
+            else if equals("falco-hostname") { self = .hostname }
+            else if equals("nats-msg-id") { self = .messageID }
+            else if equals("nats-expected-stream") || equals("nats-expected-last-sequence")
+                || equals("nats-expected-last-msg-id") || equals("nats-expected-last-subject-sequence") { self = .expectation }
+            else { return nil }
+        }
     }
 
     /// Why the real service would refuse this message, or nil when it fits.
@@ -98,17 +129,29 @@ public struct PubSubMessage: Sendable, Equatable {
             for (key, value) in attributes {
                 if !first { out.append(UInt8(ascii: ",")) }
                 first = false
-                out.append(contentsOf: JSONString.quoted(key).utf8)
+                Self.appendQuoted(key, to: &out)
                 out.append(UInt8(ascii: ":"))
-                out.append(contentsOf: JSONString.quoted(value).utf8)
+                Self.appendQuoted(value, to: &out)
             }
             out.append(UInt8(ascii: "}"))
         }
         if let orderingKey {
             out.append(contentsOf: #","orderingKey":"#.utf8)
-            out.append(contentsOf: JSONString.quoted(orderingKey).utf8)
+            Self.appendQuoted(orderingKey, to: &out)
         }
         out.append(UInt8(ascii: "}"))
+    }
+
+    /// A JSON string, written into `out`: whole when nothing needs escaping (the usual case), else as
+    /// `JSONString.quoted` writes it.
+    static func appendQuoted(_ s: String, to out: inout [UInt8]) {
+        if s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
+            out.append(contentsOf: JSONString.quoted(s).utf8)
+            return
+        }
+        out.append(UInt8(ascii: "\""))
+        out.append(contentsOf: s.utf8)
+        out.append(UInt8(ascii: "\""))
     }
 
     /// `{"messages":[...]}` for `topics/<t>:publish`.

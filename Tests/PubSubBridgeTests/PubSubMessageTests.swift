@@ -21,6 +21,28 @@ final class PubSubMessageTests: XCTestCase {
         XCTAssertNil(m.limitViolation)
     }
 
+    /// Header names match in any case; publish expectations never become attributes; a header named like an
+    /// attribute the bridge sets is overridden by it; the JSON body escapes what needs it.
+    func testHeaderNamesInAnyCaseAndEscapedJSON() throws {
+        let m = PubSubMessage.make(
+            subject: "FALCO.Error",
+            headers: [("FALCO-PRIORITY", "Error"), ("falco-rule", "R \"quoted\"\n"), ("Nats-Expected-Stream", "S"),
+                      ("NATS-EXPECTED-LAST-SEQUENCE", "3"), ("Nats-Msg-ID", "id-1"), ("falco_priority", "spoofed"),
+                      ("Falco-Hostnames", "not the hostname")],
+            payload: Array("{}".utf8), orderingKey: .rule, staticAttributes: [:])
+        XCTAssertEqual(m.attributes, [
+            "nats_subject": "FALCO.Error", "falco_priority": "Error", "falco_rule": "R \"quoted\"\n", "nats_msg_id": "id-1",
+            "falco_uuid": "id-1", "falco-hostnames": "not the hostname",
+        ])
+        XCTAssertEqual(m.orderingKey, "R \"quoted\"\n")
+        let body = PubSubMessage.publishBody([m])
+        let decoded = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])
+        let message = try XCTUnwrap((decoded["messages"] as? [[String: Any]])?.first)
+        XCTAssertEqual(message["attributes"] as? [String: String], m.attributes)
+        XCTAssertEqual(message["orderingKey"] as? String, "R \"quoted\"\n")
+        XCTAssertEqual(message["data"] as? String, Data("{}".utf8).base64EncodedString())
+    }
+
     func testAttributesFromTheAlertWhenThereAreNoHeaders() {
         let alert = #"{"priority":"warning","rule":"R","hostname":"h","source":"k8s_audit","uuid":"0b7e-1"}"#
         let m = PubSubMessage.make(subject: "FALCO.Warning", headers: [], payload: Array(alert.utf8),

@@ -216,13 +216,6 @@ extension MonitorServer {
 
     // MARK: - Formatting
 
-    static func json(_ object: [String: Any]) -> String {
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]) else {
-            return "{}"
-        }
-        return String(decoding: data, as: UTF8.self)
-    }
-
     /// RFC 3339 with nanoseconds and `Z`, as nats-server writes times.
     static func timestamp(_ date: Date) -> String {
         // RFC 3339 with nanoseconds (nats-server's RFC3339Nano); a new ISO8601DateFormatter per call cost more

@@ -95,19 +95,19 @@ public final class MonitorServer: Service, @unchecked Sendable {
             let degraded = broker.bridgeStats.map { $0.snapshot() }.filter { $0.degraded() }
             if degraded.isEmpty { return (.ok, "application/json", #"{"status":"ok"}"#) }
             let names = degraded.map { "projects/\($0.project)/topics/\($0.topic)" }
-            return (.ok, "application/json", Self.json(["status": "degraded", "degraded_bridges": names,
+            return (.ok, "application/json", MonitorJSON.string(["status": "degraded", "degraded_bridges": names,
                                                         "last_errors": degraded.map { $0.lastError ?? "" }]))
         case "/varz":
-            return (.ok, "application/json", Self.json(varz(await snapshot())))
+            return (.ok, "application/json", MonitorJSON.string(varz(await snapshot())))
         case "/connz":
             let offset = Int(query["offset"] ?? "") ?? 0
             let limit = Int(query["limit"] ?? "") ?? 1024
             let subs = query["subs"] == "true" || query["subs"] == "1"
-            return (.ok, "application/json", Self.json(await connz(offset: offset, limit: limit, subs: subs)))
+            return (.ok, "application/json", MonitorJSON.string(await connz(offset: offset, limit: limit, subs: subs)))
         case "/subsz":
-            return (.ok, "application/json", Self.json(await subsz()))
+            return (.ok, "application/json", MonitorJSON.string(await subsz()))
         case "/jsz":
-            return (.ok, "application/json", Self.json(jsz()))
+            return (.ok, "application/json", MonitorJSON.string(jsz()))
         case "/metrics":
             _ = await snapshot()
             return (.ok, "text/plain; version=0.0.4; charset=utf-8", BrokerMetrics.withHelp(registry.emitToString()))
