@@ -70,3 +70,19 @@ extension MonitorJSONTests {
         }
     }
 }
+
+/// JetStream.timestamp writes its digits itself: the same text as the String(format:) it replaced.
+final class TimestampTests: XCTestCase {
+    func testTimestampsMatchTheFormattedText() {
+        let samples: [Int64] = [0, 1, 999_999_999, 1_000_000_000, 1_764_950_400_123_456_789, 4_102_444_799_999_999_999,
+                                951_782_400_000_000_007, 2_147_483_648_000_000_000]
+        for nanoseconds in samples {
+            var t = time_t(nanoseconds / 1_000_000_000)
+            var parts = tm()
+            gmtime_r(&t, &parts)
+            let expected = String(format: "%04d-%02d-%02dT%02d:%02d:%02d.%09dZ", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+                                  parts.tm_hour, parts.tm_min, parts.tm_sec, Int(nanoseconds % 1_000_000_000))
+            XCTAssertEqual(JetStream.timestamp(nanoseconds: nanoseconds), expected)
+        }
+    }
+}

@@ -90,7 +90,16 @@ final class BrokerMetrics: Sendable {
     }
 
     private static func key(_ label: String, _ dimensions: [(String, String)]) -> String {
-        dimensions.reduce(label) { $0 + "|" + $1.0 + "=" + $1.1 }
+        guard !dimensions.isEmpty else { return label }
+        var key = label
+        key.reserveCapacity(dimensions.reduce(label.utf8.count) { $0 + $1.0.utf8.count + $1.1.utf8.count + 2 })
+        for (name, value) in dimensions {
+            key += "|"
+            key += name
+            key += "="
+            key += value
+        }
+        return key
     }
 
     private func total(_ label: String, _ dimensions: [(String, String)], _ value: some BinaryInteger) {

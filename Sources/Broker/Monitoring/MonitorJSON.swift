@@ -58,7 +58,7 @@ enum MonitorJSON {
             }
             out.append(UInt8(ascii: "{"))
             var first = true
-            for key in object.keys.sorted(by: precedes) {
+            for key in sortedKeys(object) {
                 if !first { out.append(UInt8(ascii: ",")) }
                 first = false
                 newline(indent + 2, into: &out)
@@ -104,13 +104,15 @@ enum MonitorJSON {
     private static let systemLocale = NSLocale.system
 
     /// JSONSerialization's `.sortedKeys` order: `compare` with numeric, case-insensitive and forced ordering in the
-    /// system locale (so `_` before digits, `a` before `A`).
-    /// Keys of lower-case letters and `_` only (nearly all of them) compare as bytes, which is the same order.
-    static func precedes(_ a: String, _ b: String) -> Bool {
-        func simple(_ s: String) -> Bool { s.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F } }
-        if simple(a), simple(b) { return a.utf8.lexicographicallyPrecedes(b.utf8) }
-        return a.compare(b, options: [.numeric, .caseInsensitive, .forcedOrdering], range: a.startIndex..<a.endIndex,
-                         locale: systemLocale) == .orderedAscending
+    /// system locale (so `_` before digits, `a` before `A`). Keys of lower-case letters and `_` only (nearly all
+    /// of them) compare as bytes, which is the same order.
+    static func sortedKeys(_ object: [String: Any]) -> [String] {
+        let keys = object.keys.map { key in (key: key, simple: key.utf8.allSatisfy { ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x5F }) }
+        return keys.sorted { a, b in
+            if a.simple, b.simple { return a.key.utf8.lexicographicallyPrecedes(b.key.utf8) }
+            return a.key.compare(b.key, options: [.numeric, .caseInsensitive, .forcedOrdering], range: a.key.startIndex..<a.key.endIndex,
+                                 locale: systemLocale) == .orderedAscending
+        }.map(\.key)
     }
 
     private static let hex = Array("0123456789abcdef".utf8)
