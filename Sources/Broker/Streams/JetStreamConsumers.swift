@@ -182,19 +182,22 @@ extension JetStream {
     /// `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>` with +ACK/-NAK/+WPI/+TERM/+NXT.
     @discardableResult
     func handleAck(subject: String, payload: [UInt8], reply: String?, pumpAfter: Bool = true) -> ConsumerEntry? {
-        // Split by bytes (not Characters), the sequence read from its digits, and the consumer of the last ack
-        // reused when the subject names it again: no String made per ack (perf of jsconsume).
-        let tokens = subject.utf8.split(separator: UInt8(ascii: "."))
-        guard tokens.count >= 9, let sequence = Self.decimal(tokens[5]) else { return nil }
-        let consumer: ConsumerEntry
-        if let last = lastAcked, tokens[2].elementsEqual(last.stream.utf8), tokens[3].elementsEqual(last.name.utf8),
-           consumers[last.stream]?[last.name] === last {
-            consumer = last
-        } else {
-            guard let found = consumers[String(Substring(tokens[2]))]?[String(Substring(tokens[3]))] else { return nil }
-            consumer = found
-            lastAcked = found
-        }
+        // One pass over the bytes for the tokens, the sequence read from its digits, and the consumer of the last
+        // ack reused when the subject names it again: no String and no array made per ack (perf of jsconsume and
+        // the bridge, where splitting the subject was half of this function).
+        var subject = subject
+        subject.makeContiguousUTF8()
+        let found: (consumer: ConsumerEntry, sequence: UInt64)? = subject.utf8.withContiguousStorageIfAvailable { bytes in
+            guard let ack = AckSubject(bytes) else { return nil }
+            if let last = lastAcked, ack.equals(ack.stream, last.stream), ack.equals(ack.consumer, last.name),
+               consumers[last.stream]?[last.name] === last {
+                return (last, ack.sequence)
+            }
+            guard let entry = consumers[ack.string(ack.stream)]?[ack.string(ack.consumer)] else { return nil }
+            lastAcked = entry
+            return (entry, ack.sequence)
+        } ?? nil
+        guard let (consumer, sequence) = found else { return nil }
         // Most acks are empty (nats-py's msg.ack()): no String work for those.
         let body = payload.isEmpty ? "" : String(decoding: payload, as: UTF8.self).trimmingCharacters(in: .whitespaces)
         let time = now()
@@ -411,7 +414,46 @@ extension JetStream {
     }
 
     /// A decimal number of at most 19 digits (nil: not one).
-    static func decimal(_ token: Substring.UTF8View) -> UInt64? {
+    /// The tokens of `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>` an ack needs, found
+    /// in one pass (empty tokens are passed over, as `split` does): at least nine tokens, the sixth a number.
+    struct AckSubject {
+        let bytes: UnsafeBufferPointer<UInt8>
+        var stream: Range<Int> = 0..<0
+        var consumer: Range<Int> = 0..<0
+        var sequence: UInt64 = 0
+
+        init?(_ bytes: UnsafeBufferPointer<UInt8>) {
+            self.bytes = bytes
+            var count = 0
+            var start = 0
+            var sequence: UInt64?
+            for i in 0...bytes.count where i == bytes.count || bytes[i] == UInt8(ascii: ".") {
+                if i > start {
+                    switch count {
+                    case 2: stream = start..<i
+                    case 3: consumer = start..<i
+                    case 5: sequence = JetStream.decimal(UnsafeBufferPointer(rebasing: bytes[start..<i]))
+                    default: break
+                    }
+                    count += 1
+                }
+                start = i + 1
+            }
+            guard count >= 9, let sequence else { return nil }
+            self.sequence = sequence
+        }
+
+        func equals(_ range: Range<Int>, _ name: String) -> Bool {
+            var name = name
+            return name.withUTF8 { $0.count == range.count && memcmp($0.baseAddress!, bytes.baseAddress! + range.lowerBound, range.count) == 0 }
+        }
+
+        func string(_ range: Range<Int>) -> String {
+            String(decoding: UnsafeBufferPointer(rebasing: bytes[range]), as: UTF8.self)
+        }
+    }
+
+    static func decimal(_ token: UnsafeBufferPointer<UInt8>) -> UInt64? {
         guard !token.isEmpty, token.count <= 19 else { return nil }
         var value: UInt64 = 0
         for byte in token {
