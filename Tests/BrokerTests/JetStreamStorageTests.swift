@@ -132,3 +132,24 @@ final class JetStreamStorageTests: XCTestCase {
         XCTAssertNil(storage.savedConsumers(stream: "OLD").first?.state)
     }
 }
+
+extension JetStreamStorageTests {
+    /// Slots are rewritten in place: a shorter state leaves the older, longer one's tail behind it, which the
+    /// record's length passes over; a record cut short is still refused.
+    func testConsumerStateSlotsRewrittenInPlace() throws {
+        let (storage, dir) = try storageWithConsumer()
+        let long = [UInt8](repeating: 7, count: 5000)
+        try storage.saveConsumerState(stream: "A", name: "D", long)  // generation 1: state.b
+        try storage.saveConsumerState(stream: "A", name: "D", long)  // generation 2: state.a
+        try storage.saveConsumerState(stream: "A", name: "D", [1, 2, 3])  // generation 3: state.b, over 5,000 bytes
+        let b = [UInt8](try Data(contentsOf: dir.appendingPathComponent("state.b")))
+        XCTAssertGreaterThan(b.count, 5000)
+        XCTAssertEqual(ConsumerStateFile.decode(b)?.state, [1, 2, 3])
+        XCTAssertEqual(ConsumerStateFile.decode(b)?.generation, 3)
+        let reopened = try FileJetStreamStorage(directory: directory, logger: Logger(label: "test"))
+        XCTAssertEqual(reopened.savedConsumers(stream: "A").first?.state, [1, 2, 3])
+        let record = ConsumerStateFile.record(generation: 9, state: [1, 2, 3])
+        XCTAssertNil(ConsumerStateFile.decode(Array(record.dropLast())))
+        XCTAssertEqual(ConsumerStateFile.decode(record + [0xFF, 0xFF])?.state, [1, 2, 3])
+    }
+}

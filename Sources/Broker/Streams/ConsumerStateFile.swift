@@ -1,7 +1,8 @@
 import Foundation
 
 /// A durable consumer's delivery state on disk: two slot files (`state.a`, `state.b`) written in turn, each a
-/// record of magic, generation, length and CRC-32C before the state. A save writes the slot that does not hold
+/// record of magic, generation, length and CRC-32C before the state (a slot is rewritten in place, so bytes may
+/// follow the record: an older, longer state's). A save writes the slot that does not hold
 /// the newest state and fsyncs it before it counts, so a crash in the middle of a save leaves the newest
 /// complete state in the other slot; at start-up the newest whole slot wins and a torn or flipped one is
 /// reported and passed over. (brokerd before this kept one `state` file: read when no slot is there.)
@@ -35,8 +36,9 @@ enum ConsumerStateFile {
         let generation = integer(4, UInt64.self)
         let length = Int(integer(12, UInt32.self))
         let crc = integer(16, UInt32.self)
-        guard bytes.count == headerSize + length else { return nil }
-        let state = Array(bytes[headerSize...])
+        // Bytes past the record are what a longer, older state left: a slot is rewritten in place, not truncated.
+        guard bytes.count >= headerSize + length else { return nil }
+        let state = Array(bytes[headerSize..<(headerSize + length)])
         guard CRC32C.checksum(state) == crc else { return nil }
         return (generation, state)
     }

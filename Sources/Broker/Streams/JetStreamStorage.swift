@@ -156,7 +156,7 @@ final class FileJetStreamStorage: JetStreamStorage {
         let dir = consumerDirectory(stream, name)
         let path = dir.appendingPathComponent(ConsumerStateFile.slot(for: generation)).path
         let created = !FileManager.default.fileExists(atPath: path)
-        try SyncedFile.write(ConsumerStateFile.record(generation: generation, state: state), to: path, sync: sync)
+        try SyncedFile.overwrite(ConsumerStateFile.record(generation: generation, state: state), at: path, sync: sync)
         if created { SyncedFile.syncDirectory(dir.path) }
         generations[key] = (generation, sync ? generation : last.synced)
         if generation == 1 || generation == 2 {

@@ -19,6 +19,23 @@ enum SyncedFile {
         guard !sync || fsync(fd) == 0 else { throw .io("fsync \(path): \(String(cString: strerror(errno)))") }
     }
 
+    /// Writes `bytes` at the start of the file at `path` (created when missing) without truncating it, then
+    /// `fdatasync`s it (`sync: false` leaves that to the kernel). What lay beyond stays, so the caller's record
+    /// must carry its length. A rewrite of about the same size changes no metadata: no truncation to journal
+    /// (opening with O_TRUNC took as long as the fsync itself), and the data alone is flushed.
+    static func overwrite(_ bytes: [UInt8], at path: String, sync: Bool) throws(StoreError) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw .io("open \(path): \(String(cString: strerror(errno)))") }
+        defer { Glibc.close(fd) }
+        var done = 0
+        while done < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.pwrite(fd, $0.baseAddress! + done, bytes.count - done, off_t(done)) }
+            guard n > 0 else { throw .io("write \(path): \(String(cString: strerror(errno)))") }
+            done += n
+        }
+        guard !sync || fdatasync(fd) == 0 else { throw .io("fsync \(path): \(String(cString: strerror(errno)))") }
+    }
+
     /// Replaces the file at `path` whole (a temporary `<path>.tmp` written and fsynced, renamed over it, the
     /// directory fsynced): a crash leaves the old or the new file, and the new one stays once this returns.
     /// `newDirectory`: the directory may have just been made, so its parent is fsynced too.
