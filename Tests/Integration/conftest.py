@@ -21,6 +21,22 @@ import harness
 from harness import Server, Target, resolve_target, selected_target_names, start_server
 
 
+# nats-py's flush() writes its PING straight to the socket, ahead of commands still waiting for its flusher task
+# (the SUB that subscribe() just queued), so the PONG does not prove the server has them: a SUB read after the
+# PING misses a message published from another connection meanwhile, on nats-server as on brokerd (a rare CI
+# failure, reproduced with CPU hogs: 19-34 in 3,000). By the time the first PONG is handled the flusher has
+# written them, so a second PING goes out behind them and its PONG does prove it. Every test's flush() does both.
+_nats_py_flush = nats.aio.client.Client.flush
+
+
+async def _flush_behind_pending(self, timeout: int = 10) -> None:
+    await _nats_py_flush(self, timeout)
+    await _nats_py_flush(self, timeout)
+
+
+nats.aio.client.Client.flush = _flush_behind_pending
+
+
 def pytest_configure(config):
     try:
         selected_target_names()
