@@ -37,16 +37,8 @@ enum MonitorJSON {
             out.append(contentsOf: (b ? "true" : "false").utf8)
         case let i as Int:
             out.append(contentsOf: String(i).utf8)
-        case let i as Int64:
-            out.append(contentsOf: String(i).utf8)
-        case let i as UInt64:
-            out.append(contentsOf: String(i).utf8)
-        case let i as Int32:
-            out.append(contentsOf: String(i).utf8)
-        case let i as UInt32:
-            out.append(contentsOf: String(i).utf8)
-        case let i as UInt:
-            out.append(contentsOf: String(i).utf8)
+        case let i as any BinaryInteger:
+            out.append(contentsOf: "\(i)".utf8)
         case let d as Double:
             try number(d, into: &out)
         case let object as [String: Any]:
