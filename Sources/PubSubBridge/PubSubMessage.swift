@@ -129,29 +129,17 @@ public struct PubSubMessage: Sendable, Equatable {
             for (key, value) in attributes {
                 if !first { out.append(UInt8(ascii: ",")) }
                 first = false
-                Self.appendQuoted(key, to: &out)
+                JSONString.append(key, to: &out)
                 out.append(UInt8(ascii: ":"))
-                Self.appendQuoted(value, to: &out)
+                JSONString.append(value, to: &out)
             }
             out.append(UInt8(ascii: "}"))
         }
         if let orderingKey {
             out.append(contentsOf: #","orderingKey":"#.utf8)
-            Self.appendQuoted(orderingKey, to: &out)
+            JSONString.append(orderingKey, to: &out)
         }
         out.append(UInt8(ascii: "}"))
-    }
-
-    /// A JSON string, written into `out`: whole when nothing needs escaping (the usual case), else as
-    /// `JSONString.quoted` writes it.
-    static func appendQuoted(_ s: String, to out: inout [UInt8]) {
-        if s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
-            out.append(contentsOf: JSONString.quoted(s).utf8)
-            return
-        }
-        out.append(UInt8(ascii: "\""))
-        out.append(contentsOf: s.utf8)
-        out.append(UInt8(ascii: "\""))
     }
 
     /// `{"messages":[...]}` for `topics/<t>:publish`.

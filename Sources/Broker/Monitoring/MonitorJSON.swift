@@ -1,4 +1,5 @@
 import Foundation
+import Protocol
 
 /// The monitoring documents (`/varz`, `/connz`, `/jsz`, ...) as JSON, byte for byte what Foundation's
 /// `JSONSerialization` writes with `[.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]`, written straight
@@ -27,12 +28,20 @@ enum MonitorJSON {
         for _ in 0..<indent { out.append(UInt8(ascii: " ")) }
     }
 
+    /// An empty object or array, as JSONSerialization pretty-prints it: an empty line between the brackets.
+    private static func empty(_ open: Unicode.Scalar, _ close: Unicode.Scalar, indent: Int, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: open))
+        out.append(UInt8(ascii: "\n"))
+        newline(indent, into: &out)
+        out.append(UInt8(ascii: close))
+    }
+
     static func write(_ value: Any, indent: Int, into out: inout [UInt8]) throws(Unsupported) {
         switch value {
         case let s as String:
-            quote(s, into: &out)
+            JSONString.append(s, to: &out)
         case let s as Substring:
-            quote(String(s), into: &out)
+            JSONString.append(String(s), to: &out)
         case let b as Bool:
             out.append(contentsOf: (b ? "true" : "false").utf8)
         case let i as Int:
@@ -42,31 +51,21 @@ enum MonitorJSON {
         case let d as Double:
             try number(d, into: &out)
         case let object as [String: Any]:
-            guard !object.isEmpty else {
-                out.append(contentsOf: "{\n\n".utf8)
-                for _ in 0..<indent { out.append(UInt8(ascii: " ")) }
-                out.append(UInt8(ascii: "}"))
-                return
-            }
+            guard !object.isEmpty else { return empty("{", "}", indent: indent, into: &out) }
             out.append(UInt8(ascii: "{"))
             var first = true
             for key in sortedKeys(object) {
                 if !first { out.append(UInt8(ascii: ",")) }
                 first = false
                 newline(indent + 2, into: &out)
-                quote(key, into: &out)
+                JSONString.append(key, to: &out)
                 out.append(contentsOf: " : ".utf8)
                 try write(object[key]!, indent: indent + 2, into: &out)
             }
             newline(indent, into: &out)
             out.append(UInt8(ascii: "}"))
         case let array as [Any]:
-            guard !array.isEmpty else {
-                out.append(contentsOf: "[\n\n".utf8)
-                for _ in 0..<indent { out.append(UInt8(ascii: " ")) }
-                out.append(UInt8(ascii: "]"))
-                return
-            }
+            guard !array.isEmpty else { return empty("[", "]", indent: indent, into: &out) }
             out.append(UInt8(ascii: "["))
             for (i, element) in array.enumerated() {
                 if i > 0 { out.append(UInt8(ascii: ",")) }
@@ -105,29 +104,5 @@ enum MonitorJSON {
             return a.key.compare(b.key, options: [.numeric, .caseInsensitive, .forcedOrdering], range: a.key.startIndex..<a.key.endIndex,
                                  locale: systemLocale) == .orderedAscending
         }.map(\.key)
-    }
-
-    private static let hex = Array("0123456789abcdef".utf8)
-
-    static func quote(_ s: String, into out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        for byte in s.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out.append(contentsOf: #"\""#.utf8)
-            case UInt8(ascii: "\\"): out.append(contentsOf: #"\\"#.utf8)
-            case 0x0A: out.append(contentsOf: #"\n"#.utf8)
-            case 0x0D: out.append(contentsOf: #"\r"#.utf8)
-            case 0x09: out.append(contentsOf: #"\t"#.utf8)
-            case 0x08: out.append(contentsOf: #"\b"#.utf8)
-            case 0x0C: out.append(contentsOf: #"\f"#.utf8)
-            case 0..<0x20:
-                out.append(contentsOf: #"\u00"#.utf8)
-                out.append(hex[Int(byte >> 4)])
-                out.append(hex[Int(byte & 0xF)])
-            default:
-                out.append(byte)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
     }
 }

@@ -413,7 +413,6 @@ extension JetStream {
         publish(deliverSubject, reply, Array("NATS/1.0 100 FlowControl Request\r\n\r\n".utf8), [])
     }
 
-    /// A decimal number of at most 19 digits (nil: not one).
     /// The tokens of `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>` an ack needs, found
     /// in one pass (empty tokens are passed over, as `split` does): at least nine tokens, the sixth a number.
     struct AckSubject {
@@ -453,6 +452,7 @@ extension JetStream {
         }
     }
 
+    /// A decimal number of at most 19 digits (nil: not one).
     static func decimal(_ token: UnsafeBufferPointer<UInt8>) -> UInt64? {
         guard !token.isEmpty, token.count <= 19 else { return nil }
         var value: UInt64 = 0

@@ -10,12 +10,7 @@ enum SyncedFile {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .io("open \(path): \(String(cString: strerror(errno)))") }
         defer { Glibc.close(fd) }
-        var done = 0
-        while done < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, bytes.count - done) }
-            guard n > 0 else { throw .io("write \(path): \(String(cString: strerror(errno)))") }
-            done += n
-        }
+        try writeAll(bytes, to: fd, path: path)
         guard !sync || fsync(fd) == 0 else { throw .io("fsync \(path): \(String(cString: strerror(errno)))") }
     }
 
@@ -27,13 +22,18 @@ enum SyncedFile {
         let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw .io("open \(path): \(String(cString: strerror(errno)))") }
         defer { Glibc.close(fd) }
+        try writeAll(bytes, to: fd, path: path)
+        guard !sync || fdatasync(fd) == 0 else { throw .io("fsync \(path): \(String(cString: strerror(errno)))") }
+    }
+
+    /// `bytes` from the start of the file (a new or truncated one, or one rewritten in place).
+    private static func writeAll(_ bytes: [UInt8], to fd: Int32, path: String) throws(StoreError) {
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { Glibc.pwrite(fd, $0.baseAddress! + done, bytes.count - done, off_t(done)) }
             guard n > 0 else { throw .io("write \(path): \(String(cString: strerror(errno)))") }
             done += n
         }
-        guard !sync || fdatasync(fd) == 0 else { throw .io("fsync \(path): \(String(cString: strerror(errno)))") }
     }
 
     /// Replaces the file at `path` whole (a temporary `<path>.tmp` written and fsynced, renamed over it, the
