@@ -93,7 +93,8 @@ def main() -> int:
         subprocess.run(["strip", "-g", "-o", str(binary), a.brokerd], check=True)
         out = Path(tmp) / "callgrind.out"
         port, monitor = free_port(), free_port()
-        argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", str(binary), "-a", HOST,
+        # Mangled names (--demangle=no), as the linker knows them: demangled C++ names hold spaces and never match.
+        argv = ["valgrind", "--tool=callgrind", "--demangle=no", f"--callgrind-out-file={out}", str(binary), "-a", HOST,
                 "-p", str(port), "-m", str(monitor), "-js", "-sd", str(Path(tmp) / "store")]
         print("startup_order: " + " ".join(argv), file=sys.stderr)
         proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -106,7 +107,8 @@ def main() -> int:
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=180)
         names: set[str] = set()
-        pattern = re.compile(r"^c?fn=\(\d+\) (\S+)")
+        # callgrind marks a function's recursion or cycle instances with a suffix ('2): the symbol is the name.
+        pattern = re.compile(r"^c?fn=\(\d+\) ([^\s']+)")
         with open(out, encoding="utf-8", errors="replace") as f:
             for line in f:
                 m = pattern.match(line)
