@@ -132,6 +132,36 @@ final class DurableStreamTests: XCTestCase {
         }
     }
 
+    /// Ids leave as they fall out of the window, oldest first, a few per publish; an id stored again after its
+    /// window keeps its new entry when the old one leaves, and one stored again within it stays a duplicate.
+    func testIdsLeaveTheWindowOldestFirst() throws {
+        var config = StreamConfig(name: "FALCO", subjects: ["FALCO.>"])
+        config.duplicateWindow = 10_000_000_000
+        func headers(_ id: String) -> [UInt8] { b("NATS/1.0\r\nNats-Msg-Id: \(id)\r\n\r\n") }
+        try each(config) { name, stream, clock in
+            func publish(_ id: String) throws -> DurableStream.PublishResult {
+                try stream.publish(subject: b("FALCO.Alert"), headers: headers(id), payload: b(id), messageID: id)
+            }
+            for i in 0..<100 { XCTAssertEqual(try publish("a\(i)"), .stored(sequence: UInt64(i + 1)), name) }  // t = 0
+            clock.advance(seconds: 5)
+            for i in 0..<100 { XCTAssertEqual(try publish("b\(i)"), .stored(sequence: UInt64(i + 101)), name) }  // t = 5
+            XCTAssertEqual(stream.rememberedIDs, 200, name)
+            clock.advance(seconds: 6)  // t = 11: the a's are out of the window, the b's are not
+            XCTAssertEqual(try publish("a0"), .stored(sequence: 201), name)
+            XCTAssertEqual(stream.rememberedIDs, 101, name)  // the b's and the new a0
+            XCTAssertEqual(try publish("b7"), .duplicate(sequence: 108), name)
+            XCTAssertEqual(try publish("a0"), .duplicate(sequence: 201), name)
+            clock.advance(seconds: 5)  // t = 16: the b's go; a0 (stored at 11) stays
+            XCTAssertEqual(try publish("c"), .stored(sequence: 202), name)
+            XCTAssertEqual(stream.rememberedIDs, 2, name)
+            XCTAssertEqual(try publish("a0"), .duplicate(sequence: 201), name)
+            XCTAssertEqual(try publish("b7"), .stored(sequence: 203), name)
+            clock.advance(seconds: 30)
+            XCTAssertEqual(try publish("d"), .stored(sequence: 204), name)
+            XCTAssertEqual(stream.rememberedIDs, 1, name)
+        }
+    }
+
     func testRestartRebuildsDedupeAndPerSubjectState() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("stream-\(UUID().uuidString)")
         directories.append(dir)

@@ -1,5 +1,6 @@
 import Foundation
 import NATSConfig
+import NIOCore
 import Protocol
 
 /// A stream's configuration, in nats-server's JSON shape (durations are integer nanoseconds).
@@ -137,8 +138,10 @@ public final class DurableStream {
     private let now: () -> Int64
     /// Message ids seen within the duplicate window: id -> (sequence, time stored).
     private var recentIDs: [String: (UInt64, Int64)] = [:]
-    /// No id in `recentIDs` was stored before this.
-    private var oldestIDTime: Int64 = .max
+    /// The same ids in the order they were stored (oldest first), so that those out of the window leave from
+    /// the front, a few per publish (nats-server's ddarr). An entry whose id was stored again since, or taken
+    /// back, no longer matches `recentIDs` and leaves without touching it.
+    private var idOrder = CircularBuffer<(id: String, sequence: UInt64, time: Int64)>()
     /// Sequences per subject, oldest first (for max_msgs_per_subject).
     private var perSubject: [[UInt8]: [UInt64]] = [:]
     /// The `Nats-Msg-Id` of the last message stored ("" when it had none): `Nats-Expected-Last-Msg-Id`.
@@ -266,10 +269,7 @@ public final class DurableStream {
         }
         displacing = sequence
         perSubject[subject, default: []].append(sequence)
-        if let messageID = h.messageID {
-            if recentIDs.isEmpty { oldestIDTime = time }
-            recentIDs[messageID] = (sequence, time)
-        }
+        if let messageID = h.messageID { noteID(messageID, sequence: sequence, time: time) }
         lastMessageID = h.messageID ?? ""
         noteTTL(ttl, of: sequence, storedAt: time)
         do {
@@ -511,10 +511,27 @@ public final class DurableStream {
         }
         try removePastMaxAge(at: time)
         writeMarkers()
-        // Expired ids go once the oldest one is out of the window (not a pass over them per publish).
-        if !recentIDs.isEmpty, time - oldestIDTime >= config.duplicateWindow {
-            recentIDs = recentIDs.filter { time - $0.value.1 < config.duplicateWindow }
-            oldestIDTime = recentIDs.values.map(\.1).min() ?? time
+        expireIDs(at: time)
+    }
+
+    /// How many message ids the stream remembers (tests: ids leave once out of the window).
+    var rememberedIDs: Int { recentIDs.count }
+
+    /// Remembers `id` for the duplicate window.
+    private func noteID(_ id: String, sequence: UInt64, time: Int64) {
+        recentIDs[id] = (sequence, time)
+        idOrder.append((id, sequence, time))
+    }
+
+    /// The ids stored a window ago or earlier go, oldest first: each publish removes only what has expired (a
+    /// pass over all of them whenever the oldest expired cost a whole window's ids per millisecond: with the
+    /// default two minutes, stores of Falco alerts slowed to a crawl after two minutes).
+    private func expireIDs(at time: Int64) {
+        while let oldest = idOrder.first, time - oldest.time >= config.duplicateWindow {
+            idOrder.removeFirst()
+            if let entry = recentIDs[oldest.id], entry.0 == oldest.sequence, entry.1 == oldest.time {
+                recentIDs[oldest.id] = nil
+            }
         }
     }
 
@@ -535,6 +552,11 @@ public final class DurableStream {
         recentIDs = recentIDs.filter { !sequences.contains($0.value.0) }
         // What those publishes displaced is back: in its subject's sequences (in order), with its TTL and id.
         let time = now()
+        var putBack = false
+        defer {
+            // Ids put back are older than those stored since: the expiry order is restored (a rare path).
+            if putBack { idOrder = CircularBuffer(idOrder.sorted { $0.time < $1.time }) }
+        }
         for sequence in rollback.restored {
             guard let message = try? store.load(sequence) else { continue }
             let list = perSubject[message.subject, default: []]
@@ -542,8 +564,8 @@ public final class DurableStream {
             guard !message.headers.isEmpty else { continue }
             let h = PublishHeaders(headers: message.headers)
             if time - message.timestamp < config.duplicateWindow, let id = h.messageID, recentIDs[id] == nil {
-                recentIDs[id] = (sequence, message.timestamp)
-                oldestIDTime = min(oldestIDTime, message.timestamp)
+                noteID(id, sequence: sequence, time: message.timestamp)
+                putBack = true
             }
             noteTTL(h.ttl.flatMap(MessageTTL.init), of: sequence, storedAt: message.timestamp)
         }
@@ -611,8 +633,7 @@ public final class DurableStream {
             let headers = Array(headers)
             let h = PublishHeaders(headers: headers)
             if time - timestamp < config.duplicateWindow, let id = h.messageID {
-                recentIDs[id] = (sequence, timestamp)
-                oldestIDTime = min(oldestIDTime, timestamp)
+                noteID(id, sequence: sequence, time: timestamp)
             }
             noteTTL(h.ttl.flatMap(MessageTTL.init), of: sequence, storedAt: timestamp)
             if sequence == state.lastSequence { lastMessageID = Self.messageID(in: headers) ?? "" }
