@@ -143,7 +143,7 @@ public final class DurableStream {
     /// back, no longer matches `recentIDs` and leaves without touching it.
     private var idOrder = CircularBuffer<(id: String, sequence: UInt64, time: Int64)>()
     /// Sequences per subject, oldest first (for max_msgs_per_subject).
-    private var perSubject: [[UInt8]: [UInt64]] = [:]
+    private var perSubject: [[UInt8]: SubjectSequences] = [:]
     /// The `Nats-Msg-Id` of the last message stored ("" when it had none): `Nats-Expected-Last-Msg-Id`.
     private(set) var lastMessageID = ""
     /// Messages with a per-message TTL: sequence -> when it expires (nanoseconds).
@@ -309,7 +309,7 @@ public final class DurableStream {
     func countMatching(filter: [UInt8]?, after: UInt64) -> UInt64 {
         // Nothing lies above the last sequence: no walk over every subject (a KV watch asks this per delivery).
         if after >= store.state.lastSequence { return 0 }
-        func above(_ sequences: [UInt64]) -> UInt64 {
+        func above(_ sequences: SubjectSequences) -> UInt64 {
             UInt64(sequences.count - sequences.firstIndex(atLeast: after &+ 1))
         }
         if let filter, !filter.contains(UInt8(ascii: "*")), !filter.contains(UInt8(ascii: ">")) {
@@ -358,7 +358,7 @@ public final class DurableStream {
         var result: [UInt64] = []
         for (subject, sequences) in perSubject {
             if let filter, !Subject.matches(filter: filter, subject: subject) { continue }
-            result += sequences
+            result += sequences.elements
         }
         return result.sorted()
     }
@@ -367,7 +367,7 @@ public final class DurableStream {
     /// oldest first, and how many there are in all. A literal subject is a binary search in its sequences and
     /// no filter a walk of the index from `from`; only a wildcard lists what it matches.
     func sequences(matching filter: [UInt8]?, from: UInt64, upTo: UInt64, limit: Int) -> (first: [UInt64], total: UInt64) {
-        func range(_ sequences: [UInt64]) -> Range<Int> {
+        func range<C: RandomAccessCollection<UInt64>>(_ sequences: C) -> Range<Int> where C.Index == Int {
             let lower = sequences.firstIndex(atLeast: from)
             let upper = upTo == .max ? sequences.count : sequences.firstIndex(atLeast: upTo + 1)
             return lower..<max(lower, upper)
@@ -545,7 +545,7 @@ public final class DurableStream {
         ageScanFrom = 0  // the sequences it passed over may be used again
         let sequences = Set(taken.map(\.sequence))
         for (sequence, subject) in taken {
-            perSubject[subject]?.removeAll { $0 == sequence }
+            perSubject[subject]?.remove(sequence)
             if perSubject[subject]?.isEmpty == true { perSubject[subject] = nil }
             expiries[sequence] = nil
         }
@@ -559,8 +559,7 @@ public final class DurableStream {
         }
         for sequence in rollback.restored {
             guard let message = try? store.load(sequence) else { continue }
-            let list = perSubject[message.subject, default: []]
-            perSubject[message.subject, default: []].insert(sequence, at: list.firstIndex(atLeast: sequence))
+            perSubject[message.subject, default: []].insert(sequence)
             guard !message.headers.isEmpty else { continue }
             let h = PublishHeaders(headers: message.headers)
             if time - message.timestamp < config.duplicateWindow, let id = h.messageID, recentIDs[id] == nil {
@@ -589,7 +588,7 @@ public final class DurableStream {
         guard let message = try? store.load(sequence) else { return false }
         let removed = try store.remove(sequence, causedBy: displacing)
         if removed {
-            if let index = perSubject[message.subject]?.firstIndex(of: sequence) { perSubject[message.subject]?.remove(at: index) }
+            perSubject[message.subject]?.remove(sequence)
             if perSubject[message.subject]?.isEmpty == true { perSubject[message.subject] = nil }
             expiries[sequence] = nil
             removals &+= 1
@@ -670,7 +669,7 @@ public final class DurableStream {
     /// `Nats-Rollup`: everything before `sequence` on `subject` (sub), or in the whole stream (nil: all), goes.
     private func rollUp(to sequence: UInt64, subject: [UInt8]?) throws(StoreError) {
         if let subject {
-            for old in perSubject[subject] ?? [] where old != sequence { try removeMessage(old) }
+            for old in Array((perSubject[subject] ?? []).elements) where old != sequence { try removeMessage(old) }
             return
         }
         var s = store.state.firstSequence
