@@ -21,19 +21,29 @@ enum PublishAnswer: Sendable {
     }
 
     /// Sends a batch of answers (a group commit's): one task and one flush per publisher loop, not one per ack.
+    /// Each loop's replies travel in one buffer (reply subject and PubAck JSON, each after its length): no
+    /// buffer of its own per PubAck, made on the JetStream queue and freed on the loop.
     static func send(_ answers: [(PubAck, PublishAnswer)]) {
-        var byLoop: [ObjectIdentifier: (router: Router, replies: [(subject: ByteBuffer, json: ByteBuffer)])] = [:]
+        var byLoop: [ObjectIdentifier: (router: Router, replies: ByteBuffer)] = [:]
         for (ack, answer) in answers {
             switch answer {
             case .callback(let deliver):
                 deliver(ack)
             case .reply(let router, let subject):
-                byLoop[ObjectIdentifier(router), default: (router, [])].replies.append((subject, ack.json))
+                let key = ObjectIdentifier(router)
+                if byLoop[key] == nil {
+                    byLoop[key] = (router, ByteBufferAllocator().buffer(capacity: answers.count * (subject.readableBytes + 48)))
+                }
+                byLoop[key]!.replies.writeReply(to: subject, ack)
             }
         }
         for (router, replies) in byLoop.values {
             router.eventLoop.execute {
-                for (subject, json) in replies { router.reply(to: subject, json) }
+                var replies = replies
+                while let subject = replies.readLengthPrefixedSlice(as: UInt32.self),
+                      let json = replies.readLengthPrefixedSlice(as: UInt32.self) {
+                    router.reply(to: subject, json)
+                }
                 router.flushPending()
             }
         }
@@ -60,11 +70,16 @@ enum PubAck: Sendable, Equatable {
 
     /// The PubAck as nats-server writes it.
     var json: ByteBuffer {
+        var out = ByteBufferAllocator().buffer(capacity: 64)
+        writeJSON(into: &out)
+        return out
+    }
+
+    /// Writes the PubAck as nats-server does, straight into `out` (no String built first: a group commit of 256
+    /// publishes answers 256 of these on the JetStream queue).
+    func writeJSON(into out: inout ByteBuffer) {
         switch self {
         case .stored(let stream, let sequence, let duplicate):
-            // Written straight into one buffer: one per PubAck, so no String built first (a group commit of 256
-            // publishes answers 256 of these on the JetStream queue).
-            var out = ByteBufferAllocator().buffer(capacity: stream.utf8.count + 48)
             out.writeStaticString(#"{"stream":"#)
             if stream.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5C }) {
                 out.writeString(JSONString.quoted(stream))
@@ -81,11 +96,22 @@ enum PubAck: Sendable, Equatable {
             }
             if duplicate { out.writeStaticString(#","duplicate":true"#) }
             out.writeInteger(UInt8(ascii: "}"))
-            return out
         case .failed(let code, let errorCode, let description, let stream):
             let refusedBy = stream.map { #","stream":\#(JSONString.quoted($0)),"seq":0"# } ?? ""
-            return ByteBuffer(string: #"{"error":{"code":\#(code),"err_code":\#(errorCode),"description":\#(JSONString.quoted(description))}\#(refusedBy)}"#)
+            out.writeString(#"{"error":{"code":\#(code),"err_code":\#(errorCode),"description":\#(JSONString.quoted(description))}\#(refusedBy)}"#)
         }
+    }
+}
+
+extension ByteBuffer {
+    /// One reply of a batch (`PublishAnswer.send`): the subject and the PubAck's JSON, each after its length.
+    fileprivate mutating func writeReply(to subject: ByteBuffer, _ ack: PubAck) {
+        writeInteger(UInt32(subject.readableBytes))
+        writeImmutableBuffer(subject)
+        let lengthAt = writerIndex
+        writeInteger(UInt32(0))
+        ack.writeJSON(into: &self)
+        setInteger(UInt32(writerIndex - lengthAt - 4), at: lengthAt)
     }
 }
 

@@ -133,11 +133,13 @@ public final class FileStore: MessageStore {
             throw .messageTooLarge
         }
         let sequence = nextSequence
-        let record = Self.encode(kind: .message, sequence: sequence, timestamp: timestamp,
-                                 subject: subject, headers: headers, payload: payload)
-        let offset = try write(record)
+        // Encoded straight into the write buffer: no record array of its own per message.
+        let offset = activeSize
+        let length = Self.encode(kind: .message, sequence: sequence, timestamp: timestamp,
+                                 subject: subject, headers: headers, payload: payload, into: &buffered)
+        wrote(length)
         nextSequence += 1
-        index[sequence] = Location(block: activeID, offset: offset, length: record.count)
+        index[sequence] = Location(block: activeID, offset: offset, length: length)
         let size = UInt64(subject.count + headers.count + payload.count + 16)
         current.messages += 1
         current.bytes += size
@@ -397,23 +399,32 @@ public final class FileStore: MessageStore {
 
     private static func encode(kind: Kind, sequence: UInt64, timestamp: Int64, subject: [UInt8], headers: [UInt8],
                                payload: [UInt8]) -> [UInt8] {
-        var body = [UInt8]()
-        body.reserveCapacity(fixedHeader + subject.count + headers.count + payload.count)
-        body.append(kind.rawValue)
-        append(&body, sequence)
-        append(&body, UInt64(bitPattern: timestamp))
-        append(&body, UInt16(subject.count))
-        append(&body, UInt32(headers.count))
-        append(&body, UInt32(payload.count))
-        body += subject
-        body += headers
-        body += payload
         var record = [UInt8]()
-        record.reserveCapacity(body.count + 8)
-        append(&record, UInt32(body.count + 4))  // length of what follows: body + crc
-        record += body
-        append(&record, CRC32C.checksum(body))
+        record.reserveCapacity(fixedHeader + subject.count + headers.count + payload.count + 8)
+        encode(kind: kind, sequence: sequence, timestamp: timestamp, subject: subject, headers: headers, payload: payload,
+               into: &record)
         return record
+    }
+
+    /// Appends the record to `out`: its length (of what follows), the body, the body's CRC-32C. Returns the
+    /// record's length.
+    private static func encode(kind: Kind, sequence: UInt64, timestamp: Int64, subject: [UInt8], headers: [UInt8],
+                               payload: [UInt8], into out: inout [UInt8]) -> Int {
+        let bodyCount = fixedHeader + subject.count + headers.count + payload.count
+        append(&out, UInt32(bodyCount + 4))  // length of what follows: body + crc
+        let bodyStart = out.count
+        out.append(kind.rawValue)
+        append(&out, sequence)
+        append(&out, UInt64(bitPattern: timestamp))
+        append(&out, UInt16(subject.count))
+        append(&out, UInt32(headers.count))
+        append(&out, UInt32(payload.count))
+        out += subject
+        out += headers
+        out += payload
+        let crc = out.withUnsafeBufferPointer { CRC32C.checksum(UnsafeBufferPointer(rebasing: $0[bodyStart...])) }
+        append(&out, crc)
+        return bodyCount + 8
     }
 
     /// A message's size (StoredMessage.size: subject, headers, payload and 16) from its record's length.
@@ -477,12 +488,17 @@ public final class FileStore: MessageStore {
     private func write(_ record: [UInt8]) throws(StoreError) -> Int {
         let offset = activeSize
         buffered.append(contentsOf: record)
-        activeSize += record.count
+        wrote(record.count)
+        return offset
+    }
+
+    /// A record of `length` bytes was appended to `buffered`.
+    private func wrote(_ length: Int) {
+        activeSize += length
         dirty = true
         // A failure here stays in the buffer and surfaces at the next sync, before any ack: the record is
         // kept (its sequence is taken), never half-written.
         if buffered.count >= 1 << 20 { try? flushWrites() }
-        return offset
     }
 
     /// Hands the buffered appends to the kernel (not to the disk: that is `sync()`).
