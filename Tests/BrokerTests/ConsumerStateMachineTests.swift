@@ -133,6 +133,27 @@ final class ConsumerStateMachineTests: XCTestCase {
         XCTAssertEqual(drain(&m, now: second, last: 6, available: { $0 != 4 && $0 % 2 == 0 }), [2, 6])
     }
 
+    /// With `skipTo` (a consumer of literal subjects), only the sequences it names are read: the others' messages
+    /// are jumped over, and nothing left means caught up to the last sequence.
+    func testSkipToReadsOnlyTheSubjectsSequences() {
+        var m = Machine(configuration: .init(), startSequence: 1)
+        let mine: [UInt64] = [3, 700, 701, 90_000]
+        var read: [UInt64] = []
+        func skipTo(_ s: UInt64) -> UInt64? { mine.first { $0 >= s } }
+        var out: [UInt64] = []
+        while let d = m.next(now: 0, lastSequence: 100_000, available: { read.append($0); return true }, skipTo: skipTo) {
+            out.append(d.streamSequence)
+        }
+        XCTAssertEqual(out, mine)
+        XCTAssertEqual(read, mine, "no other sequence is read")
+        XCTAssertEqual(m.deliveredStream, 100_000)
+        // A sequence skipTo names that is gone from the stream is passed over, and the next one follows.
+        var g = Machine(configuration: .init(), startSequence: 1)
+        var got: [UInt64] = []
+        while let d = g.next(now: 0, lastSequence: 100_000, available: { $0 != 700 }, skipTo: skipTo) { got.append(d.streamSequence) }
+        XCTAssertEqual(got, [3, 701, 90_000])
+    }
+
     func testDeliverPolicyStartSequence() {
         var m = Machine(configuration: .init(), startSequence: 10)
         XCTAssertEqual(drain(&m, now: 0, last: 12), [10, 11, 12])

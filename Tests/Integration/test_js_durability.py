@@ -69,3 +69,46 @@ async def test_confirmed_acks_survive_kill_9(server_factory, tmp_path, target):
         assert info.ack_floor.stream_seq >= last_confirmed
     finally:
         await nc.close()
+
+
+async def test_idle_consumer_state_is_not_rewritten(server_factory, tmp_path, target):
+    """A durable consumer's state is written again only after it changed: a pull consumer waiting with a fetch
+    (as nats-py's fetch long-polls) and a push consumer with a listener were rewritten every 100 ms tick."""
+    if target.name != "brokerd":
+        pytest.skip("brokerd's store layout")
+    store = tmp_path / "store"
+    store.mkdir()
+    s = server_factory("-js", "-sd", str(store))
+    nc, js = await connect(s)
+    await js.add_stream(name="IDLE", subjects=["idle.>"])
+    await js.publish("idle.x", b"first")
+    psub = await js.pull_subscribe("idle.x", durable="puller", stream="IDLE")
+    push = await js.subscribe("idle.x", durable="pusher", stream="IDLE", manual_ack=True)
+    (m,) = await psub.fetch(1, timeout=WAIT)
+    await m.ack_sync()
+    pm = await push.next_msg(timeout=WAIT)
+    await pm.ack_sync()
+
+    def states():
+        files = sorted((store / "jetstream" / "streams" / "IDLE" / "consumers").glob("*/state.*"))
+        return {str(f.relative_to(store)): (f.stat().st_mtime_ns, f.read_bytes()) for f in files}
+
+    await asyncio.sleep(0.5)  # the tick after the acks has written them
+    before = states()
+    assert {k.split("/")[-2] for k in before} == {"puller", "pusher"}
+    waiting = asyncio.ensure_future(psub.fetch(1, timeout=3))  # a pull request waits through several ticks
+    await asyncio.sleep(1.0)
+    assert states() == before, "an idle consumer's state was written again"
+    await js.publish("idle.x", b"second")
+    (m,) = await waiting
+    assert m.data == b"second"
+    await m.ack_sync()
+    pm = await push.next_msg(timeout=WAIT)
+    assert pm.data == b"second"
+    await pm.ack_sync()
+    await asyncio.sleep(0.5)
+    after = states()
+    for name in ("puller", "pusher"):
+        changed = [k for k in after if f"/{name}/" in k and after[k] != before.get(k)]
+        assert changed, f"{name}'s state was not written after a delivery and an ack"
+    await nc.close()

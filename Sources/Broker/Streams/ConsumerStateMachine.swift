@@ -41,6 +41,9 @@ struct ConsumerStateMachine: Equatable {
     private(set) var deliveryCounts: [UInt64: Int] = [:]
     /// Stream sequences that hit max_deliver (for the max-deliveries advisory), oldest first.
     private(set) var exhausted: [UInt64] = []
+    /// Counts the changes to what `encoded()` holds (deliveries, acks, naks, terms, undeliveries): the caller
+    /// writes the state again only after a change.
+    private(set) var revision: UInt64 = 0
     /// No pending deadline is earlier than this, so `next` scans `pending` only when a redelivery can be due
     /// (without it, every delivery cost a pass over up to max_ack_pending entries).
     private var earliestDeadline: Int64 = .max
@@ -57,8 +60,11 @@ struct ConsumerStateMachine: Equatable {
     }
 
     /// The next delivery, or nil when there is nothing to send now (caught up, or paused at max_ack_pending).
-    /// `available(seq)` says whether the stream holds `seq` and it passes the consumer's filter.
-    mutating func next(now: Int64, lastSequence: UInt64, available: (UInt64) -> Bool) -> Delivery? {
+    /// `available(seq)` says whether the stream holds `seq` and it passes the consumer's filter; `skipTo(seq)`,
+    /// when given, the first sequence at or after `seq` that may pass it (nil: none), so that a consumer of a
+    /// few subjects jumps over the others' messages instead of reading each one.
+    mutating func next(now: Int64, lastSequence: UInt64, available: (UInt64) -> Bool,
+                       skipTo: ((UInt64) -> UInt64?)? = nil) -> Delivery? {
         // Redeliveries first, oldest first, once their deadline has passed. A loop, not recursion: after a
         // purge thousands of pending entries may be dropped in one call.
         while now >= earliestDeadline, let due = nextDue(now: now) {
@@ -82,6 +88,10 @@ struct ConsumerStateMachine: Equatable {
         if isPaused { return nil }
         var candidate = deliveredStream + 1
         while candidate <= lastSequence {
+            if let skipTo {
+                guard let next = skipTo(candidate), next <= lastSequence else { break }
+                candidate = next
+            }
             if available(candidate) {
                 deliveredStream = candidate
                 return deliver(candidate, count: 1, now: now)
@@ -120,6 +130,7 @@ struct ConsumerStateMachine: Equatable {
     }
 
     private mutating func deliver(_ sequence: UInt64, count: Int, now: Int64) -> Delivery {
+        revision &+= 1
         deliveredConsumer += 1
         if configuration.ackPolicy == .none {
             ackFloorStream = max(ackFloorStream, sequence)
@@ -143,6 +154,7 @@ struct ConsumerStateMachine: Equatable {
 
     /// +ACK (or an empty body). Under ack policy all, it acknowledges everything up to `sequence`.
     mutating func ack(_ sequence: UInt64) {
+        revision &+= 1
         switch configuration.ackPolicy {
         case .none:
             return
@@ -160,6 +172,7 @@ struct ConsumerStateMachine: Equatable {
 
     /// -NAK: redeliver after `delay` nanoseconds (0 = now).
     mutating func nak(_ sequence: UInt64, delay: Int64 = 0, now: Int64) {
+        revision &+= 1
         guard pending[sequence] != nil else { return }
         let deadline = now.saturatingAdd(max(0, delay))
         pending[sequence]?.deadline = deadline
@@ -169,6 +182,7 @@ struct ConsumerStateMachine: Equatable {
     /// A delivery that never left (a pull request too small for it): undone exactly, so it costs no delivery
     /// attempt (max_deliver) and goes to the next request as it would have (nats-server does the same).
     mutating func undeliver(_ delivery: Delivery, now: Int64) {
+        revision &+= 1
         let sequence = delivery.streamSequence
         deliveredConsumer -= 1
         if delivery.deliveryCount <= 1 {
@@ -194,6 +208,7 @@ struct ConsumerStateMachine: Equatable {
 
     /// +TERM: never redeliver.
     mutating func terminate(_ sequence: UInt64) {
+        revision &+= 1
         pending[sequence] = nil
         deliveryCounts[sequence] = nil
         advanceAckFloor()
@@ -222,6 +237,7 @@ struct ConsumerStateMachine: Equatable {
 
     /// After a restart: nothing can be delivered or pending beyond the stream's last sequence.
     mutating func clamp(toLastSequence last: UInt64) {
+        revision &+= 1
         guard deliveredStream > last else { return }
         deliveredStream = last
         ackFloorStream = min(ackFloorStream, last)

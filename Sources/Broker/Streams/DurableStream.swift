@@ -281,6 +281,18 @@ public final class DurableStream {
         return .stored(sequence: sequence)
     }
 
+    /// The first sequence at or after `sequence` stored on one of `subjects` (literal subjects), nil when none:
+    /// a binary search in each one's sequences.
+    func firstSequence(on subjects: [[UInt8]], atOrAfter sequence: UInt64) -> UInt64? {
+        var first: UInt64?
+        for subject in subjects {
+            guard let sequences = perSubject[subject] else { continue }
+            let index = sequences.firstIndex(atLeast: sequence)
+            if index < sequences.count { first = min(first ?? .max, sequences[index]) }
+        }
+        return first
+    }
+
     /// The newest sequence whose subject matches `filter` (a subject or a wildcard), 0 when none.
     func lastSequence(matching filter: [UInt8]) -> UInt64 {
         if !filter.contains(UInt8(ascii: "*")), !filter.contains(UInt8(ascii: ">")) {

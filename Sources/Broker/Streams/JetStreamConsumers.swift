@@ -279,6 +279,7 @@ extension JetStream {
             guard time >= until else { return }  // paused: the tick pumps again once the pause is over
             consumer.pausedUntil = nil
         }
+        let revision = consumer.machine.revision
         // Only what is on disk is handed out (see durableLast).
         let lastDurable = min(store.state.lastSequence, durableLast[consumer.stream] ?? store.state.lastSequence)
         let bound = consumer.lastPerSubjectBound
@@ -292,6 +293,12 @@ extension JetStream {
             loaded.message = message
             return consumer.accepts(message.subject)
         }
+        // A consumer of literal subjects jumps from one of its messages to the next through the stream's
+        // per-subject index: the other subjects' messages are never read (a KV history, an ordered consumer
+        // of one key, were a read of every message after the start, holding the queue).
+        let literal = !consumer.filters.isEmpty && consumer.filters.allSatisfy { !$0.contains(UInt8(ascii: "*")) && !$0.contains(UInt8(ascii: ">")) }
+        let stream = entry.stream
+        let skipTo: ((UInt64) -> UInt64?)? = literal ? { stream.firstSequence(on: consumer.filters, atOrAfter: $0) } : nil
         if let deliverSubject = consumer.deliverSubject {
             // As nats-server: a push consumer delivers only while someone listens on its deliver subject
             // (clients often create the consumer before subscribing); the tick checks again.
@@ -302,7 +309,7 @@ extension JetStream {
             while budget > 0 {
                 // Flow control: past the window with the last request unanswered, wait for the client.
                 if flowControl, consumer.flowControlPending != nil, consumer.bytesSinceFlowControl >= Self.flowControlWindow { break }
-                guard let delivery = consumer.machine.next(now: time, lastSequence: lastDurable, available: available) else { break }
+                guard let delivery = consumer.machine.next(now: time, lastSequence: lastDurable, available: available, skipTo: skipTo) else { break }
                 let size = send(delivery, of: consumer, to: deliverSubject, store: store, loaded: loaded)
                 consumer.lastActivity = time
                 budget -= 1
@@ -326,7 +333,7 @@ extension JetStream {
             }
         } else {
             while !consumer.waiting.isEmpty {
-                guard let delivery = consumer.machine.next(now: time, lastSequence: lastDurable, available: available) else {
+                guard let delivery = consumer.machine.next(now: time, lastSequence: lastDurable, available: available, skipTo: skipTo) else {
                     // Nothing now: a no_wait request is answered at once.
                     if consumer.waiting[0].noWait {
                         let request = consumer.waiting.removeFirst()
@@ -361,7 +368,15 @@ extension JetStream {
             }
         }
         adviseExhausted(consumer)
-        consumer.dirty = true
+        if consumer.lastPerSubjectBound > 0, consumer.machine.deliveredStream >= consumer.lastPerSubjectBound {
+            // Past the last-per-subject part: its set (a sequence per subject, a KV bucket's keys for a watch)
+            // is no longer consulted, so it goes (as nats-server drops its list).
+            consumer.lastPerSubjectBound = 0
+            consumer.lastPerSubject = []
+        }
+        // Written again by the tick only when this changed it: an idle consumer (a push consumer with a listener,
+        // a pull consumer with a waiting request) was rewritten every 100 ms.
+        if consumer.machine.revision != revision { consumer.dirty = true }
     }
 
     /// `$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.<stream>.<consumer>` for each message that hit max_deliver.
