@@ -138,6 +138,33 @@ final class MessageStoreTests: XCTestCase {
         XCTAssertEqual(try store.load(3000).payload, alert + bytes("2999"))
     }
 
+    /// Two readers in two sealed blocks, taking turns (a limits stream's removals at the front, a consumer
+    /// behind): each block is decompressed once, not at every turn; a third block evicts the least recent.
+    func testTwoSealedBlocksReadInTurnsAreDecompressedOnce() throws {
+        let dir = temporaryDirectory()
+        var config = FileStore.Configuration()
+        config.blockSize = 16 * 1024
+        do {
+            let store = try FileStore(directory: dir, configuration: config)
+            for i in 0..<2000 {
+                _ = try store.append(subject: bytes("t.x"), headers: [], payload: bytes(String(repeating: "m\(i) ", count: 20)), timestamp: Int64(i))
+            }
+            try store.close()
+        }
+        let store = try FileStore(directory: dir, configuration: config)
+        // Messages 1 and 1000 lie in different sealed blocks (records of ~150 B, blocks of 16 KiB).
+        for _ in 0..<50 {
+            XCTAssertEqual(try store.load(1).payload, bytes(String(repeating: "m0 ", count: 20)))
+            XCTAssertEqual(try store.load(1000).payload, bytes(String(repeating: "m999 ", count: 20)))
+        }
+        XCTAssertEqual(store.sealedBlockReads, 2)
+        _ = try store.load(1500)  // a third block: the least recently read (1's) leaves
+        _ = try store.load(1000)
+        XCTAssertEqual(store.sealedBlockReads, 3)
+        _ = try store.load(1)
+        XCTAssertEqual(store.sealedBlockReads, 4)
+    }
+
     /// Sealing runs in the background: messages of a block being sealed are read from its raw file meanwhile;
     /// a full raw block a crash left unsealed is read at start and sealed again.
     func testBlocksSealInTheBackgroundAndLeftoversAreSealedAtStart() throws {

@@ -83,7 +83,13 @@ public final class FileStore: MessageStore {
     /// Sealed blocks whose whole-block checksum failed but whose records were read one by one (each has its
     /// own CRC): served from what was read, never trusted as a whole.
     private var salvaged: Set<UInt32> = []
-    private var cachedBlock: (id: UInt32, bytes: [UInt8])?
+    /// The sealed blocks read last, decompressed, most recent last: two, so that two readers in different
+    /// blocks (a limits stream's removals at the front and a consumer behind) do not decompress 8 MiB each
+    /// in turn, as one slot made them.
+    private var cachedBlocks: [(id: UInt32, bytes: [UInt8])] = []
+    private static let cachedBlockCount = 2
+    /// Sealed blocks read and decompressed (tests: what the cache spares).
+    private(set) var sealedBlockReads = 0
     private var dirty = false
     /// What the last successful sync covered, and what came after it: a failed sync (a full disk, a failing
     /// fsync) takes back exactly what it did not cover (`rollBackUnsynced`).
@@ -243,7 +249,7 @@ public final class FileStore: MessageStore {
             sealed.remove(id)
             salvaged.remove(id)
             blockLast[id] = nil
-            if cachedBlock?.id == id { cachedBlock = nil }
+            cachedBlocks.removeAll { $0.id == id }
         }
         SyncedFile.syncDirectory(directory.path)
         lowestBlockLast = blockLast.values.min() ?? .max
@@ -599,17 +605,22 @@ public final class FileStore: MessageStore {
     }
 
     private func sealedBlock(_ id: UInt32) throws(StoreError) -> [UInt8] {
-        if let cached = cachedBlock, cached.id == id { return cached.bytes }
+        if let i = cachedBlocks.lastIndex(where: { $0.id == id }) {
+            if i != cachedBlocks.count - 1 { cachedBlocks.append(cachedBlocks.remove(at: i)) }
+            return cachedBlocks[cachedBlocks.count - 1].bytes
+        }
         guard let bytes = Self.readWholeFile(blockURL(id, sealed: true).path) else {
             throw .io("missing sealed block \(id)")
         }
+        sealedBlockReads += 1
         guard bytes.count >= 12, Array(bytes[0..<4]) == Self.sealedMagic else { throw .io("bad sealed block \(id)") }
         let rawSize = Int(Self.read(bytes[...], at: 4, as: UInt32.self))
         let crc = Self.read(bytes[...], at: 8, as: UInt32.self)
         let raw: [UInt8]
         do { raw = try LZ4.decompress(bytes[12...], originalSize: rawSize) } catch { throw .io("sealed block \(id): \(error)") }
         guard CRC32C.checksum(raw) == crc || salvaged.contains(id) else { throw .io("sealed block \(id): checksum mismatch") }
-        cachedBlock = (id, raw)
+        if cachedBlocks.count >= Self.cachedBlockCount { cachedBlocks.removeFirst() }
+        cachedBlocks.append((id, raw))
         return raw
     }
 
@@ -703,7 +714,7 @@ public final class FileStore: MessageStore {
                 case .checksumMismatch(let raw):
                     // Read record by record: each carries its own CRC, so only the damaged ones are lost.
                     salvaged.insert(id)
-                    cachedBlock = nil
+                    cachedBlocks.removeAll()
                     bytes = raw
                 case .unreadable(let why, let size):
                     noteDamage(name, 0, size, "unreadable sealed block (\(why)): all its messages")
