@@ -41,6 +41,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.4"),
+        // Heap: message TTL deadlines in order (swift-nio depends on it already).
+        .package(url: "https://github.com/apple/swift-collections.git", from: "1.6.0"),
     ],
     targets: [
         // The system liblz4 (Debian: liblz4-dev), for compressing sealed stream blocks.
@@ -73,6 +75,7 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "X509", package: "swift-certificates"),
+                .product(name: "HeapModule", package: "swift-collections"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
             ],
             swiftSettings: hotPathSettings

@@ -104,6 +104,31 @@ final class PublishExpectationsTests: XCTestCase {
         XCTAssertEqual(refusal { try publish(sealed, "s.a") }, .sealed)
     }
 
+    /// Many TTLs, stored in no order of deadline, some messages removed before theirs: each tick removes exactly
+    /// what is due, and a removed message's deadline does nothing when it comes.
+    func testManyTTLsExpireInDeadlineOrder() throws {
+        let (s, clock) = try stream { $0.allowMsgTTL = true }
+        var rng = SystemRandomNumberGenerator()
+        var deadlines: [UInt64: Int] = [:]  // sequence -> TTL in seconds
+        for _ in 0..<3000 {
+            let ttl = Int.random(in: 1...60, using: &rng)
+            let sequence = try publish(s, "s.\(ttl % 7)", [("Nats-TTL", "\(ttl)s")])
+            deadlines[sequence] = ttl
+        }
+        for sequence in deadlines.keys.sorted().prefix(500) where sequence % 2 == 0 {
+            XCTAssertTrue(try s.removeMessage(sequence))
+            deadlines[sequence] = nil
+        }
+        for second in 1...61 {
+            clock.nanoseconds += 1_000_000_000
+            _ = try s.expire(at: clock.nanoseconds)
+            let left = deadlines.filter { $0.value > second }
+            XCTAssertEqual(s.state.messages, UInt64(left.count), "after \(second) s")
+            for sequence in left.keys.prefix(20) { XCTAssertNoThrow(try s.store.load(sequence)) }
+        }
+        XCTAssertEqual(s.state.messages, 0)
+    }
+
     func testTTLsExpireOnTheTickAndLeaveDeleteMarkers() throws {
         let (s, clock) = try stream {
             $0.allowMsgTTL = true

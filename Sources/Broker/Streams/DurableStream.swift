@@ -1,4 +1,5 @@
 import Foundation
+import HeapModule
 import NATSConfig
 import NIOCore
 import Protocol
@@ -148,7 +149,16 @@ public final class DurableStream {
     private(set) var lastMessageID = ""
     /// Messages with a per-message TTL: sequence -> when it expires (nanoseconds).
     private var expiries: [UInt64: Int64] = [:]
-    /// No entry of `expiries` is due before this (so the tick scans only when one can be).
+    /// The same deadlines, soonest first: the tick takes what is due off the top instead of a pass over every
+    /// message with a TTL. An entry whose message went (or got another deadline) no longer matches `expiries`
+    /// and is dropped when it comes up; the heap is rebuilt when such entries are most of it.
+    private var expiryOrder = Heap<Expiry>()
+    private struct Expiry: Comparable {
+        let deadline: Int64
+        let sequence: UInt64
+        static func < (a: Expiry, b: Expiry) -> Bool { (a.deadline, a.sequence) < (b.deadline, b.sequence) }
+    }
+    /// No entry of `expiries` is due before this (so the tick looks only when one can be).
     private var earliestExpiry: Int64 = .max
     /// Subjects that lost their last message to age and get a delete marker (`writeMarkers`).
     private var markerSubjects: [[UInt8]] = []
@@ -415,6 +425,7 @@ public final class DurableStream {
             try store.purge()
             perSubject.removeAll()
             expiries.removeAll()
+            expiryOrder = Heap()
             earliestExpiry = .max
             removals &+= 1
             return purged
@@ -434,11 +445,14 @@ public final class DurableStream {
         let before = (store.state.messages, store.state.lastSequence)
         if time >= earliestExpiry {
             var due: [UInt64] = []
-            var earliest = Int64.max
-            for (sequence, deadline) in expiries {
-                if deadline <= time { due.append(sequence) } else { earliest = min(earliest, deadline) }
+            while let first = expiryOrder.min, first.deadline <= time {
+                expiryOrder.removeMin()
+                if expiries[first.sequence] == first.deadline { due.append(first.sequence) }
             }
-            earliestExpiry = earliest
+            if expiryOrder.count > 1024, expiryOrder.count > 2 * expiries.count {
+                expiryOrder = Heap(expiries.map { Expiry(deadline: $0.value, sequence: $0.key) })
+            }
+            earliestExpiry = expiryOrder.min?.deadline ?? .max
             for sequence in due.sorted() { try removeAged(sequence) }
         }
         try removePastMaxAge(at: time)
@@ -591,6 +605,7 @@ public final class DurableStream {
         guard config.allowMsgTTL, case .seconds(let seconds)? = ttl, seconds > 0 else { return }
         let deadline = time.saturatingAdd(seconds.saturatingMultiply(1_000_000_000))
         expiries[sequence] = deadline
+        expiryOrder.insert(Expiry(deadline: deadline, sequence: sequence))
         earliestExpiry = min(earliestExpiry, deadline)
     }
 
