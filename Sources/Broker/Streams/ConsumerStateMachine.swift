@@ -71,6 +71,7 @@ struct ConsumerStateMachine: Equatable {
             let count = (deliveryCounts[due] ?? 1)
             if configuration.maxDeliver > 0 && count >= configuration.maxDeliver {
                 // Given up on: no more deliveries; counts as handled for the ack floor.
+                revision &+= 1
                 pending[due] = nil
                 deliveryCounts[due] = nil
                 exhausted.append(due)
@@ -78,6 +79,7 @@ struct ConsumerStateMachine: Equatable {
                 continue
             }
             if !available(due) {  // removed from the stream meanwhile
+                revision &+= 1
                 pending[due] = nil
                 deliveryCounts[due] = nil
                 advanceAckFloor()
@@ -98,8 +100,14 @@ struct ConsumerStateMachine: Equatable {
             }
             candidate += 1
         }
-        deliveredStream = max(deliveredStream, lastSequence)
-        if pending.isEmpty { ackFloorStream = max(ackFloorStream, deliveredStream) }
+        if lastSequence > deliveredStream {
+            revision &+= 1  // passed over what it does not take
+            deliveredStream = lastSequence
+        }
+        if pending.isEmpty, deliveredStream > ackFloorStream {
+            revision &+= 1
+            ackFloorStream = deliveredStream
+        }
         return nil
     }
 
