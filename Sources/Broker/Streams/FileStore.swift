@@ -318,10 +318,12 @@ public final class FileStore: MessageStore {
             // The seals under way finish either way (a deleted stream must not get a sealed block back).
             sealer.waitForAll()
             collectSeals()
+            sealer.waitForAll()  // the raw blocks collectSeals discards
             throw error
         }
         sealer.waitForAll()
         collectSeals()
+        sealer.waitForAll()  // the raw blocks collectSeals discards
         Glibc.close(activeFD)
         activeFD = -1
     }
@@ -569,9 +571,11 @@ public final class FileStore: MessageStore {
             switch result {
             case .success:
                 sealing[id] = nil
-                Glibc.close(fd)
-                unlink(blockURL(id, sealed: false).path)
                 sealed.insert(id)
+                // Freeing a raw block's 8 MiB took 5-6 ms of the JetStream queue (strace -T: unlink, or the close
+                // after it), the tail of the publish latency: done in the background, after which nothing reads
+                // the raw file. A crash before it leaves the raw block beside its sealed one: start-up removes it.
+                sealer.discard(fd: fd, path: blockURL(id, sealed: false).path)
             case .failure(.damaged):
                 break  // kept raw for good: read through its file, record by record
             case .failure:
@@ -831,6 +835,16 @@ final class BlockSealer: @unchecked Sendable {
     }
 
     func waitForAll() { group.wait() }
+
+    /// Closes a sealed block's raw file and removes it, on the sealer's queue.
+    func discard(fd: Int32, path: String) {
+        group.enter()
+        Self.queue.async { [group] in
+            Glibc.close(fd)
+            unlink(path)
+            group.leave()
+        }
+    }
 
     private static func writeSealed(raw rawURL: URL, sealed final: URL) -> Result<Void, StoreError> {
         guard let raw = FileStore.readWholeFile(rawURL.path) else { return .failure(.io("cannot read \(rawURL.lastPathComponent)")) }
