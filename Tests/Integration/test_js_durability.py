@@ -71,15 +71,13 @@ async def test_confirmed_acks_survive_kill_9(server_factory, tmp_path, target):
         await nc.close()
 
 
-async def test_idle_consumer_state_is_not_rewritten(server_factory, tmp_path, target):
+async def test_idle_consumer_state_is_not_rewritten(js_server, tmp_path, target):
     """A durable consumer's state is written again only after it changed: a pull consumer waiting with a fetch
     (as nats-py's fetch long-polls) and a push consumer with a listener were rewritten every 100 ms tick."""
     if target.name != "brokerd":
         pytest.skip("brokerd's store layout")
-    store = tmp_path / "store"
-    store.mkdir()
-    s = server_factory("-js", "-sd", str(store))
-    nc, js = await connect(s)
+    store = tmp_path / "store"  # js_server's
+    nc, js = await connect(js_server)
     await js.add_stream(name="IDLE", subjects=["idle.>"])
     await js.publish("idle.x", b"first")
     psub = await js.pull_subscribe("idle.x", durable="puller", stream="IDLE")
