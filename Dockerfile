@@ -25,27 +25,30 @@ COPY Sources ./Sources
 COPY Tests ./Tests
 COPY Benchmarks ./Benchmarks
 # The Makefile's RELEASE_FLAGS (test_deploy.py checks they match): static runtime, the start-up's functions
-# first (Sources/brokerd/brokerd.order), packed relocations, and libstdc++, libgcc, liblz4, zlib and libcrypt
-# linked statically from .build/static-libs (the Makefile's `static-libs`); see the Makefile. The binary then
-# needs glibc alone, which the check after the build makes sure of.
+# first (Sources/brokerd/brokerd.order), packed relocations, and libstdc++, libgcc, liblz4 and zlib linked
+# statically from .build/static-libs (the Makefile's `static-libs`); see the Makefile. The binary then needs
+# glibc and libcrypt (LGPL: kept shared) alone, which the check after the build makes sure of.
 RUN mkdir -p .build/static-libs \
-    && for lib in stdc++ lz4 z crypt; do \
-         a=$(clang -print-file-name=lib$lib.a) && [ -f "$a" ] && ln -sf "$a" .build/static-libs/lib$lib.a; \
+    && for lib in stdc++ lz4 z; do \
+         a=$(clang -print-file-name=lib$lib.a); \
+         if [ ! -f "$a" ]; then echo "lib$lib.a not found (static-libs)" >&2; exit 1; fi; \
+         ln -sf "$a" .build/static-libs/lib$lib.a; \
        done \
     && swift build -c release --product brokerd --static-swift-stdlib -Xswiftc -Xfrontend -Xswiftc -function-sections \
         -Xcc -ffunction-sections -Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs \
         -Xlinker --no-export-dynamic -Xlinker --symbol-ordering-file=/src/Sources/brokerd/brokerd.order \
         -Xlinker --no-warn-symbol-ordering -Xlinker -L/src/.build/static-libs -Xswiftc -Xclang-linker -Xswiftc -static-libgcc \
     && install -D -m 0755 "$(swift build -c release --show-bin-path)/brokerd" /out/usr/local/bin/brokerd \
-    && ! ldd /out/usr/local/bin/brokerd | grep -vE 'linux-vdso|libc\.so|libm\.so|ld-linux'
+    && libs="$(ldd /out/usr/local/bin/brokerd)" && echo "$libs" && [ -n "$libs" ] \
+    && ! echo "$libs" | grep -vE 'linux-vdso|libc\.so|libm\.so|libcrypt\.so|ld-linux'
 
 # ---- runtime --------------------------------------------------------------------------------------------
 FROM debian:bookworm-slim
 
-# The Swift runtime and every library but glibc are linked in statically (the build stage checks it).
+# The Swift runtime and every library but glibc and libcrypt are linked in statically (the build stage checks it).
 RUN export DEBIAN_FRONTEND=noninteractive \
     && apt-get update -q \
-    && apt-get install -y -q --no-install-recommends ca-certificates \
+    && apt-get install -y -q --no-install-recommends libcrypt1 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 brokerd \
     && useradd --system --uid 10001 --gid 10001 --home-dir /data --no-create-home --shell /usr/sbin/nologin brokerd \

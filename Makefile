@@ -13,10 +13,10 @@ IMAGE        ?= brokerd:dev
 # dlopen'ed code (there is none). An idle brokerd then maps ~17 MB instead of ~29 MB (README, "Idle memory").
 # SwiftPM does not recompile Swift modules when only these flags change: after changing them, remove
 # .build/x86_64-unknown-linux-gnu/release (a fresh clone builds with them from the start).
-# The C and C++ libraries other than glibc (libstdc++, libgcc, liblz4, zlib, libcrypt) are linked statically
-# too: `static-libs` links each one's archive into .build/static-libs, which the linker searches first (an
-# archive it does not find there stays a shared library); only what brokerd calls is then mapped, laid out
-# with the rest (README, "Idle memory": -1.2 MB resident).
+# The C and C++ libraries other than glibc (libstdc++, libgcc, liblz4, zlib; libcrypt, LGPL, stays shared) are
+# linked statically too: `static-libs` links each one's archive into .build/static-libs, which the linker
+# searches first (an archive it does not find there stays a shared library); only what brokerd calls is then
+# mapped, laid out with the rest (README, "Idle memory": -1.2 MB resident).
 RELEASE_FLAGS ?= --static-swift-stdlib -Xswiftc -Xfrontend -Xswiftc -function-sections -Xcc -ffunction-sections \
 	-Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs -Xlinker --no-export-dynamic \
 	-Xlinker --symbol-ordering-file=$(CURDIR)/Sources/brokerd/brokerd.order -Xlinker --no-warn-symbol-ordering \
@@ -90,7 +90,8 @@ release: deps static-libs
 ## The static archives the release link prefers (see RELEASE_FLAGS), found where the toolchain's clang looks.
 static-libs:
 	@mkdir -p .build/static-libs; \
-	for lib in stdc++ lz4 z crypt; do \
+	rm -f .build/static-libs/libcrypt.a; \
+	for lib in stdc++ lz4 z; do \
 	  a=$$(clang -print-file-name=lib$$lib.a 2>/dev/null); \
 	  if [ -f "$$a" ]; then ln -sf "$$a" .build/static-libs/lib$$lib.a; else rm -f .build/static-libs/lib$$lib.a; fi; \
 	done

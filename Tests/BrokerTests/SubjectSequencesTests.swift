@@ -60,4 +60,26 @@ final class SubjectSequencesTests: XCTestCase {
         list.append(10_001)
         XCTAssertEqual(Array(list), [10_001])
     }
+
+    /// Removals anywhere and restores after the dead front was dropped (compaction) keep the order.
+    func testChangesAfterACompaction() {
+        var list = SubjectSequences()
+        var reference = Array(1...3_000 as ClosedRange<UInt64>)
+        list.append(contentsOf: reference)
+        for _ in 0..<1_600 {  // past half of it: the front is dropped
+            list.removeFirst()
+            reference.removeFirst()
+        }
+        for s in [1_700, 2_999, 1_601] as [UInt64] {
+            XCTAssertTrue(list.remove(s))
+            reference.removeAll { $0 == s }
+        }
+        list.insert(2_999)
+        reference.insert(2_999, at: reference.firstIndex(atLeast: 2_999))
+        list.insert(1_650)  // held already: nothing changes
+        list.removeFirst()
+        reference.removeFirst()
+        XCTAssertEqual(Array(list), reference)
+        XCTAssertEqual(list.firstIndex(atLeast: 1_700), reference.firstIndex(atLeast: 1_700))
+    }
 }

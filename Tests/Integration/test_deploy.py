@@ -557,9 +557,10 @@ def test_dockerfile_ports_entrypoint_and_stages():
     entry = [a for w, a in runtime_stage() if w == "ENTRYPOINT"][-1]
     assert re.sub(r"\s", "", entry) == '["/usr/local/bin/brokerd"]'
     runtime_run = " ".join(a for w, a in runtime_stage() if w == "RUN")
-    assert "ca-certificates" in runtime_run
-    # Every library but glibc is linked statically, and the build stage fails when one is not.
-    assert "ldd /out/usr/local/bin/brokerd" in builds[0]
+    assert "ca-certificates" in runtime_run and "libcrypt1" in runtime_run
+    # Every library but glibc and libcrypt is linked statically, and the build stage fails when one is not
+    # (or when ldd says nothing).
+    assert "ldd /out/usr/local/bin/brokerd" in builds[0] and '[ -n "$libs" ]' in builds[0]
 
 
 def test_dockerignore_keeps_what_the_build_copies():

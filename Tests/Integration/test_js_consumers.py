@@ -436,3 +436,39 @@ async def test_interest_retention_counts_only_interested_consumers(js_server):
         assert (await js.stream_info("IR")).state.messages == 0
     finally:
         await nc.close()
+
+
+async def test_last_per_subject_consumer_keeps_its_bound_across_an_update_and_a_restart(server_factory, tmp_path, target):
+    """A durable last_per_subject consumer that caught up, was updated, then restarted, delivers every message
+    stored after it caught up: its start bound survives (brokerd once saved it as gone once the consumer was
+    past it, and a restart then took the stream's end as the bound and skipped the older of the new ones)."""
+    store = tmp_path / "store"
+    store.mkdir()
+    s = server_factory("-js", "-sd", str(store))
+    nc, js = await _connect(s)
+    await js.add_stream(name="LPS", subjects=["k.>"])
+    for subject, n in (("k.a", 3), ("k.b", 2)):
+        for i in range(n):
+            await js.publish(subject, f"{subject}-{i}".encode())
+    config = nats.js.api.ConsumerConfig(durable_name="lps", deliver_policy=nats.js.api.DeliverPolicy.LAST_PER_SUBJECT,
+                                        ack_policy=nats.js.api.AckPolicy.EXPLICIT, filter_subject="k.>")
+    await js.add_consumer("LPS", config)
+    psub = await js.pull_subscribe_bind("lps", "LPS")
+    got = await psub.fetch(2, timeout=WAIT)
+    assert sorted(m.data for m in got) == [b"k.a-2", b"k.b-1"]
+    for m in got:
+        await m.ack_sync()
+    await asyncio.sleep(0.3)  # a tick pumps the consumer past its bound
+    config.description = "updated"
+    await js.add_consumer("LPS", config)  # an update: the consumer's record is written again
+    await js.publish("k.a", b"k.a-3")
+    await js.publish("k.a", b"k.a-4")
+    await asyncio.sleep(0.3)
+    await nc.close()
+    s.terminate()
+    s = server_factory("-js", "-sd", str(store))
+    nc, js = await _connect(s)
+    psub = await js.pull_subscribe_bind("lps", "LPS")
+    got = await psub.fetch(2, timeout=WAIT)
+    assert [m.data for m in got] == [b"k.a-3", b"k.a-4"]
+    await nc.close()

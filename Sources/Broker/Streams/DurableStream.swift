@@ -449,9 +449,7 @@ public final class DurableStream {
                 expiryOrder.removeMin()
                 if expiries[first.sequence] == first.deadline { due.append(first.sequence) }
             }
-            if expiryOrder.count > 1024, expiryOrder.count > 2 * expiries.count {
-                expiryOrder = Heap(expiries.map { Expiry(deadline: $0.value, sequence: $0.key) })
-            }
+            compactExpiryOrder()
             earliestExpiry = expiryOrder.min?.deadline ?? .max
             for sequence in due.sorted() { try removeAged(sequence) }
         }
@@ -607,6 +605,14 @@ public final class DurableStream {
         expiries[sequence] = deadline
         expiryOrder.insert(Expiry(deadline: deadline, sequence: sequence))
         earliestExpiry = min(earliestExpiry, deadline)
+        compactExpiryOrder()
+    }
+
+    /// Rebuilds the deadline heap from `expiries` once entries of messages gone early are most of it (messages
+    /// removed long before their TTL: a KV bucket's older revisions, acked work).
+    private func compactExpiryOrder() {
+        guard expiryOrder.count > 1024, expiryOrder.count > 2 * expiries.count else { return }
+        expiryOrder = Heap(expiries.map { Expiry(deadline: $0.value, sequence: $0.key) })
     }
 
     /// Removes one message (an ack under workqueue retention, or a delete request).

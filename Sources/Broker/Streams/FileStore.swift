@@ -233,7 +233,11 @@ public final class FileStore: MessageStore {
         // Only blocks older than every block still raw (being sealed, or kept raw as damaged): a newer block may
         // hold the delete and purge records of an older one's messages, and must outlive it.
         let oldestRaw = sealing.keys.min() ?? .max
-        let gone = blockLast.filter { $0.value < current.firstSequence && sealed.contains($0.key) && $0.key < oldestRaw }.map(\.key)
+        // Nor a block whose raw file's removal is still queued (BlockSealer.discard): its sealed file goes after
+        // that, so a crash never leaves the raw file alone, read back as an unsealed block.
+        let gone = blockLast.filter {
+            $0.value < current.firstSequence && sealed.contains($0.key) && $0.key < oldestRaw && !sealer.isDiscarding($0.key)
+        }.map(\.key)
         guard !gone.isEmpty else { return }
         // A write that fails (no space) leaves the record buffered for the next sync and the blocks in place; a
         // failed fsync is never followed by a false success (the next sync fails and the rollback cuts it off).
@@ -358,6 +362,10 @@ public final class FileStore: MessageStore {
     public func forEachMessage(_ body: (_ sequence: UInt64, _ timestamp: Int64, _ subject: ArraySlice<UInt8>, _ headers: ArraySlice<UInt8>) -> Void) {
         var blockID: UInt32?
         var bytes: [UInt8] = []
+        // A walk of every block (the rebuild at start) leaves no decompressed block behind in the cache: a store
+        // at rest holds none.
+        let cached = cachedBlocks
+        defer { cachedBlocks = cached }
         var next = index.first(atOrAfter: current.firstSequence, limit: current.lastSequence)
         while let sequence = next {
             next = sequence < current.lastSequence ? index.first(atOrAfter: sequence + 1, limit: current.lastSequence) : nil
@@ -575,7 +583,7 @@ public final class FileStore: MessageStore {
                 // Freeing a raw block's 8 MiB took 5-6 ms of the JetStream queue (strace -T: unlink, or the close
                 // after it), the tail of the publish latency: done in the background, after which nothing reads
                 // the raw file. A crash before it leaves the raw block beside its sealed one: start-up removes it.
-                sealer.discard(fd: fd, path: blockURL(id, sealed: false).path)
+                sealer.discard(id: id, fd: fd, path: blockURL(id, sealed: false).path)
             case .failure(.damaged):
                 break  // kept raw for good: read through its file, record by record
             case .failure:
@@ -837,14 +845,21 @@ final class BlockSealer: @unchecked Sendable {
     func waitForAll() { group.wait() }
 
     /// Closes a sealed block's raw file and removes it, on the sealer's queue.
-    func discard(fd: Int32, path: String) {
+    func discard(id: UInt32, fd: Int32, path: String) {
         group.enter()
-        Self.queue.async { [group] in
+        discarding.withLock { _ = $0.insert(id) }
+        Self.queue.async { [self] in
             Glibc.close(fd)
             unlink(path)
+            discarding.withLock { _ = $0.remove(id) }
             group.leave()
         }
     }
+
+    /// Blocks whose raw file `discard` has not removed yet.
+    private let discarding = Mutex<Set<UInt32>>([])
+
+    func isDiscarding(_ id: UInt32) -> Bool { discarding.withLock { $0.contains(id) } }
 
     private static func writeSealed(raw rawURL: URL, sealed final: URL) -> Result<Void, StoreError> {
         guard let raw = FileStore.readWholeFile(rawURL.path) else { return .failure(.io("cannot read \(rawURL.lastPathComponent)")) }

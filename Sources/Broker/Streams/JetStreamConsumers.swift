@@ -61,6 +61,8 @@ final class ConsumerEntry {
     /// Deliver policy last_per_subject: up to `lastPerSubjectBound` (the stream's last sequence when the
     /// consumer was created) only these sequences are delivered; everything after it is.
     var lastPerSubjectBound: UInt64 = 0
+    /// Past the bound: the set is gone and no longer consulted (the bound stays: it is saved with the consumer).
+    var lastPerSubjectDone = false
     var lastPerSubject: Set<UInt64> = [] {
         didSet { lastPerSubjectSorted = lastPerSubject.sorted() }
     }
@@ -282,7 +284,7 @@ extension JetStream {
         let revision = consumer.machine.revision
         // Only what is on disk is handed out (see durableLast).
         let lastDurable = min(store.state.lastSequence, durableLast[consumer.stream] ?? store.state.lastSequence)
-        let bound = consumer.lastPerSubjectBound
+        let bound = consumer.lastPerSubjectDone ? 0 : consumer.lastPerSubjectBound
         let only = consumer.lastPerSubject
         // The message `available` loaded is the one `send` delivers next: load it once.
         let loaded = LoadedMessage()
@@ -368,10 +370,11 @@ extension JetStream {
             }
         }
         adviseExhausted(consumer)
-        if consumer.lastPerSubjectBound > 0, consumer.machine.deliveredStream >= consumer.lastPerSubjectBound {
+        if !consumer.lastPerSubjectDone, consumer.lastPerSubjectBound > 0, consumer.machine.deliveredStream >= consumer.lastPerSubjectBound {
             // Past the last-per-subject part: its set (a sequence per subject, a KV bucket's keys for a watch)
-            // is no longer consulted, so it goes (as nats-server drops its list).
-            consumer.lastPerSubjectBound = 0
+            // is no longer consulted, so it goes (as nats-server drops its list). The bound itself stays: the
+            // consumer's saved record keeps it for a restart.
+            consumer.lastPerSubjectDone = true
             consumer.lastPerSubject = []
         }
         // Written again by the tick only when this changed it: an idle consumer (a push consumer with a listener,
