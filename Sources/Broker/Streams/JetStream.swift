@@ -213,16 +213,14 @@ public final class JetStream: @unchecked Sendable {
             router.eventLoop.execute { [self] in
                 let items = batch.items
                 batch.items = []
-                // Each capture is lent to `store`, not copied out of the array (a copy retains its four buffers,
-                // made on the publisher's loop: atomic operations on another core's cache lines).
-                queue.async { [self] in items.withUnsafeBufferPointer { for i in $0.indices { store($0[i]) } } }
+                queue.async { [self] in for capture in items { store(capture) } }
             }
         }
         batch.items.append(capture)
     }
 
     /// A captured publish, on the JetStream queue: checked, stored, and answered after the group commit.
-    private func store(_ capture: borrowing Capture) {
+    private func store(_ capture: Capture) {
         let name = capture.stream, headers = capture.headers, payload = capture.payload
         var answer = capture.answer
         // no_ack: clients get no PubAck (the server's own publishers still get their typed answer).
