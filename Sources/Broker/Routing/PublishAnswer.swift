@@ -30,11 +30,8 @@ enum PublishAnswer: Sendable {
             case .callback(let deliver):
                 deliver(ack)
             case .reply(let router, let subject):
-                let key = ObjectIdentifier(router)
-                if byLoop[key] == nil {
-                    byLoop[key] = (router, ByteBufferAllocator().buffer(capacity: answers.count * (subject.readableBytes + 48)))
-                }
-                byLoop[key]!.replies.writeReply(to: subject, ack)
+                byLoop[ObjectIdentifier(router), default: (router, ByteBufferAllocator().buffer(capacity: answers.count * (subject.readableBytes + 48)))]
+                    .replies.writeReply(to: subject, ack)
             }
         }
         for (router, replies) in byLoop.values {

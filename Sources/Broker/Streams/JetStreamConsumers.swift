@@ -298,7 +298,7 @@ extension JetStream {
         // A consumer of literal subjects jumps from one of its messages to the next through the stream's
         // per-subject index: the other subjects' messages are never read (a KV history, an ordered consumer
         // of one key, were a read of every message after the start, holding the queue).
-        let literal = !consumer.filters.isEmpty && consumer.filters.allSatisfy { !$0.contains(UInt8(ascii: "*")) && !$0.contains(UInt8(ascii: ">")) }
+        let literal = !consumer.filters.isEmpty && !consumer.filters.contains(where: Subject.hasWildcard)
         let stream = entry.stream
         let skipTo: ((UInt64) -> UInt64?)? = literal ? { stream.firstSequence(on: consumer.filters, atOrAfter: $0) } : nil
         if let deliverSubject = consumer.deliverSubject {
